@@ -1,0 +1,1 @@
+"""distilrnn: distil transformer text classifiers into small, fast LSTM/GRU students."""

@@ -1,0 +1,237 @@
+"""Command line: parse flags and the TOML config, then call the pipeline; nothing else."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.markup import escape
+from rich.table import Table
+
+from distilrnn.config import ConfigError, RunConfig, describe_settings, load_config
+
+console = Console(width=None if sys.stdout.isatty() else 140)
+app = typer.Typer(
+    help="Distil fine-tuned transformer text classifiers into small, fast LSTM/GRU students.\n\n"
+    "Every stage reads one TOML config; `--set section.key=value` overrides any setting "
+    "(see `distilrnn settings`).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+ConfigArg = Annotated[
+    Path | None, typer.Argument(help="TOML config (see configs/); omitted: defaults.")
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a setting: section.key=value (TOML value)."),
+]
+RunDirOpt = Annotated[str | None, typer.Option("--run-dir", help="Override run_dir.")]
+ForceOpt = Annotated[
+    list[str] | None,
+    typer.Option("--force", help="Rebuild this stage even if a complete copy exists."),
+]
+DeviceOpt = Annotated[str, typer.Option(help="torch device for the teacher and students.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
+        force=True,
+    )
+    for noisy in ("httpx", "urllib3", "filelock", "datasets", "huggingface_hub"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _config(config: Path | None, overrides: list[str] | None, run_dir: str | None) -> RunConfig:
+    overrides = list(overrides or [])
+    if run_dir:
+        overrides.append(f'run_dir="{run_dir}"')
+    return load_config(config, overrides)
+
+
+def _pipeline(config, overrides, run_dir, force, device, verbose):
+    from distilrnn.pipeline import Pipeline
+
+    _setup_logging(verbose)
+    return Pipeline(_config(config, overrides, run_dir), device=device, force=tuple(force or ()))
+
+
+def print_results(results: dict) -> None:
+    table = Table(title=f"distilrnn results: {results['run_dir']}")
+    for column in (
+        "model",
+        "objective",
+        "seeds",
+        "val acc",
+        "test acc",
+        "params",
+        "trainable",
+        "size MB",
+        "train s",
+    ):
+        table.add_column(column, justify="left" if column in ("model", "objective") else "right")
+    for row in results["rows"]:
+        table.add_row(
+            row["name"],
+            row["objective"],
+            str(row["seeds"]),
+            _pct(row["validation_accuracy"], row.get("validation_accuracy_std")),
+            _pct(row["test_accuracy"], row.get("test_accuracy_std")),
+            f"{row['parameters']['total'] / 1e6:.2f} M",
+            f"{row['parameters']['trainable'] / 1e6:.2f} M",
+            f"{row['size_bytes'] / 1e6:.1f}",
+            f"{row['train_seconds']:.0f}" if row.get("train_seconds") else "-",
+        )
+    console.print(table)
+
+
+def _pct(mean: float, std: float | None) -> str:
+    return f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if std else "")
+
+
+@app.command()
+def run(
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    run_dir: RunDirOpt = None,
+    force: ForceOpt = None,
+    device: DeviceOpt = "cpu",
+    verbose: VerboseOpt = False,
+) -> None:
+    """Run every stage (data, teacher, label, student, evaluate), reusing finished ones."""
+    pipeline = _pipeline(config, set_, run_dir, force, device, verbose)
+    results = pipeline.run()
+    print_results(results)
+    console.print(f"reused: {', '.join(pipeline.reused) or 'nothing'}")
+    console.print(f"built: {', '.join(pipeline.built) or 'nothing'}")
+
+
+@app.command()
+def data(
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    run_dir: RunDirOpt = None,
+    force: ForceOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Load, validate and split the task; save the splits and label names."""
+    pipeline = _pipeline(config, set_, run_dir, force, "cpu", verbose)
+    task, _ = pipeline.data()
+    sizes = {split: len(task.splits[split]) for split in task.splits}
+    console.print(f"labels: {task.label_names}; sizes: {sizes}")
+
+
+@app.command()
+def teacher(
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    run_dir: RunDirOpt = None,
+    force: ForceOpt = None,
+    device: DeviceOpt = "cpu",
+    verbose: VerboseOpt = False,
+) -> None:
+    """Fine-tune the teacher (or check a fine-tuned one) and report its accuracy."""
+    pipeline = _pipeline(config, set_, run_dir, force, device, verbose)
+    task, data_fp = pipeline.data()
+    teacher_dir, _ = pipeline.teacher(task, data_fp)
+    metrics = json.loads((teacher_dir.parent / "metrics.json").read_text())
+    console.print(
+        f"teacher at {teacher_dir}: validation {100 * metrics['validation_accuracy']:.2f} %, "
+        f"test {100 * metrics['test_accuracy']:.2f} %"
+    )
+
+
+@app.command()
+def label(
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    run_dir: RunDirOpt = None,
+    force: ForceOpt = None,
+    device: DeviceOpt = "cpu",
+    verbose: VerboseOpt = False,
+) -> None:
+    """Record the teacher's logits for the training texts (sharded, resumable)."""
+    pipeline = _pipeline(config, set_, run_dir, force, device, verbose)
+    task, data_fp = pipeline.data()
+    labelled, _ = pipeline.label(task, *pipeline.teacher(task, data_fp))
+    console.print(f"{len(labelled)} texts labelled")
+
+
+@app.command()
+def student(
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    run_dir: RunDirOpt = None,
+    force: ForceOpt = None,
+    device: DeviceOpt = "cpu",
+    verbose: VerboseOpt = False,
+    variant: Annotated[
+        list[str] | None, typer.Option(help="Train only these variants (default: all).")
+    ] = None,
+) -> None:
+    """Train the student variants (each seed), reusing finished ones."""
+    pipeline = _pipeline(config, set_, run_dir, force, device, verbose)
+    if variant:
+        unknown = set(variant) - {v.name for v in pipeline.config.variants}
+        if unknown:
+            raise ConfigError(f"--variant: unknown variant(s) {', '.join(sorted(unknown))}")
+        pipeline.config.variants = [v for v in pipeline.config.variants if v.name in variant]
+    task, data_fp = pipeline.data()
+    teacher_output = pipeline.teacher(task, data_fp)
+    labelled = pipeline.label(task, *teacher_output) if pipeline.needs_logits() else None
+    for directory in pipeline.students(task, teacher_output, data_fp, labelled):
+        metrics = json.loads((directory / "metrics.json").read_text())
+        console.print(
+            f"{directory}: validation {100 * metrics['validation_accuracy']:.2f} %, "
+            f"test {100 * metrics['test_accuracy']:.2f} %"
+        )
+
+
+@app.command()
+def evaluate(
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    run_dir: RunDirOpt = None,
+    device: DeviceOpt = "cpu",
+    verbose: VerboseOpt = False,
+) -> None:
+    """Collect the finished models' metrics into results.json / results.md and print the table."""
+    from distilrnn.evaluate import collect_results
+
+    pipeline = _pipeline(config, set_, run_dir, None, device, verbose)
+    teacher_dir = pipeline.run_dir / "teacher" / "model"
+    student_dirs = sorted(p.parent for p in (pipeline.run_dir / "students").glob("*/*/stage.json"))
+    print_results(collect_results(pipeline.config, pipeline.run_dir, teacher_dir, student_dirs))
+
+
+@app.command()
+def settings() -> None:
+    """List every config setting with its default and meaning."""
+    table = Table(title="distilrnn settings (TOML section.key; override with --set)")
+    for column in ("setting", "default", "meaning"):
+        table.add_column(column, overflow="fold")
+    for name, default, help_text in describe_settings():
+        table.add_row(escape(name), escape(default), escape(help_text))
+    console.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as error:
+        console.print(f"[red]config error:[/red] {error}")
+        sys.exit(2)
+    except (ValueError, FileNotFoundError) as error:
+        # data, teacher and checkpoint errors already name the file, line or setting
+        console.print(f"[red]error:[/red] {error}")
+        sys.exit(1)

@@ -1,0 +1,404 @@
+"""Validated configuration: one dataclass per stage, loaded from TOML, saved fully resolved.
+
+Every field carries a ``help`` text in its metadata; the CLI lists them (`distilrnn settings`),
+so the documentation of a setting lives next to its default and its validation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+logger = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """A bad configuration key or value; the message names the setting."""
+
+
+def setting(default: Any, help: str, **kwargs: Any) -> Any:
+    """A dataclass field with its help text in the metadata."""
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help}, **kwargs)
+
+
+def _check(condition: bool, name: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(f"{name}: {message}")
+
+
+def _check_fraction(value: float, name: str) -> None:
+    _check(0.0 <= value < 1.0, name, f"must be in [0, 1), got {value}")
+
+
+@dataclass
+class DataConfig:
+    path: str = setting(
+        "",
+        "Folder with the task's train / validation [/ test] files. `$VARS` are expanded, "
+        "so `$SST2_DIR` takes the folder from the environment.",
+    )
+    hub_name: str = setting(
+        "", "A datasets hub name such as `glue/sst2` (online only); used when `path` is empty."
+    )
+    train_file: str = setting("train.tsv", "Training file name inside `path`.")
+    validation_file: str = setting("dev.tsv", "Validation file name inside `path`.")
+    test_file: str = setting(
+        "",
+        "Labelled test file name inside `path`. Empty: the validation split is halved into "
+        "validation (model selection) and test (reporting).",
+    )
+    format: str = setting("auto", "File format: `auto` (by extension), `tsv`, `csv` or `jsonl`.")
+    text_column: str = setting("sentence", "Column holding the text.")
+    label_column: str = setting("label", "Column holding the label (integer or string).")
+    quoting: bool = setting(
+        False, "Honour quote characters in TSV files (GLUE TSV has none: keep false)."
+    )
+    label_names: list[str] = setting(
+        [], 'Display names of the labels in label-id order, e.g. ["negative", "positive"].'
+    )
+    split_seed: int = setting(42, "Seed of the validation/test halving.")
+    max_train_samples: int = setting(
+        0, "Use only the first N training rows after a seeded shuffle (0: all). For quick runs."
+    )
+
+    def __post_init__(self) -> None:
+        _check(
+            self.format in {"auto", "tsv", "csv", "jsonl"},
+            "data.format",
+            f"must be auto, tsv, csv or jsonl, got {self.format!r}",
+        )
+        _check(self.max_train_samples >= 0, "data.max_train_samples", "must be >= 0")
+
+    def resolved_path(self) -> Path | None:
+        if not self.path:
+            return None
+        expanded = os.path.expandvars(os.path.expanduser(self.path))
+        if "$" in expanded:
+            raise ConfigError(
+                f"data.path: {self.path!r} names an environment variable that is not set"
+            )
+        return Path(expanded)
+
+
+@dataclass
+class TeacherConfig:
+    model: str = setting(
+        "sentence-transformers/all-MiniLM-L6-v2",
+        "Backbone to fine-tune: a hub id or a local folder. Known ids resolve to an installed "
+        "offline copy when the hub cannot be reached.",
+    )
+    checkpoint: str = setting(
+        "",
+        "An already fine-tuned classifier (hub id or folder) to use as the teacher without "
+        "training; its label count and names must fit the task.",
+    )
+    epochs: float = setting(2.0, "Fine-tuning epochs.")
+    learning_rate: float = setting(1e-4, "Peak learning rate (AdamW, linear decay).")
+    batch_size: int = setting(32, "Training batch size.")
+    eval_batch_size: int = setting(128, "Evaluation batch size.")
+    max_length: int = setting(128, "Maximum tokens per text (longer texts are truncated).")
+    warmup_ratio: float = setting(0.1, "Fraction of the steps spent warming up the learning rate.")
+    weight_decay: float = setting(0.01, "AdamW weight decay.")
+    eval_steps: int = setting(
+        0,
+        "Evaluate and checkpoint every N steps (0: once an epoch). The best validation "
+        "accuracy is kept.",
+    )
+    seed: int = setting(42, "Fine-tuning seed.")
+    trust_remote_code: bool = setting(
+        False, "Allow model code from the checkpoint's repository to run. Off unless you trust it."
+    )
+
+    def __post_init__(self) -> None:
+        _check(self.epochs > 0, "teacher.epochs", "must be > 0")
+        _check(self.learning_rate > 0, "teacher.learning_rate", "must be > 0")
+        _check(self.batch_size > 0, "teacher.batch_size", "must be > 0")
+        _check(self.eval_batch_size > 0, "teacher.eval_batch_size", "must be > 0")
+        _check(self.max_length > 1, "teacher.max_length", "must be > 1")
+        _check(self.eval_steps >= 0, "teacher.eval_steps", "must be >= 0")
+        _check_fraction(self.warmup_ratio, "teacher.warmup_ratio")
+
+
+@dataclass
+class LabelConfig:
+    batch_size: int = setting(256, "Texts per teacher forward pass (sorted by length).")
+    shard_size: int = setting(
+        50_000, "Texts per shard written to disk; a killed run resumes from the last shard."
+    )
+
+    def __post_init__(self) -> None:
+        _check(self.batch_size > 0, "label.batch_size", "must be > 0")
+        _check(self.shard_size > 0, "label.shard_size", "must be > 0")
+
+
+OBJECTIVES = ("ce", "mse", "kl")
+
+
+@dataclass
+class StudentSettings:
+    """Student architecture and training settings; `[[variant]]` tables override any of them."""
+
+    rnn: str = setting("lstm", "Recurrent cell: `lstm` or `gru`.")
+    num_layers: int = setting(1, "Recurrent layers, 1 to 4.")
+    hidden_size: int = setting(256, "Hidden units per direction.")
+    bidirectional: bool = setting(True, "Read the text in both directions.")
+    pooling: str = setting(
+        "attention", "Sequence pooling: `attention` (DeepMoji), `max`, `mean` or `last`."
+    )
+    head_hidden_size: int = setting(256, "Width of the MLP head (0: a single linear layer).")
+    embeddings: str = setting(
+        "frozen",
+        "Word embeddings: `frozen` (teacher's, fixed), `trainable` (teacher's, fine-tuned) or "
+        "`random` (random init, trained).",
+    )
+    embedding_dropout: float = setting(0.1, "Whole-word embedding dropout (Merity et al. 2017).")
+    input_dropout: float = setting(0.25, "Locked dropout on the recurrent input.")
+    hidden_dropout: float = setting(0.25, "Locked dropout between recurrent layers.")
+    weight_dropout: float = setting(0.3, "DropConnect on hidden-to-hidden weights.")
+    head_dropout: float = setting(0.1, "Dropout in the MLP head.")
+    objective: str = setting(
+        "ce",
+        "Training objective: `ce` on labels, `mse` on teacher logits (Tang et al. 2019), `kl` "
+        "on temperature-softened teacher distributions (Hinton et al. 2015).",
+    )
+    temperature: float = setting(1.0, "Softmax temperature of the `kl` objective.")
+    alpha: float = setting(
+        0.0,
+        "Weight of `ce` on labels mixed into a distillation objective: (1-alpha)*kd + alpha*ce.",
+    )
+    epochs: float = setting(3.0, "Training epochs.")
+    learning_rate: float = setting(2e-3, "Peak learning rate (AdamW, linear decay).")
+    batch_size: int = setting(64, "Training batch size.")
+    weight_decay: float = setting(0.0, "AdamW weight decay.")
+    warmup_ratio: float = setting(0.05, "Fraction of steps warming up the learning rate.")
+    max_grad_norm: float = setting(1.0, "Gradient clipping norm.")
+    max_length: int = setting(128, "Maximum tokens per text.")
+    seeds: list[int] = setting([0], "Seeds; each variant trains once per seed.")
+    eval_steps: int = setting(0, "Evaluate every N steps (0: once an epoch); the best is kept.")
+
+    def __post_init__(self) -> None:
+        _check(self.rnn in {"lstm", "gru"}, "student.rnn", f"must be lstm or gru, got {self.rnn!r}")
+        _check(1 <= self.num_layers <= 4, "student.num_layers", "must be between 1 and 4")
+        _check(self.hidden_size > 0, "student.hidden_size", "must be > 0")
+        _check(
+            self.pooling in {"attention", "max", "mean", "last"},
+            "student.pooling",
+            f"must be attention, max, mean or last, got {self.pooling!r}",
+        )
+        _check(self.head_hidden_size >= 0, "student.head_hidden_size", "must be >= 0")
+        _check(
+            self.embeddings in {"frozen", "trainable", "random"},
+            "student.embeddings",
+            f"must be frozen, trainable or random, got {self.embeddings!r}",
+        )
+        for name in ("embedding_dropout", "input_dropout", "hidden_dropout", "weight_dropout"):
+            _check_fraction(getattr(self, name), f"student.{name}")
+        _check_fraction(self.head_dropout, "student.head_dropout")
+        _check_fraction(self.warmup_ratio, "student.warmup_ratio")
+        _check(
+            self.objective in OBJECTIVES,
+            "student.objective",
+            f"must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}",
+        )
+        _check(self.temperature > 0, "student.temperature", "must be > 0")
+        _check(0.0 <= self.alpha <= 1.0, "student.alpha", "must be in [0, 1]")
+        _check(self.epochs > 0, "student.epochs", "must be > 0")
+        _check(self.learning_rate > 0, "student.learning_rate", "must be > 0")
+        _check(self.batch_size > 0, "student.batch_size", "must be > 0")
+        _check(self.max_length > 1, "student.max_length", "must be > 1")
+        _check(len(self.seeds) > 0, "student.seeds", "needs at least one seed")
+        _check(self.eval_steps >= 0, "student.eval_steps", "must be >= 0")
+
+
+@dataclass
+class Variant:
+    """A named student: the `[student]` settings with some of them overridden."""
+
+    name: str
+    overrides: dict[str, Any]
+
+
+@dataclass
+class RunConfig:
+    run_dir: str = setting("runs/default", "Directory of the run's artifacts.")
+    data: DataConfig = field(default_factory=DataConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    label: LabelConfig = field(default_factory=LabelConfig)
+    student: StudentSettings = field(default_factory=StudentSettings)
+    variants: list[Variant] = field(default_factory=list)
+
+    def student_for(self, variant: Variant) -> StudentSettings:
+        """The `[student]` settings with the variant's overrides applied (validated)."""
+        return _build(StudentSettings, {**self.student_dict(), **variant.overrides}, "student")
+
+    def student_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.student)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            "run_dir": self.run_dir,
+            "data": dataclasses.asdict(self.data),
+            "teacher": dataclasses.asdict(self.teacher),
+            "label": dataclasses.asdict(self.label),
+            "student": dataclasses.asdict(self.student),
+            "variant": [{"name": v.name, **v.overrides} for v in self.variants],
+        }
+        return out
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "teacher": TeacherConfig,
+    "label": LabelConfig,
+    "student": StudentSettings,
+}
+
+DEFAULT_VARIANTS = [
+    {"name": "baseline-lstm", "rnn": "lstm", "objective": "ce"},
+    {"name": "baseline-gru", "rnn": "gru", "objective": "ce"},
+    {"name": "distilled-lstm", "rnn": "lstm", "objective": "mse"},
+    {"name": "distilled-gru", "rnn": "gru", "objective": "mse"},
+]
+
+
+def _coerce(value: Any, hint: Any, name: str) -> Any:
+    """Check a TOML value against a field's type; ints are accepted for floats."""
+    hint_name = getattr(hint, "__name__", str(hint))
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool):
+        if isinstance(value, bool) != (hint is bool) or not isinstance(value, hint):
+            raise ConfigError(f"{name}: expected {hint_name}, got {value!r}")
+        return value
+    origin = getattr(hint, "__origin__", None)
+    if origin is list:
+        (item,) = hint.__args__
+        if not isinstance(value, list):
+            raise ConfigError(f"{name}: expected a list, got {value!r}")
+        return [_coerce(v, item, f"{name}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _build(cls: type, values: dict[str, Any], section: str) -> Any:
+    hints = get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown setting{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(f'{section}.{k}' for k in unknown)}; known: {', '.join(sorted(known))}"
+        )
+    kwargs = {k: _coerce(v, hints[k], f"{section}.{k}") for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def _variants(raw: Any) -> list[Variant]:
+    if not isinstance(raw, list):
+        raise ConfigError("variant: expected an array of tables ([[variant]])")
+    student_keys = {f.name for f in dataclasses.fields(StudentSettings)}
+    variants, names = [], set()
+    for i, table in enumerate(raw):
+        if not isinstance(table, dict) or not isinstance(table.get("name"), str):
+            raise ConfigError(f"variant[{i}]: needs a string `name`")
+        overrides = {k: v for k, v in table.items() if k != "name"}
+        unknown = sorted(set(overrides) - student_keys)
+        if unknown:
+            raise ConfigError(f"variant {table['name']!r}: unknown setting(s) {', '.join(unknown)}")
+        if table["name"] in names:
+            raise ConfigError(f"variant {table['name']!r}: name used twice")
+        names.add(table["name"])
+        variants.append(Variant(table["name"], overrides))
+    return variants
+
+
+def config_from_dict(raw: dict[str, Any]) -> RunConfig:
+    """Build and validate a RunConfig from a TOML-shaped dict."""
+    top_known = {"run_dir", "variant", *SECTIONS}
+    unknown = sorted(set(raw) - top_known)
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(top_known))}"
+        )
+    parts = {}
+    for name, cls in SECTIONS.items():
+        section = raw.get(name, {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"{name}: expected a table [{name}]")
+        parts[name] = _build(cls, section, name)
+    run_dir = raw.get("run_dir", "runs/default")
+    if not isinstance(run_dir, str):
+        raise ConfigError(f"run_dir: expected a string, got {run_dir!r}")
+    config = RunConfig(run_dir=run_dir, variants=_variants(raw.get("variant", DEFAULT_VARIANTS)))
+    for name, value in parts.items():
+        setattr(config, name, value)
+    for variant in config.variants:  # validate each variant's merged settings now, not mid-run
+        try:
+            config.student_for(variant)
+        except ConfigError as error:
+            raise ConfigError(f"variant {variant.name!r}: {error}") from None
+    return config
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse `section.key=value` (value in TOML syntax; bare words are strings)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected section.key=value")
+    key, value_text = text.split("=", 1)
+    try:
+        value = tomllib.loads(f"v = {value_text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = value_text
+    return key.strip().split("."), value
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Read a TOML config (or start from defaults) and apply `section.key=value` overrides."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    for text in overrides:
+        keys, value = parse_override(text)
+        target = raw
+        for key in keys[:-1]:
+            target = target.setdefault(key, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"override {text!r}: {key} is not a table")
+        target[keys[-1]] = value
+    return config_from_dict(raw)
+
+
+def describe_settings() -> list[tuple[str, str, str]]:
+    """(name, default, help) for every setting, for the CLI's help."""
+    rows = [
+        (
+            "run_dir",
+            json.dumps("runs/default"),
+            RunConfig.__dataclass_fields__["run_dir"].metadata["help"],
+        )
+    ]
+    for section, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            rows.append((f"{section}.{f.name}", json.dumps(default), f.metadata.get("help", "")))
+    rows.append(
+        (
+            "[[variant]]",
+            "baseline/distilled x lstm/gru",
+            "Named students: `name` plus any `student.*` setting to override.",
+        )
+    )
+    return rows

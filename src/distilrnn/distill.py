@@ -1,0 +1,234 @@
+"""Student training: one path for the `ce` baseline and every distilled student.
+
+transformers' `Trainer` owns the loop (schedules, length-grouped batches, evaluation, best-model
+selection, checkpoints); `DistillationTrainer.compute_loss` swaps in the objective from
+`distilrnn.losses`.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from datasets import Dataset
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedTokenizerBase,
+    Trainer,
+    TrainingArguments,
+)
+from transformers.trainer_utils import get_last_checkpoint
+
+from distilrnn.config import StudentSettings
+from distilrnn.data import Task
+from distilrnn.losses import objective_loss
+from distilrnn.student import RNNStudent, StudentConfig
+from distilrnn.teacher import accuracy_metrics, tokenize
+
+logger = logging.getLogger(__name__)
+
+ARCHITECTURE_FIELDS = (
+    "rnn",
+    "num_layers",
+    "hidden_size",
+    "bidirectional",
+    "pooling",
+    "head_hidden_size",
+    "embedding_dropout",
+    "input_dropout",
+    "hidden_dropout",
+    "weight_dropout",
+    "head_dropout",
+)
+
+
+class StudentCollator:
+    """Right-pads `input_ids` and stacks labels and teacher logits into tensors."""
+
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        longest = max(len(f["input_ids"]) for f in features)
+        input_ids = torch.full((len(features), longest), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(features), longest), dtype=torch.long)
+        for row, feature in enumerate(features):
+            ids = feature["input_ids"]
+            input_ids[row, : len(ids)] = torch.as_tensor(ids)
+            attention_mask[row, : len(ids)] = 1
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if "labels" in features[0]:
+            batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=torch.long)
+        if "teacher_logits" in features[0]:
+            batch["teacher_logits"] = torch.tensor(
+                np.array([f["teacher_logits"] for f in features]), dtype=torch.float32
+            )
+        return batch
+
+
+class DistillationTrainer(Trainer):
+    """A `Trainer` whose loss is a `distilrnn.losses` objective."""
+
+    def __init__(self, *args: Any, settings: StudentSettings, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.settings = settings
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        logits = model(inputs["input_ids"], inputs["attention_mask"])
+        loss = objective_loss(
+            self.settings.objective,
+            logits,
+            labels=inputs.get("labels"),
+            teacher_logits=inputs.get("teacher_logits"),
+            temperature=self.settings.temperature,
+            alpha=self.settings.alpha,
+        )
+        return (loss, {"logits": logits}) if return_outputs else loss
+
+
+def build_student(
+    settings: StudentSettings, teacher_dir: Path, num_labels: int, pad_token_id: int
+) -> RNNStudent:
+    """A fresh student with the teacher's word embeddings (unless `embeddings = "random"`)."""
+    teacher = AutoModelForSequenceClassification.from_pretrained(str(teacher_dir))
+    embedding = teacher.get_input_embeddings().weight.detach().clone()  # (vocab, embedding_dim)
+    config = StudentConfig(
+        vocab_size=embedding.shape[0],
+        embedding_dim=embedding.shape[1],
+        num_labels=num_labels,
+        padding_idx=pad_token_id,
+        freeze_embeddings=settings.embeddings == "frozen",
+        **{name: getattr(settings, name) for name in ARCHITECTURE_FIELDS},
+    )
+    return RNNStudent(config, None if settings.embeddings == "random" else embedding)
+
+
+def student_arguments(
+    settings: StudentSettings, seed: int, work_dir: Path, device: str
+) -> TrainingArguments:
+    strategy = "steps" if settings.eval_steps else "epoch"
+    return TrainingArguments(
+        output_dir=str(work_dir),
+        num_train_epochs=settings.epochs,
+        learning_rate=settings.learning_rate,
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=256,
+        weight_decay=settings.weight_decay,
+        warmup_steps=settings.warmup_ratio,
+        max_grad_norm=settings.max_grad_norm,
+        eval_strategy=strategy,
+        save_strategy=strategy,
+        eval_steps=settings.eval_steps or None,
+        save_steps=settings.eval_steps or None,
+        save_total_limit=2,
+        load_best_model_at_end=True,
+        metric_for_best_model="accuracy",
+        greater_is_better=True,
+        train_sampling_strategy="group_by_length",
+        remove_unused_columns=False,
+        label_names=["labels"],
+        logging_steps=50,
+        seed=seed,
+        report_to="none",
+        use_cpu=device == "cpu",
+        dataloader_pin_memory=False,
+    )
+
+
+def _prepare(dataset: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int) -> Dataset:
+    dataset = tokenize(dataset, tokenizer, max_length)
+    keep = [c for c in ("input_ids", "label", "teacher_logits") if c in dataset.column_names]
+    dataset = dataset.select_columns(keep)
+    return dataset.rename_column("label", "labels") if "label" in keep else dataset
+
+
+@torch.inference_mode()
+def student_logits(
+    model: RNNStudent, dataset: Dataset, pad_token_id: int, batch_size: int = 256
+) -> np.ndarray:
+    """Logits (n, num_labels) for a tokenised dataset, in its order, length-sorted batches."""
+    model.eval()
+    collate = StudentCollator(pad_token_id)
+    lengths = np.array([len(ids) for ids in dataset["input_ids"]])
+    order = np.argsort(lengths, kind="stable")
+    out = np.zeros((len(dataset), model.config.num_labels), dtype=np.float32)
+    device = next(model.parameters()).device
+    input_ids = dataset["input_ids"]
+    for start in range(0, len(order), batch_size):
+        index = order[start : start + batch_size]
+        batch = collate([{"input_ids": input_ids[i]} for i in index])
+        logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+        out[index] = logits.float().cpu().numpy()
+    return out
+
+
+def train_student(
+    settings: StudentSettings,
+    seed: int,
+    train: Dataset,
+    task: Task,
+    teacher_dir: Path,
+    output_dir: Path,
+    work_dir: Path,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Train one student on `train` (text, label [, teacher_logits]); keep the best by validation.
+
+    Saves the student (safetensors + config) and the tokenizer to `output_dir` and returns its
+    metrics: validation / test accuracy, parameter counts, training time, learning curves.
+    """
+    if settings.objective != "ce" and "teacher_logits" not in train.column_names:
+        raise ValueError(f"objective {settings.objective!r} needs teacher logits in the train set")
+    tokenizer = AutoTokenizer.from_pretrained(str(teacher_dir))
+    torch.manual_seed(seed)
+    model = build_student(settings, teacher_dir, task.num_labels, tokenizer.pad_token_id)
+    train_set = _prepare(train, tokenizer, settings.max_length)
+    evaluation = {
+        s: _prepare(task.splits[s], tokenizer, settings.max_length) for s in ("validation", "test")
+    }
+    trainer = DistillationTrainer(
+        model=model,
+        args=student_arguments(settings, seed, work_dir, device),
+        train_dataset=train_set,
+        eval_dataset=evaluation["validation"],
+        data_collator=StudentCollator(tokenizer.pad_token_id),
+        compute_metrics=accuracy_metrics,
+        settings=settings,
+    )
+    last = get_last_checkpoint(str(work_dir)) if work_dir.is_dir() else None
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=last)
+    seconds = time.perf_counter() - started
+    model = trainer.model
+    metrics: dict[str, Any] = {
+        "settings": asdict(settings),
+        "train_seconds": seconds,
+        "seconds_per_epoch": seconds / settings.epochs,
+        "train_runtime": result.metrics.get("train_runtime"),
+        "train_examples": len(train_set),
+        "parameters": model.parameter_counts(),
+        "log_history": trainer.state.log_history,
+    }
+    for split, dataset in evaluation.items():
+        logits = student_logits(model, dataset, tokenizer.pad_token_id)
+        metrics[f"{split}_accuracy"] = float(
+            (logits.argmax(-1) == np.array(dataset["labels"])).mean()
+        )
+    model.save(output_dir)
+    tokenizer.save_pretrained(str(output_dir))
+    shutil.rmtree(work_dir, ignore_errors=True)
+    logger.info(
+        "student %s seed %d: validation %.4f, test %.4f",
+        settings.rnn,
+        seed,
+        metrics["validation_accuracy"],
+        metrics["test_accuracy"],
+    )
+    return metrics

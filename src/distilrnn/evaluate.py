@@ -1,0 +1,122 @@
+"""Collect the teacher's and the students' metrics into results.json and a markdown table.
+
+Accuracy is computed by the teacher and student stages on the validation and test halves; this
+module adds what can be read off the artifacts (parameters, bytes on disk) and aggregates seeds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+from pathlib import Path
+from typing import Any
+
+from safetensors import safe_open
+
+from distilrnn.config import RunConfig
+from distilrnn.pipeline import write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+
+def safetensors_parameters(path: Path, embedding_key: str = "word_embeddings") -> dict[str, int]:
+    """Parameter counts read from a safetensors header (no model is built)."""
+    total = embedding = 0
+    with safe_open(str(path), framework="pt") as handle:
+        for name in handle.keys():  # noqa: SIM118 (safe_open has no __iter__)
+            count = 1
+            for size in handle.get_slice(name).get_shape():
+                count *= size
+            total += count
+            embedding += count if embedding_key in name else 0
+    return {"total": total, "trainable": total, "embedding": embedding}
+
+
+def folder_bytes(directory: Path, pattern: str = "*.safetensors") -> int:
+    return sum(p.stat().st_size for p in directory.glob(pattern))
+
+
+def teacher_row(teacher_dir: Path) -> dict[str, Any]:
+    metrics = json.loads((teacher_dir.parent / "metrics.json").read_text())
+    weights = sorted(teacher_dir.glob("*.safetensors"))
+    parameters = {"total": 0, "trainable": 0, "embedding": 0}
+    for path in weights:
+        for key, value in safetensors_parameters(path).items():
+            parameters[key] += value
+    return {
+        "name": "teacher",
+        "objective": "fine-tuned",
+        "seeds": 1,
+        "validation_accuracy": metrics["validation_accuracy"],
+        "test_accuracy": metrics["test_accuracy"],
+        "parameters": parameters,
+        "size_bytes": folder_bytes(teacher_dir),
+        "train_seconds": metrics.get("train_seconds"),
+    }
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def student_rows(student_dirs: list[Path]) -> list[dict[str, Any]]:
+    """One row per variant, accuracy as mean and standard deviation over its seeds."""
+    by_variant: dict[str, list[tuple[Path, dict]]] = {}
+    for directory in student_dirs:
+        metrics = json.loads((directory / "metrics.json").read_text())
+        by_variant.setdefault(metrics["variant"], []).append((directory, metrics))
+    rows = []
+    for name, runs in by_variant.items():
+        first_dir, first = runs[0]
+        row = {
+            "name": name,
+            "objective": first["settings"]["objective"],
+            "rnn": first["settings"]["rnn"],
+            "seeds": len(runs),
+            "parameters": first["parameters"],
+            "size_bytes": folder_bytes(first_dir),
+            "train_seconds": statistics.fmean(m["train_seconds"] for _, m in runs),
+            "per_seed": {
+                m["seed"]: {s: m[f"{s}_accuracy"] for s in ("validation", "test")} for _, m in runs
+            },
+        }
+        for split in ("validation", "test"):
+            mean, std = _mean_std([m[f"{split}_accuracy"] for _, m in runs])
+            row[f"{split}_accuracy"], row[f"{split}_accuracy_std"] = mean, std
+        rows.append(row)
+    return rows
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| model | objective | seeds | validation acc (%) | test acc (%) | parameters | "
+        "trainable | size (MB) | train time (s) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+
+        def pct(split: str, row: dict = row) -> str:
+            std = row.get(f"{split}_accuracy_std")
+            return f"{100 * row[f'{split}_accuracy']:.2f}" + (f" ± {100 * std:.2f}" if std else "")
+
+        seconds = f"{row['train_seconds']:.0f}" if row.get("train_seconds") else "-"
+        lines.append(
+            f"| {row['name']} | {row['objective']} | {row['seeds']} | {pct('validation')} | "
+            f"{pct('test')} | {row['parameters']['total'] / 1e6:.2f} M | "
+            f"{row['parameters']['trainable'] / 1e6:.2f} M | {row['size_bytes'] / 1e6:.1f} | "
+            f"{seconds} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def collect_results(
+    config: RunConfig, run_dir: Path, teacher_dir: Path, student_dirs: list[Path]
+) -> dict[str, Any]:
+    """Write run_dir/results.json and results.md; return the results."""
+    rows = [teacher_row(teacher_dir), *student_rows(student_dirs)]
+    results = {"run_dir": str(run_dir), "config": config.to_dict(), "rows": rows}
+    write_json_atomic(run_dir / "results.json", results)
+    text = f"# distilrnn results: {run_dir}\n\n" + markdown_table(rows)
+    (run_dir / "results.md").write_text(text)
+    return results

@@ -1,0 +1,78 @@
+"""Training objectives as pure functions, and a name -> function registry.
+
+Every function takes `student_logits` (batch, num_labels) and returns a scalar mean over the
+batch. Distillation objectives read `teacher_logits` (batch, num_labels); `ce` reads integer
+`labels` (batch,).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+Loss = Callable[..., torch.Tensor]
+
+
+def ce_loss(student_logits: torch.Tensor, labels: torch.Tensor, **_: object) -> torch.Tensor:
+    """Cross-entropy on gold labels: the baseline objective."""
+    return F.cross_entropy(student_logits, labels)
+
+
+def mse_loss(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, **_: object
+) -> torch.Tensor:
+    """Mean squared error between raw logits (Tang et al. 2019), averaged over batch and labels."""
+    return F.mse_loss(student_logits, teacher_logits)
+
+
+def kl_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    temperature: float = 1.0,
+    **_: object,
+) -> torch.Tensor:
+    """KL(teacher || student) between temperature-softened distributions, times T^2.
+
+    The T^2 factor keeps the gradient's scale independent of the temperature (Hinton et al. 2015).
+    Mean over the batch.
+    """
+    student_log_probs = F.log_softmax(student_logits / temperature, dim=-1)
+    teacher_log_probs = F.log_softmax(teacher_logits / temperature, dim=-1)
+    kl = F.kl_div(student_log_probs, teacher_log_probs, reduction="batchmean", log_target=True)
+    return kl * temperature**2
+
+
+LOSSES: dict[str, Loss] = {"ce": ce_loss, "mse": mse_loss, "kl": kl_loss}
+
+
+def register_loss(name: str, loss: Loss) -> None:
+    """Make `loss` available as a `student.objective`."""
+    LOSSES[name] = loss
+
+
+def objective_loss(
+    objective: str,
+    student_logits: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    teacher_logits: torch.Tensor | None = None,
+    temperature: float = 1.0,
+    alpha: float = 0.0,
+) -> torch.Tensor:
+    """The loss of a named objective, optionally mixed with `ce`: (1 - alpha) * kd + alpha * ce.
+
+    Without teacher logits (e.g. on the validation split) the loss is `ce` on the labels.
+    """
+    if objective not in LOSSES:
+        raise KeyError(f"unknown objective {objective!r}; known: {', '.join(LOSSES)}")
+    if objective == "ce" or teacher_logits is None:
+        if labels is None:
+            raise ValueError("the ce objective needs labels")
+        return ce_loss(student_logits, labels)
+    loss = LOSSES[objective](student_logits, teacher_logits=teacher_logits, temperature=temperature)
+    if alpha > 0:
+        if labels is None:
+            raise ValueError("alpha > 0 mixes in ce, which needs labels")
+        loss = (1 - alpha) * loss + alpha * ce_loss(student_logits, labels)
+    return loss

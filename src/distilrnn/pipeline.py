@@ -1,0 +1,301 @@
+"""Stages, the run directory, and caching by content hash.
+
+A stage's directory is complete when its `stage.json` names the fingerprint of the stage's
+inputs (its resolved settings and the fingerprints of the stages it reads). `stage.json` is
+written last and atomically, so a killed stage never looks complete; a stage whose inputs
+changed is rebuilt, one whose inputs did not is reused.
+
+    run_dir/
+      data/                 splits/ (Arrow), labels.json
+      teacher/              model/ (transformers checkpoint), metrics.json
+      labels/               logits-<fingerprint>/shards/ teacher logits beside the texts
+      students/<variant>/seed-<n>/   model.safetensors, config.json, metrics.json
+      results.json, results.md
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from datasets import Dataset
+
+from distilrnn.config import RunConfig, StudentSettings, Variant
+from distilrnn.data import Task, data_files, load_task
+from distilrnn.labeling import label_texts, load_labelled, predict_logits
+from distilrnn.teacher import check_fits, finetune, load_classifier, load_teacher
+
+logger = logging.getLogger(__name__)
+
+STAGE_FILE = "stage.json"
+
+
+def fingerprint(*parts: Any) -> str:
+    """A stable hash of JSON-serialisable parts."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def folder_digest(path: Path) -> str:
+    """Digest of a model folder's files (names and contents), for already fine-tuned teachers."""
+    if not path.is_dir():
+        return str(path)  # a hub id: its name is its identity
+    return fingerprint([(p.name, file_digest(p)) for p in sorted(path.iterdir()) if p.is_file()])
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(payload, handle, indent=2, default=str)
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+@dataclass
+class Stage:
+    """A stage's directory and the fingerprint of its inputs."""
+
+    directory: Path
+    fingerprint: str
+
+    def is_complete(self) -> bool:
+        record = self.directory / STAGE_FILE
+        if not record.is_file():
+            return False
+        try:
+            return read_json(record).get("fingerprint") == self.fingerprint
+        except (json.JSONDecodeError, OSError):
+            return False
+
+    def begin(self) -> None:
+        """Mark the directory incomplete before rebuilding it."""
+        (self.directory / STAGE_FILE).unlink(missing_ok=True)
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def finish(self, settings: Any) -> None:
+        write_json_atomic(
+            self.directory / STAGE_FILE, {"fingerprint": self.fingerprint, "settings": settings}
+        )
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Move a freshly built folder into place, removing the old one only afterwards."""
+    old = final.with_name(final.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+class Pipeline:
+    """The stages of one run; each method runs its stage unless a complete copy is there."""
+
+    def __init__(self, config: RunConfig, device: str = "cpu", force: tuple[str, ...] = ()):
+        self.config = config
+        self.run_dir = Path(config.run_dir)
+        self.device = device
+        self.force = set(force)
+        self.reused: list[str] = []
+        self.built: list[str] = []
+
+    def _stage(self, name: str, directory: Path, *parts: Any) -> tuple[Stage, bool]:
+        stage = Stage(directory, fingerprint(name, *parts))
+        done = stage.is_complete() and name not in self.force
+        (self.reused if done else self.built).append(f"{name}:{directory.name}")
+        if done:
+            logger.info("%s: reusing %s", name, directory)
+        return stage, done
+
+    # data -------------------------------------------------------------------------------
+    def data(self) -> tuple[Task, str]:
+        settings = dataclasses.asdict(self.config.data)
+        files = [(str(p), file_digest(p)) for p in data_files(self.config.data) if p.is_file()]
+        stage, done = self._stage("data", self.run_dir / "data", settings, files)
+        if done:
+            return Task.load(stage.directory), stage.fingerprint
+        task = load_task(self.config.data)
+        stage.begin()
+        tmp = stage.directory / "splits.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        task.splits.save_to_disk(str(tmp))
+        replace_dir(tmp, stage.directory / "splits")
+        write_json_atomic(stage.directory / "labels.json", {"names": task.label_names})
+        sizes = {split: len(task.splits[split]) for split in task.splits}
+        write_json_atomic(stage.directory / "metrics.json", {"sizes": sizes})
+        stage.finish({"data": settings, "files": files})
+        logger.info("data: %s examples, labels %s", sizes, task.label_names)
+        return Task.load(stage.directory), stage.fingerprint
+
+    # teacher ----------------------------------------------------------------------------
+    def teacher(self, task: Task, data_fp: str) -> tuple[Path, str]:
+        """The fine-tuned teacher's folder (fine-tuned here unless `teacher.checkpoint`)."""
+        cfg = self.config.teacher
+        settings = dataclasses.asdict(cfg)
+        if cfg.checkpoint:  # no training: the teacher is what it is, only its evaluation is ours
+            settings = {
+                "checkpoint": cfg.checkpoint,
+                "max_length": cfg.max_length,
+                "eval_batch_size": cfg.eval_batch_size,
+                "digest": folder_digest(Path(cfg.checkpoint)),
+            }
+        stage, done = self._stage("teacher", self.run_dir / "teacher", data_fp, settings)
+        model_dir = stage.directory / "model"
+        if done:
+            return model_dir, stage.fingerprint
+        stage.begin()
+        metrics: dict[str, Any] = {}
+        if cfg.checkpoint:
+            model = load_classifier(cfg.checkpoint, cfg.trust_remote_code)
+            check_fits(model, task.label_names, cfg.checkpoint)
+            source = cfg.checkpoint
+        else:
+            work_dir = self.run_dir / ".work" / f"teacher-{stage.fingerprint[:12]}"
+            tmp = stage.directory / "model.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            metrics = finetune(task, cfg, work_dir, tmp)
+            replace_dir(tmp, model_dir)
+            shutil.rmtree(work_dir, ignore_errors=True)
+            source = str(model_dir)
+        model, tokenizer = load_teacher(source, cfg.trust_remote_code)
+        for split in ("validation", "test"):
+            logits = predict_logits(
+                model,
+                tokenizer,
+                task.splits[split]["text"],
+                cfg.eval_batch_size,
+                cfg.max_length,
+                self.device,
+            )
+            labels = torch.tensor(task.splits[split]["label"])
+            metrics[f"{split}_accuracy"] = float(
+                (torch.from_numpy(logits).argmax(-1) == labels).float().mean()
+            )
+        if cfg.checkpoint:
+            model.save_pretrained(str(model_dir))
+            tokenizer.save_pretrained(str(model_dir))
+        write_json_atomic(stage.directory / "metrics.json", metrics)
+        stage.finish(settings)
+        logger.info(
+            "teacher: validation %.4f, test %.4f",
+            metrics["validation_accuracy"],
+            metrics["test_accuracy"],
+        )
+        return model_dir, stage.fingerprint
+
+    # label ------------------------------------------------------------------------------
+    def label(self, task: Task, teacher_dir: Path, teacher_fp: str) -> tuple[Dataset, str]:
+        """Teacher logits for every training text."""
+        cfg = self.config
+        settings = {"max_length": cfg.teacher.max_length, "texts": "train"}
+        stage, done = self._stage("label", self.run_dir / "labels", teacher_fp, settings)
+        shards = stage.directory / f"logits-{stage.fingerprint[:12]}"
+        if not done:
+            stage.begin()
+            for stale in stage.directory.glob("logits-*"):
+                if stale != shards:
+                    shutil.rmtree(stale)
+            model, tokenizer = load_teacher(str(teacher_dir))
+            label_texts(
+                model,
+                tokenizer,
+                task.splits["train"],
+                shards,
+                cfg.label.batch_size,
+                cfg.label.shard_size,
+                cfg.teacher.max_length,
+                self.device,
+            )
+            stage.finish({**settings, "label": dataclasses.asdict(cfg.label)})
+        return load_labelled(shards), stage.fingerprint
+
+    # students ---------------------------------------------------------------------------
+    def student(
+        self,
+        variant: Variant,
+        seed: int,
+        task: Task,
+        teacher: tuple[Path, str],
+        data_fp: str,
+        transfer: tuple[Dataset, str] | None,
+    ) -> Path:
+        from distilrnn.distill import train_student
+
+        student_cfg: StudentSettings = self.config.student_for(variant)
+        settings = dataclasses.asdict(student_cfg)
+        settings.pop("seeds")
+        inputs = [data_fp, teacher[1], transfer[1] if transfer else None]
+        directory = self.run_dir / "students" / variant.name / f"seed-{seed}"
+        stage, done = self._stage("student", directory, inputs, settings, seed)
+        if done:
+            return directory
+        stage.begin()
+        train = transfer[0] if transfer else task.splits["train"]
+        tmp = directory.with_name(directory.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        metrics = train_student(
+            student_cfg,
+            seed,
+            train,
+            task,
+            teacher[0],
+            tmp,
+            self.run_dir / ".work" / f"student-{stage.fingerprint[:12]}",
+            self.device,
+        )
+        metrics.update(variant=variant.name, seed=seed)
+        write_json_atomic(tmp / "metrics.json", metrics)
+        replace_dir(tmp, directory)
+        stage.finish(settings)
+        return directory
+
+    def students(
+        self,
+        task: Task,
+        teacher: tuple[Path, str],
+        data_fp: str,
+        labelled: tuple[Dataset, str] | None,
+    ) -> list[Path]:
+        directories = []
+        for variant in self.config.variants:
+            student_cfg = self.config.student_for(variant)
+            transfer = labelled if student_cfg.objective != "ce" else None
+            if student_cfg.objective != "ce" and labelled is None:
+                raise ValueError(f"variant {variant.name!r} needs teacher logits")
+            for seed in student_cfg.seeds:
+                directories.append(self.student(variant, seed, task, teacher, data_fp, transfer))
+        return directories
+
+    def needs_logits(self) -> bool:
+        return any(self.config.student_for(v).objective != "ce" for v in self.config.variants)
+
+    # everything -------------------------------------------------------------------------
+    def run(self) -> dict:
+        from distilrnn.evaluate import collect_results
+
+        task, data_fp = self.data()
+        teacher = self.teacher(task, data_fp)
+        labelled = self.label(task, *teacher) if self.needs_logits() else None
+        student_dirs = self.students(task, teacher, data_fp, labelled)
+        return collect_results(self.config, self.run_dir, teacher[0], student_dirs)

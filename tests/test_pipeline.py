@@ -1,0 +1,105 @@
+"""End to end through the CLI on the tiny fixtures: every stage, then every stage reused."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from distilrnn.cli import app
+from distilrnn.config import load_config
+from distilrnn.pipeline import Pipeline
+from distilrnn.student import RNNStudent
+
+from conftest import tiny_run_overrides, write_tsv
+
+
+def cli_args(command, task_dir, teacher_dir, run_dir):
+    args = [command]
+    for override in tiny_run_overrides(task_dir, teacher_dir, run_dir):
+        args += ["--set", override]
+    return args
+
+
+def test_run_end_to_end_twice_reuses_every_stage(task_dir, tiny_teacher_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    runner = CliRunner()
+    first = runner.invoke(app, cli_args("run", task_dir, tiny_teacher_dir, run_dir))
+    assert first.exit_code == 0, first.output
+    assert "reused: nothing" in first.output
+    results = json.loads((run_dir / "results.json").read_text())
+    names = [row["name"] for row in results["rows"]]
+    assert names == ["teacher", "baseline-lstm", "baseline-gru", "distilled-lstm", "distilled-gru"]
+    assert all(0.0 <= row["test_accuracy"] <= 1.0 for row in results["rows"])
+    assert (run_dir / "results.md").read_text().count("\n| ") >= 6
+    weights = run_dir / "students" / "distilled-gru" / "seed-0" / "model.safetensors"
+    mtime = weights.stat().st_mtime_ns
+
+    second = runner.invoke(app, cli_args("run", task_dir, tiny_teacher_dir, run_dir))
+    assert second.exit_code == 0, second.output
+    assert "built: nothing" in second.output
+    assert weights.stat().st_mtime_ns == mtime
+
+
+def test_changed_student_setting_rebuilds_only_students(task_dir, tiny_teacher_dir, tmp_path):
+    overrides = tiny_run_overrides(task_dir, tiny_teacher_dir, tmp_path / "run")
+    overrides.append('variant=[{name="distilled-gru", rnn="gru", objective="kl"}]')
+    Pipeline(load_config(None, overrides)).run()
+    changed = Pipeline(load_config(None, [*overrides, "student.temperature=2.0"]))
+    changed.run()
+    assert [s.split(":")[0] for s in changed.reused] == ["data", "teacher", "label"]
+    assert [s.split(":")[0] for s in changed.built] == ["student"]
+
+
+def test_changed_data_file_rebuilds_data_stage(task_dir, tiny_teacher_dir, tmp_path):
+    overrides = tiny_run_overrides(task_dir, tiny_teacher_dir, tmp_path / "run")
+    first = Pipeline(load_config(None, overrides))
+    _, fingerprint = first.data()
+    write_tsv(task_dir / "train.tsv", [("good film", 1), ("bad film", 0)])
+    second = Pipeline(load_config(None, overrides))
+    task, changed = second.data()
+    assert changed != fingerprint
+    assert len(task.splits["train"]) == 2
+
+
+def test_saved_student_loads_without_teacher(task_dir, tiny_teacher_dir, tmp_path):
+    overrides = tiny_run_overrides(task_dir, tiny_teacher_dir, tmp_path / "run")
+    overrides.append('variant=[{name="solo", objective="ce"}]')
+    Pipeline(load_config(None, overrides)).run()
+    student_dir = tmp_path / "run" / "students" / "solo" / "seed-0"
+    model = RNNStudent.load(student_dir)
+    assert model.config.num_labels == 2
+    assert (student_dir / "tokenizer.json").is_file()
+
+
+def test_teacher_with_wrong_label_count_is_rejected(task_dir, tmp_path):
+    from conftest import build_tiny_teacher
+
+    teacher = build_tiny_teacher(tmp_path / "three-way", num_labels=3)
+    overrides = tiny_run_overrides(task_dir, teacher, tmp_path / "run")
+    overrides.append(f'teacher.checkpoint="{teacher}"')
+    with pytest.raises(ValueError, match="3 labels but the task has 2"):
+        Pipeline(load_config(None, overrides)).run()
+
+
+def test_fine_tuned_checkpoint_is_used_without_training(task_dir, tiny_teacher_dir, tmp_path):
+    overrides = tiny_run_overrides(task_dir, tiny_teacher_dir, tmp_path / "run")
+    overrides += [f'teacher.checkpoint="{tiny_teacher_dir}"', 'variant=[{name="b"}]']
+    pipeline = Pipeline(load_config(None, overrides))
+    task, fingerprint = pipeline.data()
+    teacher_dir, _ = pipeline.teacher(task, fingerprint)
+    metrics = json.loads((teacher_dir.parent / "metrics.json").read_text())
+    assert "train_seconds" not in metrics
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+
+
+def test_bad_config_value_exits_with_its_name(tmp_path):
+    result = CliRunner().invoke(app, ["data", "--set", "student.pooling=sum"])
+    assert result.exit_code != 0
+    assert "student.pooling" in str(result.exception)
+
+
+def test_settings_command_lists_every_section():
+    result = CliRunner().invoke(app, ["settings"], terminal_width=200)
+    assert result.exit_code == 0
+    for name in ("data.path", "teacher.model", "label.batch_size", "student.objective"):
+        assert name in result.output

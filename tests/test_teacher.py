@@ -1,0 +1,64 @@
+"""Teacher loading, label checks, the offline resolver, and logit recording."""
+
+import numpy as np
+import pytest
+from datasets import Dataset
+
+from distilrnn import hub
+from distilrnn.labeling import label_texts, predict_logits
+from distilrnn.teacher import TeacherError, check_fits, load_teacher
+
+
+def test_check_fits_rejects_label_count_mismatch(tiny_teacher_dir):
+    model, _ = load_teacher(str(tiny_teacher_dir))
+    with pytest.raises(TeacherError, match="2 labels but the task has 3"):
+        check_fits(model, ["a", "b", "c"], "tiny")
+
+
+def test_check_fits_rejects_different_label_names(tiny_teacher_dir):
+    model, _ = load_teacher(str(tiny_teacher_dir))
+    model.config.id2label = {0: "negative", 1: "positive"}
+    with pytest.raises(TeacherError, match="do not match"):
+        check_fits(model, ["positive", "negative"], "tiny")
+    check_fits(model, ["negative", "positive"], "tiny")
+
+
+def test_resolver_uses_offline_copy_when_hub_is_unreachable(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub.hub_reachable.cache_clear()
+    monkeypatch.setitem(hub.OFFLINE_MODELS, "org/tiny", lambda: tmp_path)
+    assert hub.resolve_model("org/tiny") == str(tmp_path)
+    assert hub.resolve_model("org/unknown") == "org/unknown"
+    hub.hub_reachable.cache_clear()
+
+
+def test_resolver_prefers_a_local_folder(tmp_path):
+    assert hub.resolve_model(str(tmp_path)) == str(tmp_path)
+
+
+def test_batched_logits_match_one_by_one(tiny_teacher_dir):
+    model, tokenizer = load_teacher(str(tiny_teacher_dir))
+    texts = ["good film", "the plot is very dull and the story weak", "fun", "a bad movie"]
+    batched = predict_logits(model, tokenizer, texts, batch_size=3, max_length=16)
+    single = np.concatenate(
+        [predict_logits(model, tokenizer, [t], batch_size=1, max_length=16) for t in texts]
+    )
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+
+
+def test_labelling_resumes_from_finished_shards(tiny_teacher_dir, tmp_path):
+    model, tokenizer = load_teacher(str(tiny_teacher_dir))
+    texts = [f"{w} film" for w in ["good", "bad", "fun", "dull", "great", "weak", "awful"]]
+    dataset = Dataset.from_dict({"text": texts, "label": [1, 0, 1, 0, 1, 0, 0]})
+    full = label_texts(model, tokenizer, dataset, tmp_path / "a", 2, 3, 16)
+    label_texts(model, tokenizer, dataset, tmp_path / "b", 2, 3, 16)
+    # simulate a kill after the first shard: drop the later ones and run again
+    for shard in sorted((tmp_path / "b" / "shards").iterdir())[1:]:
+        for f in shard.iterdir():
+            f.unlink()
+        shard.rmdir()
+    resumed = label_texts(model, tokenizer, dataset, tmp_path / "b", 2, 3, 16)
+    assert resumed["text"] == texts
+    np.testing.assert_array_equal(
+        np.array(resumed["teacher_logits"]), np.array(full["teacher_logits"])
+    )
