@@ -37,7 +37,7 @@ def test_wrong_type_is_reported_by_name(tmp_path):
 
 def test_bad_variant_value_is_reported_with_the_variant_name(tmp_path):
     text = '[[variant]]\nname = "odd"\nobjective = "hinge"\n'
-    with pytest.raises(ConfigError, match="odd.*objective"):
+    with pytest.raises(ConfigError, match=r"odd.*objective"):
         load_config(write(tmp_path, text))
 
 
@@ -54,7 +54,7 @@ def test_variant_overrides_student_settings():
 
 
 def test_missing_config_file_is_named(tmp_path):
-    with pytest.raises(ConfigError, match="nope.toml"):
+    with pytest.raises(ConfigError, match=r"nope\.toml"):
         load_config(tmp_path / "nope.toml")
 
 

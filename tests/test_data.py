@@ -3,11 +3,10 @@
 import json
 
 import pytest
+from conftest import make_sentences, write_tsv
 
 from distilrnn.config import DataConfig
 from distilrnn.data import DataError, load_task
-
-from conftest import make_sentences, write_tsv
 
 
 def config_for(folder, **kwargs) -> DataConfig:
@@ -64,7 +63,7 @@ def test_jsonl_and_csv_with_custom_columns(tmp_path):
 
 
 def test_missing_file_is_named(tmp_path):
-    with pytest.raises(DataError, match="train.tsv"):
+    with pytest.raises(DataError, match=r"train\.tsv"):
         load_task(config_for(tmp_path))
 
 
@@ -95,7 +94,7 @@ def test_bad_encoding_names_file_and_line(tmp_path):
 def test_label_unseen_in_train_names_file_and_line(tmp_path):
     write_tsv(tmp_path / "train.tsv", [("good", 1), ("bad", 0)])
     write_tsv(tmp_path / "dev.tsv", [("fine", 1), ("meh", 2)])
-    with pytest.raises(DataError, match=r"dev.tsv:3: label '2' never occurs"):
+    with pytest.raises(DataError, match=r"dev\.tsv:3: label '2' never occurs"):
         load_task(config_for(tmp_path))
 
 

@@ -3,14 +3,13 @@
 import json
 
 import pytest
+from conftest import tiny_run_overrides, write_tsv
 from typer.testing import CliRunner
 
 from distilrnn.cli import app
 from distilrnn.config import load_config
 from distilrnn.pipeline import Pipeline
 from distilrnn.student import RNNStudent
-
-from conftest import tiny_run_overrides, write_tsv
 
 
 def cli_args(command, task_dir, teacher_dir, run_dir):

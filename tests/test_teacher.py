@@ -62,3 +62,28 @@ def test_labelling_resumes_from_finished_shards(tiny_teacher_dir, tmp_path):
     np.testing.assert_array_equal(
         np.array(resumed["teacher_logits"]), np.array(full["teacher_logits"])
     )
+
+
+def test_corrupt_teacher_checkpoint_names_the_teacher(tmp_path):
+    from conftest import build_tiny_teacher
+
+    teacher = build_tiny_teacher(tmp_path / "broken")
+    weights = teacher / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(TeacherError, match="broken"):
+        load_teacher(str(teacher))
+
+
+@pytest.mark.slow
+def test_offline_minilm_backbone_loads_as_a_classifier(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub.hub_reachable.cache_clear()
+    from distilrnn.teacher import load_classifier, load_tokenizer
+
+    name = "sentence-transformers/all-MiniLM-L6-v2"
+    model = load_classifier(name, num_labels=2)
+    tokenizer = load_tokenizer(name)
+    assert model.get_input_embeddings().weight.shape == (30522, 384)
+    logits = predict_logits(model, tokenizer, ["a fine film", "dull"], 2, 32)
+    assert logits.shape == (2, 2)
+    hub.hub_reachable.cache_clear()

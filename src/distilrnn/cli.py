@@ -89,6 +89,7 @@ def print_results(results: dict) -> None:
             _pct(row["test_accuracy"], row.get("test_accuracy_std")),
             f"{row['parameters']['total'] / 1e6:.2f} M",
             f"{row['parameters']['trainable'] / 1e6:.2f} M",
+            f"{row['parameters']['embedding'] / 1e6:.2f} M",
             f"{row['size_bytes'] / 1e6:.1f}",
             f"{row['train_seconds']:.0f}" if row.get("train_seconds") else "-",
         )

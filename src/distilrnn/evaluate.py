@@ -91,8 +91,8 @@ def student_rows(student_dirs: list[Path]) -> list[dict[str, Any]]:
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| model | objective | seeds | validation acc (%) | test acc (%) | parameters | "
-        "trainable | size (MB) | train time (s) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "trainable | embedding | size (MB) | train time (s) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
 
@@ -104,7 +104,8 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {row['name']} | {row['objective']} | {row['seeds']} | {pct('validation')} | "
             f"{pct('test')} | {row['parameters']['total'] / 1e6:.2f} M | "
-            f"{row['parameters']['trainable'] / 1e6:.2f} M | {row['size_bytes'] / 1e6:.1f} | "
+            f"{row['parameters']['trainable'] / 1e6:.2f} M | "
+            f"{row['parameters']['embedding'] / 1e6:.2f} M | {row['size_bytes'] / 1e6:.1f} | "
             f"{seconds} |"
         )
     return "\n".join(lines) + "\n"

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 from datasets import Dataset
+from safetensors import SafetensorError
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -62,7 +63,7 @@ def load_classifier(name: str, trust_remote_code: bool = False, **kwargs: Any) -
         return AutoModelForSequenceClassification.from_pretrained(
             resolve_model(name), trust_remote_code=trust_remote_code, **kwargs
         )
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, SafetensorError) as error:
         raise TeacherError(f"cannot load the teacher {name!r}: {error}") from None
 
 
