@@ -76,6 +76,7 @@ def print_results(results: dict) -> None:
         "test acc",
         "params",
         "trainable",
+        "embedding",
         "size MB",
         "train s",
     ):
