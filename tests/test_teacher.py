@@ -87,3 +87,42 @@ def test_offline_minilm_backbone_loads_as_a_classifier(monkeypatch):
     logits = predict_logits(model, tokenizer, ["a fine film", "dull"], 2, 32)
     assert logits.shape == (2, 2)
     hub.hub_reachable.cache_clear()
+
+
+def test_token_budget_batches_respect_budget_and_cover_every_text():
+    from distilrnn.labeling import token_budget_batches
+
+    lengths = [5, 30, 7, 12, 3, 30, 8, 9, 2, 40]
+    batches = token_budget_batches(lengths, max_tokens=40, max_batch_size=4)
+    assert sorted(int(i) for batch in batches for i in batch) == list(range(len(lengths)))
+    for batch in batches:
+        assert len(batch) <= 4
+        assert len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= 40
+
+
+def test_labelling_resumes_after_a_failure_between_shards(tiny_teacher_dir, tmp_path, monkeypatch):
+    import distilrnn.labeling as labeling
+
+    model, tokenizer = load_teacher(str(tiny_teacher_dir))
+    texts = [f"{w} film" for w in ["good", "bad", "fun", "dull", "great", "weak", "awful"]]
+    dataset = Dataset.from_dict({"text": texts, "label": [1, 0, 1, 0, 1, 0, 0]})
+    expected = label_texts(model, tokenizer, dataset, tmp_path / "clean", 2, 3, 16)
+
+    real, calls = labeling.predict_logits, []
+
+    def fail_on_second_shard(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed between shards")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(labeling, "predict_logits", fail_on_second_shard)
+    with pytest.raises(KeyboardInterrupt):
+        label_texts(model, tokenizer, dataset, tmp_path / "run", 2, 3, 16)
+    finished = sorted(p.name for p in (tmp_path / "run" / "shards").iterdir())
+    assert finished == ["shard-00000"]
+    monkeypatch.setattr(labeling, "predict_logits", real)
+    resumed = label_texts(model, tokenizer, dataset, tmp_path / "run", 2, 3, 16)
+    np.testing.assert_array_equal(
+        np.array(resumed["teacher_logits"]), np.array(expected["teacher_logits"])
+    )

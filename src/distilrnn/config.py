@@ -129,13 +129,17 @@ class TeacherConfig:
 
 @dataclass
 class LabelConfig:
-    batch_size: int = setting(256, "Texts per teacher forward pass (sorted by length).")
+    batch_size: int = setting(512, "Most texts per teacher forward pass (sorted by length).")
+    max_tokens: int = setting(
+        8192, "Most padded tokens per teacher forward pass (0: no token budget, batch_size only)."
+    )
     shard_size: int = setting(
         50_000, "Texts per shard written to disk; a killed run resumes from the last shard."
     )
 
     def __post_init__(self) -> None:
         _check(self.batch_size > 0, "label.batch_size", "must be > 0")
+        _check(self.max_tokens >= 0, "label.max_tokens", "must be >= 0")
         _check(self.shard_size > 0, "label.shard_size", "must be > 0")
 
 

@@ -21,6 +21,31 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 logger = logging.getLogger(__name__)
 
 
+def token_budget_batches(
+    lengths: Sequence[int], max_tokens: int, max_batch_size: int
+) -> list[np.ndarray]:
+    """Group indices into length-sorted batches whose padded size stays within `max_tokens`.
+
+    A batch of n texts padded to length L costs n * L tokens; short texts therefore travel in
+    large batches and long ones in small batches, so the teacher does about the same work per
+    batch and little of it on padding.
+    """
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    batches, start = [], 0
+    while start < len(order):
+        end = start + 1
+        # lengths ascend, so the last text of the candidate batch sets its padded length
+        while (
+            end < len(order)
+            and end - start < max_batch_size
+            and (end - start + 1) * lengths[order[end]] <= max_tokens
+        ):
+            end += 1
+        batches.append(order[start:end])
+        start = end
+    return batches
+
+
 def predict_logits(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -29,24 +54,22 @@ def predict_logits(
     max_length: int,
     device: torch.device | str = "cpu",
     progress: tqdm | None = None,
+    max_tokens: int = 0,
 ) -> np.ndarray:
-    """Teacher logits for `texts`, in their order: float32 array of shape (len(texts), labels)."""
-    lengths = [
-        len(ids)
-        for ids in tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
-    ]
-    order = np.argsort(lengths, kind="stable")
+    """Teacher logits for `texts`, in their order: float32 array of shape (len(texts), labels).
+
+    Texts run in length order, in batches of at most `batch_size` texts and, when `max_tokens`
+    is set, at most `max_tokens` padded tokens.
+    """
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    lengths = [len(ids) for ids in encoded]
+    budget = max_tokens or batch_size * max(lengths, default=1)
     logits = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
     model.eval().to(device)
     with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            index = order[start : start + batch_size]
-            batch = tokenizer(
-                [texts[i] for i in index],
-                truncation=True,
-                max_length=max_length,
-                padding=True,
-                return_tensors="pt",
+        for index in token_budget_batches(lengths, budget, batch_size):
+            batch = tokenizer.pad(
+                {"input_ids": [encoded[i] for i in index]}, return_tensors="pt"
             ).to(device)
             logits[index] = model(**batch).logits.float().cpu().numpy()
             if progress is not None:
@@ -63,6 +86,7 @@ def label_texts(
     shard_size: int,
     max_length: int,
     device: torch.device | str = "cpu",
+    max_tokens: int = 0,
 ) -> Dataset:
     """Add a `teacher_logits` column to `dataset` (which has `text`), shard by shard on disk.
 
@@ -83,7 +107,14 @@ def label_texts(
         if not path.is_dir():
             part = dataset.select(range(start, min(start + shard_size, len(dataset))))
             logits = predict_logits(
-                model, tokenizer, part["text"], batch_size, max_length, device, progress
+                model,
+                tokenizer,
+                part["text"],
+                batch_size,
+                max_length,
+                device,
+                progress,
+                max_tokens,
             )
             part = part.add_column("teacher_logits", [row for row in logits])
             tmp = path.with_name(path.name + ".tmp")

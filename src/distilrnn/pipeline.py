@@ -226,6 +226,7 @@ class Pipeline:
                 cfg.label.shard_size,
                 cfg.teacher.max_length,
                 self.device,
+                cfg.label.max_tokens,
             )
             stage.finish({**settings, "label": dataclasses.asdict(cfg.label)})
         return load_labelled(shards), stage.fingerprint
