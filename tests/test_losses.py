@@ -70,3 +70,14 @@ def test_registered_loss_is_used_by_name():
         assert objective_loss("zero", torch.ones(2, 2), teacher_logits=torch.ones(2, 2)) == 0
     finally:
         LOSSES.pop("zero")
+
+
+def test_alpha_mix_ignores_unlabelled_transfer_rows():
+    student = torch.tensor([[0.5, -0.5], [1.0, 0.0]])
+    teacher = torch.tensor([[2.0, -2.0], [0.0, 1.0]])
+    labels = torch.tensor([1, -1])
+    mixed = objective_loss("kl", student, labels, teacher, temperature=2.0, alpha=0.5)
+    expected = 0.5 * kl_loss(student, teacher, 2.0) + 0.5 * ce_loss(student[:1], labels[:1])
+    assert mixed.item() == pytest.approx(expected.item())
+    only_unlabelled = objective_loss("mse", student, torch.tensor([-1, -1]), teacher, alpha=0.5)
+    assert only_unlabelled.item() == pytest.approx(0.5 * mse_loss(student, teacher).item())

@@ -154,6 +154,22 @@ def teacher(
 
 
 @app.command()
+def augment(
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    run_dir: RunDirOpt = None,
+    force: ForceOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Build the transfer set: the training texts plus perturbed copies (Tang et al. 2019)."""
+    pipeline = _pipeline(config, set_, run_dir, force, "cpu", verbose)
+    task, data_fp = pipeline.data()
+    teacher_dir, _ = pipeline.teacher(task, data_fp)
+    transfer, _ = pipeline.augment(task, data_fp, teacher_dir)
+    console.print(f"transfer set: {len(transfer)} texts ({len(task.splits['train'])} training)")
+
+
+@app.command()
 def label(
     config: ConfigArg = None,
     set_: SetOpt = None,
@@ -165,7 +181,9 @@ def label(
     """Record the teacher's logits for the training texts (sharded, resumable)."""
     pipeline = _pipeline(config, set_, run_dir, force, device, verbose)
     task, data_fp = pipeline.data()
-    labelled, _ = pipeline.label(task, *pipeline.teacher(task, data_fp))
+    teacher_output = pipeline.teacher(task, data_fp)
+    texts = pipeline.transfer_texts(task, data_fp, teacher_output[0])
+    labelled, _ = pipeline.label(*texts, *teacher_output)
     console.print(f"{len(labelled)} texts labelled")
 
 
@@ -190,7 +208,7 @@ def student(
         pipeline.config.variants = [v for v in pipeline.config.variants if v.name in variant]
     task, data_fp = pipeline.data()
     teacher_output = pipeline.teacher(task, data_fp)
-    labelled = pipeline.label(task, *teacher_output) if pipeline.needs_logits() else None
+    labelled = pipeline.labelled(task, data_fp, teacher_output)
     for directory in pipeline.students(task, teacher_output, data_fp, labelled):
         metrics = json.loads((directory / "metrics.json").read_text())
         console.print(

@@ -212,6 +212,12 @@ class StudentSettings:
     hidden_dropout: float = setting(0.25, "Locked dropout between recurrent layers.")
     weight_dropout: float = setting(0.3, "DropConnect on hidden-to-hidden weights.")
     head_dropout: float = setting(0.1, "Dropout in the MLP head.")
+    transfer_set: str = setting(
+        "train",
+        "What a distillation objective trains on: `train` (the training texts with teacher "
+        "logits) or `augmented` (the training texts plus the [augment] transfer set). The `ce` "
+        "objective always trains on the labelled training texts.",
+    )
     objective: str = setting(
         "ce",
         "Training objective: `ce` on labels, `mse` on teacher logits (Tang et al. 2019), `kl` "
@@ -256,6 +262,11 @@ class StudentSettings:
             "student.objective",
             f"must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}",
         )
+        _check(
+            self.transfer_set in {"train", "augmented"},
+            "student.transfer_set",
+            f"must be train or augmented, got {self.transfer_set!r}",
+        )
         _check(self.temperature > 0, "student.temperature", "must be > 0")
         _check(0.0 <= self.alpha <= 1.0, "student.alpha", "must be in [0, 1]")
         _check(self.epochs > 0, "student.epochs", "must be > 0")
@@ -280,6 +291,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     label: LabelConfig = field(default_factory=LabelConfig)
+    augment: AugmentSettings = field(default_factory=AugmentSettings)
     student: StudentSettings = field(default_factory=StudentSettings)
     variants: list[Variant] = field(default_factory=list)
 
@@ -296,6 +308,7 @@ class RunConfig:
             "data": dataclasses.asdict(self.data),
             "teacher": dataclasses.asdict(self.teacher),
             "label": dataclasses.asdict(self.label),
+            "augment": dataclasses.asdict(self.augment),
             "student": dataclasses.asdict(self.student),
             "variant": [{"name": v.name, **v.overrides} for v in self.variants],
         }
@@ -306,6 +319,7 @@ SECTIONS: dict[str, type] = {
     "data": DataConfig,
     "teacher": TeacherConfig,
     "label": LabelConfig,
+    "augment": AugmentSettings,
     "student": StudentSettings,
 }
 

@@ -62,7 +62,8 @@ def objective_loss(
 ) -> torch.Tensor:
     """The loss of a named objective, optionally mixed with `ce`: (1 - alpha) * kd + alpha * ce.
 
-    Without teacher logits (e.g. on the validation split) the loss is `ce` on the labels.
+    Without teacher logits (e.g. on the validation split) the loss is `ce` on the labels. Rows
+    with label -1 (generated transfer texts) have no label and add nothing to the `ce` part.
     """
     if objective not in LOSSES:
         raise KeyError(f"unknown objective {objective!r}; known: {', '.join(LOSSES)}")
@@ -74,5 +75,11 @@ def objective_loss(
     if alpha > 0:
         if labels is None:
             raise ValueError("alpha > 0 mixes in ce, which needs labels")
-        loss = (1 - alpha) * loss + alpha * ce_loss(student_logits, labels)
+        labelled = labels >= 0  # generated transfer texts carry label -1
+        ce = (
+            ce_loss(student_logits[labelled], labels[labelled])
+            if bool(labelled.any())
+            else student_logits.sum() * 0.0
+        )
+        loss = (1 - alpha) * loss + alpha * ce
     return loss

@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,16 @@ class Stage:
         write_json_atomic(
             self.directory / STAGE_FILE, {"fingerprint": self.fingerprint, "settings": settings}
         )
+
+
+class PieceCounter:
+    """Subword pieces per word under a tokenizer (picklable, for augmentation workers)."""
+
+    def __init__(self, tokenizer: Any):
+        self.tokenizer = tokenizer
+
+    def __call__(self, word: str) -> int:
+        return max(1, len(self.tokenizer.tokenize(word)))
 
 
 def replace_dir(tmp: Path, final: Path) -> None:
@@ -205,11 +216,68 @@ class Pipeline:
         return model_dir, stage.fingerprint
 
     # label ------------------------------------------------------------------------------
-    def label(self, task: Task, teacher_dir: Path, teacher_fp: str) -> tuple[Dataset, str]:
-        """Teacher logits for every training text."""
+    def augment(self, task: Task, data_fp: str, teacher_dir: Path) -> tuple[Dataset, str]:
+        """The transfer set: the training texts (with labels), then generated ones (label -1)."""
         cfg = self.config
-        settings = {"max_length": cfg.teacher.max_length, "texts": "train"}
-        stage, done = self._stage("label", self.run_dir / "labels", teacher_fp, settings)
+        settings = dataclasses.asdict(cfg.augment)
+        extra = Path(cfg.augment.extra_text_file) if cfg.augment.extra_text_file else None
+        inputs = [
+            data_fp,
+            cfg.teacher.checkpoint or cfg.teacher.model,
+            file_digest(extra) if extra and extra.is_file() else str(extra),
+        ]
+        stage, done = self._stage("augment", self.run_dir / "augment", inputs, settings)
+        transfer_dir = stage.directory / "transfer"
+        if not done:
+            from transformers import AutoTokenizer
+
+            from distilrnn.augment import build_transfer_set
+
+            stage.begin()
+            tokenizer = AutoTokenizer.from_pretrained(str(teacher_dir))
+            train = task.splits["train"]
+            started = time.perf_counter()
+            generated = build_transfer_set(
+                train["text"],
+                cfg.augment,
+                self.run_dir / ".work" / "pos-tags",
+                tokenizer.mask_token,
+                count_pieces=PieceCounter(tokenizer),
+            )
+            seconds = time.perf_counter() - started
+            transfer = Dataset.from_dict(
+                {
+                    "text": train["text"] + generated,
+                    "label": train["label"] + [-1] * len(generated),
+                }
+            )
+            tmp = stage.directory / "transfer.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            transfer.save_to_disk(str(tmp))
+            replace_dir(tmp, transfer_dir)
+            metrics = {
+                "train_texts": len(train),
+                "generated_texts": len(generated),
+                "transfer_texts": len(transfer),
+                "seconds": seconds,
+            }
+            write_json_atomic(stage.directory / "metrics.json", metrics)
+            stage.finish({"augment": settings, "inputs": inputs})
+            logger.info(
+                "augment: %d training + %d generated texts in %.0f s",
+                len(train),
+                len(generated),
+                seconds,
+            )
+        return Dataset.load_from_disk(str(transfer_dir)), stage.fingerprint
+
+    def label(
+        self, texts: Dataset, texts_fp: str, teacher_dir: Path, teacher_fp: str
+    ) -> tuple[Dataset, str]:
+        """Teacher logits for every text of `texts` (the training split or the transfer set)."""
+        cfg = self.config
+        settings = {"max_length": cfg.teacher.max_length, "label": dataclasses.asdict(cfg.label)}
+        stage, done = self._stage("label", self.run_dir / "labels", teacher_fp, texts_fp, settings)
         shards = stage.directory / f"logits-{stage.fingerprint[:12]}"
         if not done:
             stage.begin()
@@ -217,10 +285,11 @@ class Pipeline:
                 if stale != shards:
                     shutil.rmtree(stale)
             model, tokenizer = load_teacher(str(teacher_dir))
+            started = time.perf_counter()
             label_texts(
                 model,
                 tokenizer,
-                task.splits["train"],
+                texts,
                 shards,
                 cfg.label.batch_size,
                 cfg.label.shard_size,
@@ -228,7 +297,11 @@ class Pipeline:
                 self.device,
                 cfg.label.max_tokens,
             )
-            stage.finish({**settings, "label": dataclasses.asdict(cfg.label)})
+            seconds = time.perf_counter() - started
+            write_json_atomic(
+                stage.directory / "metrics.json", {"texts": len(texts), "seconds_this_run": seconds}
+            )
+            stage.finish(settings)
         return load_labelled(shards), stage.fingerprint
 
     # students ---------------------------------------------------------------------------
@@ -279,17 +352,41 @@ class Pipeline:
         labelled: tuple[Dataset, str] | None,
     ) -> list[Path]:
         directories = []
+        num_train = len(task.splits["train"])
         for variant in self.config.variants:
             student_cfg = self.config.student_for(variant)
-            transfer = labelled if student_cfg.objective != "ce" else None
-            if student_cfg.objective != "ce" and labelled is None:
-                raise ValueError(f"variant {variant.name!r} needs teacher logits")
+            transfer = None
+            if student_cfg.objective != "ce":
+                if labelled is None:
+                    raise ValueError(f"variant {variant.name!r} needs teacher logits")
+                dataset, fp = labelled
+                if student_cfg.transfer_set == "train" and len(dataset) > num_train:
+                    dataset = dataset.select(range(num_train))  # the transfer set starts with train
+                transfer = (dataset, fp)
             for seed in student_cfg.seeds:
                 directories.append(self.student(variant, seed, task, teacher, data_fp, transfer))
         return directories
 
+    def _distilled(self) -> list[StudentSettings]:
+        settings = [self.config.student_for(v) for v in self.config.variants]
+        return [s for s in settings if s.objective != "ce"]
+
     def needs_logits(self) -> bool:
-        return any(self.config.student_for(v).objective != "ce" for v in self.config.variants)
+        return bool(self._distilled())
+
+    def needs_augment(self) -> bool:
+        return any(s.transfer_set == "augmented" for s in self._distilled())
+
+    def transfer_texts(self, task: Task, data_fp: str, teacher_dir: Path) -> tuple[Dataset, str]:
+        """What the label stage labels: the transfer set if a student needs it, else train."""
+        if self.needs_augment():
+            return self.augment(task, data_fp, teacher_dir)
+        return task.splits["train"], data_fp
+
+    def labelled(self, task: Task, data_fp: str, teacher: tuple[Path, str]):
+        if not self.needs_logits():
+            return None
+        return self.label(*self.transfer_texts(task, data_fp, teacher[0]), *teacher)
 
     # everything -------------------------------------------------------------------------
     def run(self) -> dict:
@@ -297,6 +394,6 @@ class Pipeline:
 
         task, data_fp = self.data()
         teacher = self.teacher(task, data_fp)
-        labelled = self.label(task, *teacher) if self.needs_logits() else None
+        labelled = self.labelled(task, data_fp, teacher)
         student_dirs = self.students(task, teacher, data_fp, labelled)
         return collect_results(self.config, self.run_dir, teacher[0], student_dirs)
