@@ -1,10 +1,9 @@
 # Fresh-machine entry points: `make quick` (set up + quick SST-2 run), `make test` (set up + tests).
 PYTHON ?= python3
 VENV ?= .venv
-SST2_DIR ?= ../shared/data/sst2
 BIN := $(VENV)/bin
 
-.PHONY: setup quick full test lint
+.PHONY: setup need-data quick full test lint
 
 setup: $(VENV)/.installed
 
@@ -18,15 +17,18 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-quick: setup
+need-data:
+	@test -n "$(SST2_DIR)" || { echo "set SST2_DIR to the SST-2 folder (GLUE TSV), e.g. make quick SST2_DIR=../shared/data/sst2"; exit 2; }
+
+quick: setup need-data
 	SST2_DIR=$(SST2_DIR) $(BIN)/distilrnn run configs/sst2-quick.toml
 
-full: setup
+full: setup need-data
 	SST2_DIR=$(SST2_DIR) $(BIN)/distilrnn run configs/sst2.toml
 
 lint: setup
-	$(BIN)/ruff format --check src tests
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks
 
 test: lint
 	$(BIN)/pytest -q
