@@ -17,6 +17,7 @@ from rich.table import Table
 from distilrnn.config import ConfigError, RunConfig, describe_settings, load_config
 
 console = Console(width=None if sys.stdout.isatty() else 140)
+SETTINGS_EPILOG = "Every config setting, with its default and meaning: `distilrnn settings`."
 app = typer.Typer(
     help="Distil fine-tuned transformer text classifiers into small, fast LSTM/GRU students.\n\n"
     "Every stage reads one TOML config; `--set section.key=value` overrides any setting "
@@ -101,7 +102,7 @@ def _pct(mean: float, std: float | None) -> str:
     return f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if std else "")
 
 
-@app.command()
+@app.command(epilog=SETTINGS_EPILOG)
 def run(
     config: ConfigArg = None,
     set_: SetOpt = None,
@@ -118,7 +119,7 @@ def run(
     console.print(f"built: {', '.join(pipeline.built) or 'nothing'}")
 
 
-@app.command()
+@app.command(epilog=SETTINGS_EPILOG)
 def data(
     config: ConfigArg = None,
     set_: SetOpt = None,
@@ -133,7 +134,7 @@ def data(
     console.print(f"labels: {task.label_names}; sizes: {sizes}")
 
 
-@app.command()
+@app.command(epilog=SETTINGS_EPILOG)
 def teacher(
     config: ConfigArg = None,
     set_: SetOpt = None,
@@ -153,7 +154,7 @@ def teacher(
     )
 
 
-@app.command()
+@app.command(epilog=SETTINGS_EPILOG)
 def augment(
     config: ConfigArg = None,
     set_: SetOpt = None,
@@ -169,7 +170,7 @@ def augment(
     console.print(f"transfer set: {len(transfer)} texts ({len(task.splits['train'])} training)")
 
 
-@app.command()
+@app.command(epilog=SETTINGS_EPILOG)
 def label(
     config: ConfigArg = None,
     set_: SetOpt = None,
@@ -187,7 +188,7 @@ def label(
     console.print(f"{len(labelled)} texts labelled")
 
 
-@app.command()
+@app.command(epilog=SETTINGS_EPILOG)
 def student(
     config: ConfigArg = None,
     set_: SetOpt = None,
@@ -217,7 +218,7 @@ def student(
         )
 
 
-@app.command()
+@app.command(epilog=SETTINGS_EPILOG)
 def evaluate(
     config: ConfigArg = None,
     set_: SetOpt = None,
