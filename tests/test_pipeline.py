@@ -102,3 +102,25 @@ def test_settings_command_lists_every_section():
     assert result.exit_code == 0
     for name in ("data.path", "teacher.model", "label.batch_size", "student.objective"):
         assert name in result.output
+
+
+def test_augmented_variant_trains_on_the_transfer_set(task_dir, tiny_teacher_dir, tmp_path):
+    overrides = tiny_run_overrides(task_dir, tiny_teacher_dir, tmp_path / "run")
+    overrides += [
+        "augment.n_iter=3",
+        'variant=[{name="plain", objective="mse"}, '
+        '{name="augmented", objective="kl", transfer_set="augmented"}]',
+    ]
+    pipeline = Pipeline(load_config(None, overrides))
+    pipeline.run()
+    augment = json.loads((tmp_path / "run" / "augment" / "metrics.json").read_text())
+    assert augment["train_texts"] == 48
+    assert augment["generated_texts"] > 48
+    metrics = {
+        name: json.loads(
+            (tmp_path / "run" / "students" / name / "seed-0" / "metrics.json").read_text()
+        )
+        for name in ("plain", "augmented")
+    }
+    assert metrics["plain"]["train_examples"] == 48
+    assert metrics["augmented"]["train_examples"] == augment["transfer_texts"]

