@@ -31,7 +31,7 @@ from distilrnn.config import StudentSettings
 from distilrnn.data import Task
 from distilrnn.losses import objective_loss
 from distilrnn.student import RNNStudent, StudentConfig
-from distilrnn.teacher import accuracy_metrics, tokenize
+from distilrnn.teacher import accuracy_metrics, selection_arguments, tokenize
 
 logger = logging.getLogger(__name__)
 
@@ -123,32 +123,20 @@ def build_student(
 def student_arguments(
     settings: StudentSettings, seed: int, work_dir: Path, device: str
 ) -> TrainingArguments:
-    strategy = "steps" if settings.eval_steps else "epoch"
-    return TrainingArguments(
-        output_dir=str(work_dir),
-        num_train_epochs=settings.epochs,
+    return selection_arguments(
+        work_dir,
+        epochs=settings.epochs,
         learning_rate=settings.learning_rate,
-        per_device_train_batch_size=settings.batch_size,
-        per_device_eval_batch_size=256,
+        batch_size=settings.batch_size,
+        eval_batch_size=256,
+        warmup_ratio=settings.warmup_ratio,
         weight_decay=settings.weight_decay,
-        warmup_steps=settings.warmup_ratio,
-        max_grad_norm=settings.max_grad_norm,
-        eval_strategy=strategy,
-        save_strategy=strategy,
-        eval_steps=settings.eval_steps or None,
-        save_steps=settings.eval_steps or None,
-        save_total_limit=2,
-        load_best_model_at_end=True,
-        metric_for_best_model="accuracy",
-        greater_is_better=True,
-        train_sampling_strategy="group_by_length",
-        remove_unused_columns=False,
-        label_names=["labels"],
-        logging_steps=50,
+        eval_steps=settings.eval_steps,
         seed=seed,
-        report_to="none",
-        use_cpu=device == "cpu",
-        dataloader_pin_memory=False,
+        device=device,
+        max_grad_norm=settings.max_grad_norm,
+        remove_unused_columns=False,  # the student's forward does not name teacher_logits
+        label_names=["labels"],
     )
 
 

@@ -185,7 +185,7 @@ class Pipeline:
             work_dir = self.run_dir / ".work" / f"teacher-{stage.fingerprint[:12]}"
             tmp = stage.directory / "model.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
-            metrics = finetune(task, cfg, work_dir, tmp)
+            metrics = finetune(task, cfg, work_dir, tmp, self.device)
             replace_dir(tmp, model_dir)
             shutil.rmtree(work_dir, ignore_errors=True)
             source = str(model_dir)

@@ -86,34 +86,67 @@ def check_fits(model: PreTrainedModel, label_names: list[str], source: str) -> N
             )
 
 
-def training_arguments(config: TeacherConfig, output_dir: Path) -> TrainingArguments:
-    strategy = "steps" if config.eval_steps else "epoch"
+def selection_arguments(
+    output_dir: Path,
+    *,
+    epochs: float,
+    learning_rate: float,
+    batch_size: int,
+    eval_batch_size: int,
+    warmup_ratio: float,
+    weight_decay: float,
+    eval_steps: int,
+    seed: int,
+    device: str = "cpu",
+    **extra: object,
+) -> TrainingArguments:
+    """`Trainer` settings shared by teacher and students: evaluate and checkpoint every epoch
+    (or every `eval_steps`), length-grouped batches, and the best validation accuracy kept."""
+    strategy = "steps" if eval_steps else "epoch"
     return TrainingArguments(
         output_dir=str(output_dir),
-        num_train_epochs=config.epochs,
-        learning_rate=config.learning_rate,
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.eval_batch_size,
-        warmup_steps=config.warmup_ratio,
-        weight_decay=config.weight_decay,
+        num_train_epochs=epochs,
+        learning_rate=learning_rate,
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=eval_batch_size,
+        warmup_steps=warmup_ratio,
+        weight_decay=weight_decay,
         eval_strategy=strategy,
         save_strategy=strategy,
-        eval_steps=config.eval_steps or None,
-        save_steps=config.eval_steps or None,
+        eval_steps=eval_steps or None,
+        save_steps=eval_steps or None,
         save_total_limit=2,
         load_best_model_at_end=True,
         metric_for_best_model="accuracy",
         greater_is_better=True,
         train_sampling_strategy="group_by_length",
         logging_steps=50,
-        seed=config.seed,
+        seed=seed,
         report_to="none",
-        use_cpu=True,
+        use_cpu=device == "cpu",
         dataloader_pin_memory=False,
+        **extra,
     )
 
 
-def finetune(task: Task, config: TeacherConfig, work_dir: Path, model_dir: Path) -> dict:
+def training_arguments(config: TeacherConfig, output_dir: Path, device: str) -> TrainingArguments:
+    return selection_arguments(
+        output_dir,
+        epochs=config.epochs,
+        learning_rate=config.learning_rate,
+        batch_size=config.batch_size,
+        eval_batch_size=config.eval_batch_size,
+        warmup_ratio=config.warmup_ratio,
+        weight_decay=config.weight_decay,
+        eval_steps=config.eval_steps,
+        seed=config.seed,
+        device=device,
+    )
+
+
+def finetune(
+    task: Task, config: TeacherConfig, work_dir: Path, model_dir: Path, device: str = "cpu"
+) -> dict:
     """Fine-tune `config.model` on the task; keep the best checkpoint by validation accuracy.
 
     Checkpoints go to `work_dir` and a killed run resumes from the newest one; the best model
@@ -132,7 +165,7 @@ def finetune(task: Task, config: TeacherConfig, work_dir: Path, model_dir: Path)
     validation = tokenize(task.splits["validation"], tokenizer, config.max_length)
     trainer = Trainer(
         model=model,
-        args=training_arguments(config, work_dir),
+        args=training_arguments(config, work_dir, device),
         train_dataset=train.remove_columns("text"),
         eval_dataset=validation.remove_columns("text"),
         data_collator=DataCollatorWithPadding(tokenizer),
