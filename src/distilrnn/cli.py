@@ -231,7 +231,9 @@ def evaluate(
 
     pipeline = _pipeline(config, set_, run_dir, None, device, verbose)
     teacher_dir = pipeline.run_dir / "teacher" / "model"
-    student_dirs = sorted(p.parent for p in (pipeline.run_dir / "students").glob("*/*/stage.json"))
+    finished = sorted(p.parent for p in (pipeline.run_dir / "students").glob("*/*/stage.json"))
+    order = {v.name: i for i, v in enumerate(pipeline.config.variants)}  # the config's order
+    student_dirs = sorted(finished, key=lambda d: (order.get(d.parent.name, len(order)), d.name))
     print_results(collect_results(pipeline.config, pipeline.run_dir, teacher_dir, student_dirs))
 
 
