@@ -20,16 +20,16 @@ import math
 import multiprocessing
 import os
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from distilrnn.atomic import write_json_atomic
 from distilrnn.config import AugmentSettings
 
 if TYPE_CHECKING:
@@ -104,18 +104,6 @@ def _tags_key(texts: Sequence[str], model_name: str) -> str:
     return digest.hexdigest()
 
 
-def _write_json_atomic(path: Path, payload: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, separators=(",", ":"))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _read_cached_tags(cache_path: Path, key: str) -> list[list[str]] | None:
     if not cache_path.is_file():
         return None
@@ -162,7 +150,9 @@ def tag_texts(
     )
     tags = [[token.tag_ for token in doc] for doc in tagged]
     if cache_path is not None:
-        _write_json_atomic(cache_path, {"key": key, "spacy_model": model_name, "tags": tags})
+        write_json_atomic(
+            cache_path, {"key": key, "spacy_model": model_name, "tags": tags}, indent=None
+        )
     return tags
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from safetensors import safe_open
 
+from distilrnn.atomic import write_json_atomic
 from distilrnn.config import RunConfig
-from distilrnn.pipeline import write_json_atomic
 
 logger = logging.getLogger(__name__)
 

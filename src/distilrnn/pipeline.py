@@ -19,9 +19,7 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,7 @@ from typing import Any
 import torch
 from datasets import Dataset
 
+from distilrnn.atomic import write_json_atomic
 from distilrnn.config import RunConfig, StudentSettings, Variant
 from distilrnn.data import Task, data_files, load_task
 from distilrnn.labeling import label_texts, load_labelled, predict_logits
@@ -59,14 +58,6 @@ def folder_digest(path: Path) -> str:
     if not path.is_dir():
         return str(path)  # a hub id: its name is its identity
     return fingerprint([(p.name, file_digest(p)) for p in sorted(path.iterdir()) if p.is_file()])
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(payload, handle, indent=2, default=str)
-    os.replace(tmp, path)
 
 
 def read_json(path: Path) -> Any:

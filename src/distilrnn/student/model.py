@@ -12,8 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from distilrnn.atomic import write_atomically
 from distilrnn.student.attention import AttentionPooling
 from distilrnn.student.regularizers import LockedDropout, WeightDrop, embedded_dropout
 
@@ -346,9 +345,9 @@ class RNNStudent(nn.Module):
         state = {name: t.detach().cpu().contiguous() for name, t in self.state_dict().items()}
         weights_path = directory / WEIGHTS_NAME
         config_path = directory / CONFIG_NAME
-        _write_atomically(weights_path, lambda tmp: save_file(state, str(tmp)))
+        write_atomically(weights_path, lambda tmp: save_file(state, str(tmp)))
         config_text = json.dumps(self.config.to_dict(), indent=2, sort_keys=True) + "\n"
-        _write_atomically(config_path, lambda tmp: tmp.write_text(config_text, encoding="utf-8"))
+        write_atomically(config_path, lambda tmp: tmp.write_text(config_text, encoding="utf-8"))
         logger.info(
             "saved student (%d parameters) to %s", self.parameter_counts()["total"], directory
         )
@@ -383,13 +382,3 @@ class RNNStudent(nn.Module):
                 f"student weights {weights_path} do not match {config_path}: {error}"
             ) from error
         return model.to(device).eval()
-
-
-def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
-    """Call `write(tmp_path)` on a temporary sibling of `path`, then rename it over `path`."""
-    tmp_path = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp_path)
-        os.replace(tmp_path, path)
-    finally:
-        tmp_path.unlink(missing_ok=True)

@@ -1,0 +1,30 @@
+"""Atomic writes: write to a temporary sibling, then rename, so a killed run never leaves a
+half-written file that looks complete."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """Call `write(tmp_path)` on a temporary sibling of `path`, then rename it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    tmp_path = Path(name)
+    try:
+        write(tmp_path)
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_json_atomic(path: Path, payload: Any, indent: int | None = 2) -> None:
+    """Write `payload` as JSON to `path` atomically (non-JSON values are written as strings)."""
+    text = json.dumps(payload, indent=indent, default=str)
+    write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
