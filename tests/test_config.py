@@ -67,3 +67,12 @@ def test_unset_environment_variable_in_data_path_is_reported(monkeypatch):
 
 def test_every_setting_has_help():
     assert all(help_text for _, _, help_text in describe_settings())
+
+
+def test_temperature_accepts_auto_and_numbers_only():
+    assert load_config(None, ['student.temperature="auto"']).student.temperature == "auto"
+    assert load_config(None, ["student.temperature=2"]).student.temperature == 2.0
+    with pytest.raises(ConfigError, match=r"student\.temperature"):
+        load_config(None, ['student.temperature="hot"'])
+    with pytest.raises(ConfigError, match=r"student\.temperature"):
+        load_config(None, ["student.temperature=0"])

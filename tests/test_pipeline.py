@@ -124,3 +124,18 @@ def test_augmented_variant_trains_on_the_transfer_set(task_dir, tiny_teacher_dir
     }
     assert metrics["plain"]["train_examples"] == 48
     assert metrics["augmented"]["train_examples"] == augment["transfer_texts"]
+
+
+def test_auto_temperature_is_fitted_on_validation_and_recorded(
+    task_dir, tiny_teacher_dir, tmp_path
+):
+    overrides = tiny_run_overrides(task_dir, tiny_teacher_dir, tmp_path / "run")
+    overrides.append('variant=[{name="soft", objective="kl", temperature="auto"}]')
+    Pipeline(load_config(None, overrides)).run()
+    fitted = json.loads((tmp_path / "run" / "teacher" / "calibration.json").read_text())
+    metrics = json.loads(
+        (tmp_path / "run" / "students" / "soft" / "seed-0" / "metrics.json").read_text()
+    )
+    assert fitted["temperature"] > 0
+    assert fitted["validation_nll_scaled"] <= fitted["validation_nll"] + 1e-9
+    assert metrics["settings"]["temperature"] == fitted["temperature"]

@@ -226,7 +226,11 @@ class StudentSettings:
         "Training objective: `ce` on labels, `mse` on teacher logits (Tang et al. 2019), `kl` "
         "on temperature-softened teacher distributions (Hinton et al. 2015).",
     )
-    temperature: float = setting(1.0, "Softmax temperature of the `kl` objective.")
+    temperature: float | str = setting(
+        1.0,
+        "Softmax temperature of the `kl` objective, or `auto`: the temperature that minimises "
+        "the teacher's validation NLL (temperature scaling, Guo et al. 2017).",
+    )
     alpha: float = setting(
         0.0,
         "Weight of `ce` on labels mixed into a distillation objective: (1-alpha)*kd + alpha*ce.",
@@ -270,7 +274,18 @@ class StudentSettings:
             "student.transfer_set",
             f"must be train or augmented, got {self.transfer_set!r}",
         )
-        _check(self.temperature > 0, "student.temperature", "must be > 0")
+        if isinstance(self.temperature, str):
+            _check(
+                self.temperature == "auto",
+                "student.temperature",
+                f'must be a number > 0 or "auto", got {self.temperature!r}',
+            )
+        else:
+            _check(
+                not isinstance(self.temperature, bool) and self.temperature > 0,
+                "student.temperature",
+                f'must be a number > 0 or "auto", got {self.temperature!r}',
+            )
         _check(0.0 <= self.alpha <= 1.0, "student.alpha", "must be in [0, 1]")
         _check(self.epochs > 0, "student.epochs", "must be > 0")
         _check(self.learning_rate > 0, "student.learning_rate", "must be > 0")
@@ -337,7 +352,8 @@ DEFAULT_VARIANTS = [
 def _coerce(value: Any, hint: Any, name: str) -> Any:
     """Check a TOML value against a field's type; ints are accepted for floats."""
     hint_name = getattr(hint, "__name__", str(hint))
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+    accepts_float = hint is float or float in getattr(hint, "__args__", ())
+    if accepts_float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint in (int, float, str, bool):
         if isinstance(value, bool) != (hint is bool) or not isinstance(value, hint):

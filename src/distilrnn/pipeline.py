@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from datasets import Dataset
 
@@ -310,13 +311,17 @@ class Pipeline:
 
         student_cfg: StudentSettings = self.config.student_for(variant)
         settings = dataclasses.asdict(student_cfg)
-        settings.pop("seeds")
+        settings.pop("seeds")  # the seed is an input of its own
         inputs = [data_fp, teacher[1], transfer[1] if transfer else None]
         directory = self.run_dir / "students" / variant.name / f"seed-{seed}"
         stage, done = self._stage("student", directory, inputs, settings, seed)
         if done:
             return directory
         stage.begin()
+        if student_cfg.temperature == "auto":
+            student_cfg = dataclasses.replace(
+                student_cfg, temperature=self.teacher_temperature(task, *teacher)
+            )
         train = transfer[0] if transfer else task.splits["train"]
         tmp = directory.with_name(directory.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -335,6 +340,46 @@ class Pipeline:
         replace_dir(tmp, directory)
         stage.finish(settings)
         return directory
+
+    def teacher_temperature(self, task: Task, teacher_dir: Path, teacher_fp: str) -> float:
+        """The temperature minimising the teacher's validation NLL (Guo et al. 2017).
+
+        Fitted once per teacher and kept beside it in `calibration.json`.
+        """
+        from distilrnn import calibration
+
+        path = teacher_dir.parent / "calibration.json"
+        if path.is_file() and read_json(path).get("teacher") == teacher_fp:
+            return float(read_json(path)["temperature"])
+        model, tokenizer = load_teacher(str(teacher_dir))
+        validation = task.splits["validation"]
+        logits = predict_logits(
+            model,
+            tokenizer,
+            list(validation["text"]),
+            self.config.teacher.eval_batch_size,
+            self.config.teacher.max_length,
+            self.device,
+        )
+        labels = np.asarray(validation["label"])
+        temperature = calibration.fit_temperature(logits, labels)
+        write_json_atomic(
+            path,
+            {
+                "teacher": teacher_fp,
+                "temperature": temperature,
+                "validation_nll": calibration.negative_log_likelihood(logits, labels),
+                "validation_nll_scaled": calibration.negative_log_likelihood(
+                    logits, labels, temperature=temperature
+                ),
+                "validation_ece": calibration.expected_calibration_error(logits, labels),
+                "validation_ece_scaled": calibration.expected_calibration_error(
+                    logits, labels, temperature=temperature
+                ),
+            },
+        )
+        logger.info("teacher: validation NLL is lowest at temperature %.3f", temperature)
+        return temperature
 
     def students(
         self,
