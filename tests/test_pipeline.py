@@ -7,7 +7,7 @@ from conftest import tiny_run_overrides, write_tsv
 from typer.testing import CliRunner
 
 from distilrnn.cli import app
-from distilrnn.config import load_config
+from distilrnn.config import ConfigError, load_config
 from distilrnn.pipeline import Pipeline
 from distilrnn.student import RNNStudent
 
@@ -139,3 +139,31 @@ def test_auto_temperature_is_fitted_on_validation_and_recorded(
     assert fitted["temperature"] > 0
     assert fitted["validation_nll_scaled"] <= fitted["validation_nll"] + 1e-9
     assert metrics["settings"]["temperature"] == fitted["temperature"]
+
+
+def test_training_a_subset_labels_the_whole_configs_transfer_set(
+    task_dir, tiny_teacher_dir, tmp_path
+):
+    overrides = tiny_run_overrides(task_dir, tiny_teacher_dir, tmp_path / "run")
+    overrides += [
+        "augment.n_iter=3",
+        'variant=[{name="base"}, {name="plain", objective="mse"}, '
+        '{name="augmented", objective="mse", transfer_set="augmented"}]',
+    ]
+    subset = Pipeline(load_config(None, overrides), only=("plain",))
+    subset.run()
+    labels = json.loads((tmp_path / "run" / "labels" / "metrics.json").read_text())
+    augment = json.loads((tmp_path / "run" / "augment" / "metrics.json").read_text())
+    assert labels["texts"] == augment["transfer_texts"]
+    assert not (tmp_path / "run" / "students" / "base").exists()
+
+    everything = Pipeline(load_config(None, overrides))
+    everything.run()
+    assert "label:labels" in everything.reused
+    assert "student:seed-0" in everything.reused  # "plain", trained by the subset run
+
+
+def test_unknown_variant_in_a_subset_is_named(task_dir, tiny_teacher_dir, tmp_path):
+    overrides = tiny_run_overrides(task_dir, tiny_teacher_dir, tmp_path / "run")
+    with pytest.raises(ConfigError, match="nope"):
+        Pipeline(load_config(None, overrides), only=("nope",))

@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from distilrnn.config import ConfigError, RunConfig, describe_settings, load_config
+from distilrnn.evaluate import format_accuracy
 
 console = Console(width=None if sys.stdout.isatty() else 140)
 SETTINGS_EPILOG = "Every config setting, with its default and meaning: `distilrnn settings`."
@@ -60,11 +61,16 @@ def _config(config: Path | None, overrides: list[str] | None, run_dir: str | Non
     return load_config(config, overrides)
 
 
-def _pipeline(config, overrides, run_dir, force, device, verbose):
+def _pipeline(config, overrides, run_dir, force, device, verbose, only=None):
     from distilrnn.pipeline import Pipeline
 
     _setup_logging(verbose)
-    return Pipeline(_config(config, overrides, run_dir), device=device, force=tuple(force or ()))
+    return Pipeline(
+        _config(config, overrides, run_dir),
+        device=device,
+        force=tuple(force or ()),
+        only=tuple(only or ()),
+    )
 
 
 def print_results(results: dict) -> None:
@@ -87,8 +93,8 @@ def print_results(results: dict) -> None:
             row["name"],
             row["objective"],
             str(row["seeds"]),
-            _pct(row["validation_accuracy"], row.get("validation_accuracy_std")),
-            _pct(row["test_accuracy"], row.get("test_accuracy_std")),
+            format_accuracy(row["validation_accuracy"], row.get("validation_accuracy_std")),
+            format_accuracy(row["test_accuracy"], row.get("test_accuracy_std")),
             f"{row['parameters']['total'] / 1e6:.2f} M",
             f"{row['parameters']['trainable'] / 1e6:.2f} M",
             f"{row['parameters']['embedding'] / 1e6:.2f} M",
@@ -96,10 +102,6 @@ def print_results(results: dict) -> None:
             f"{row['train_seconds']:.0f}" if row.get("train_seconds") else "-",
         )
     console.print(table)
-
-
-def _pct(mean: float, std: float | None) -> str:
-    return f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if std else "")
 
 
 @app.command(epilog=SETTINGS_EPILOG)
@@ -201,12 +203,7 @@ def student(
     ] = None,
 ) -> None:
     """Train the student variants (each seed), reusing finished ones."""
-    pipeline = _pipeline(config, set_, run_dir, force, device, verbose)
-    if variant:
-        unknown = set(variant) - {v.name for v in pipeline.config.variants}
-        if unknown:
-            raise ConfigError(f"--variant: unknown variant(s) {', '.join(sorted(unknown))}")
-        pipeline.config.variants = [v for v in pipeline.config.variants if v.name in variant]
+    pipeline = _pipeline(config, set_, run_dir, force, device, verbose, only=variant)
     task, data_fp = pipeline.data()
     teacher_output = pipeline.teacher(task, data_fp)
     labelled = pipeline.labelled(task, data_fp, teacher_output)

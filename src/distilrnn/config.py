@@ -227,9 +227,10 @@ class StudentSettings:
         "on temperature-softened teacher distributions (Hinton et al. 2015).",
     )
     temperature: float | str = setting(
-        1.0,
+        "auto",
         "Softmax temperature of the `kl` objective, or `auto`: the temperature that minimises "
-        "the teacher's validation NLL (temperature scaling, Guo et al. 2017).",
+        "the teacher's validation NLL (temperature scaling, Guo et al. 2017), fitted once per "
+        "teacher.",
     )
     alpha: float = setting(
         0.0,

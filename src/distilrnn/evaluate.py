@@ -88,6 +88,15 @@ def student_rows(student_dirs: list[Path]) -> list[dict[str, Any]]:
     return rows
 
 
+def format_accuracy(mean: float, std: float | None = None) -> str:
+    """Accuracy in percent, with the standard deviation over seeds when there is one."""
+    return f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if std else "")
+
+
+def _accuracy(row: dict[str, Any], split: str) -> str:
+    return format_accuracy(row[f"{split}_accuracy"], row.get(f"{split}_accuracy_std"))
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| model | objective | seeds | validation acc (%) | test acc (%) | parameters | "
@@ -95,15 +104,11 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
-
-        def pct(split: str, row: dict = row) -> str:
-            std = row.get(f"{split}_accuracy_std")
-            return f"{100 * row[f'{split}_accuracy']:.2f}" + (f" ± {100 * std:.2f}" if std else "")
-
         seconds = f"{row['train_seconds']:.0f}" if row.get("train_seconds") else "-"
         lines.append(
-            f"| {row['name']} | {row['objective']} | {row['seeds']} | {pct('validation')} | "
-            f"{pct('test')} | {row['parameters']['total'] / 1e6:.2f} M | "
+            f"| {row['name']} | {row['objective']} | {row['seeds']} | "
+            f"{_accuracy(row, 'validation')} | {_accuracy(row, 'test')} | "
+            f"{row['parameters']['total'] / 1e6:.2f} M | "
             f"{row['parameters']['trainable'] / 1e6:.2f} M | "
             f"{row['parameters']['embedding'] / 1e6:.2f} M | {row['size_bytes'] / 1e6:.1f} | "
             f"{seconds} |"

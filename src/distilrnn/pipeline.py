@@ -30,7 +30,7 @@ import torch
 from datasets import Dataset
 
 from distilrnn.atomic import write_json_atomic
-from distilrnn.config import RunConfig, StudentSettings, Variant
+from distilrnn.config import ConfigError, RunConfig, StudentSettings, Variant
 from distilrnn.data import Task, data_files, load_task
 from distilrnn.labeling import label_texts, load_labelled, predict_logits
 from distilrnn.teacher import check_fits, finetune, load_classifier, load_teacher
@@ -115,8 +115,20 @@ def replace_dir(tmp: Path, final: Path) -> None:
 class Pipeline:
     """The stages of one run; each method runs its stage unless a complete copy is there."""
 
-    def __init__(self, config: RunConfig, device: str = "cpu", force: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        config: RunConfig,
+        device: str = "cpu",
+        force: tuple[str, ...] = (),
+        only: tuple[str, ...] = (),
+    ):
+        """`only` names the variants to train (default: all). The transfer set and its logits
+        are still those of the whole config, so training a subset never relabels."""
+        unknown = set(only) - {v.name for v in config.variants}
+        if unknown:
+            raise ConfigError(f"--variant: unknown variant(s) {', '.join(sorted(unknown))}")
         self.config = config
+        self.only = set(only)
         self.run_dir = Path(config.run_dir)
         self.device = device
         self.force = set(force)
@@ -318,10 +330,11 @@ class Pipeline:
         if done:
             return directory
         stage.begin()
-        if student_cfg.temperature == "auto":
-            student_cfg = dataclasses.replace(
-                student_cfg, temperature=self.teacher_temperature(task, *teacher)
-            )
+        if student_cfg.temperature == "auto":  # only `kl` reads the temperature
+            temperature = 1.0
+            if student_cfg.objective == "kl":
+                temperature = self.teacher_temperature(task, *teacher)
+            student_cfg = dataclasses.replace(student_cfg, temperature=temperature)
         train = transfer[0] if transfer else task.splits["train"]
         tmp = directory.with_name(directory.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -349,8 +362,9 @@ class Pipeline:
         from distilrnn import calibration
 
         path = teacher_dir.parent / "calibration.json"
-        if path.is_file() and read_json(path).get("teacher") == teacher_fp:
-            return float(read_json(path)["temperature"])
+        fitted = read_json(path) if path.is_file() else {}
+        if fitted.get("teacher") == teacher_fp:
+            return float(fitted["temperature"])
         model, tokenizer = load_teacher(str(teacher_dir))
         validation = task.splits["validation"]
         logits = predict_logits(
@@ -390,7 +404,7 @@ class Pipeline:
     ) -> list[Path]:
         directories = []
         num_train = len(task.splits["train"])
-        for variant in self.config.variants:
+        for variant in self.selected_variants():
             student_cfg = self.config.student_for(variant)
             transfer = None
             if student_cfg.objective != "ce":
@@ -404,12 +418,12 @@ class Pipeline:
                 directories.append(self.student(variant, seed, task, teacher, data_fp, transfer))
         return directories
 
+    def selected_variants(self) -> list[Variant]:
+        return [v for v in self.config.variants if not self.only or v.name in self.only]
+
     def _distilled(self) -> list[StudentSettings]:
         settings = [self.config.student_for(v) for v in self.config.variants]
         return [s for s in settings if s.objective != "ce"]
-
-    def needs_logits(self) -> bool:
-        return bool(self._distilled())
 
     def needs_augment(self) -> bool:
         return any(s.transfer_set == "augmented" for s in self._distilled())
@@ -421,7 +435,8 @@ class Pipeline:
         return task.splits["train"], data_fp
 
     def labelled(self, task: Task, data_fp: str, teacher: tuple[Path, str]):
-        if not self.needs_logits():
+        selected = [self.config.student_for(v) for v in self.selected_variants()]
+        if all(s.objective == "ce" for s in selected):
             return None
         return self.label(*self.transfer_texts(task, data_fp, teacher[0]), *teacher)
 
