@@ -224,14 +224,23 @@ def evaluate(
     verbose: VerboseOpt = False,
 ) -> None:
     """Collect the finished models' metrics into results.json / results.md and print the table."""
-    from distilrnn.evaluate import collect_results
-
     pipeline = _pipeline(config, set_, run_dir, None, device, verbose)
-    teacher_dir = pipeline.run_dir / "teacher" / "model"
-    finished = sorted(p.parent for p in (pipeline.run_dir / "students").glob("*/*/stage.json"))
-    order = {v.name: i for i, v in enumerate(pipeline.config.variants)}  # the config's order
-    student_dirs = sorted(finished, key=lambda d: (order.get(d.parent.name, len(order)), d.name))
-    print_results(collect_results(pipeline.config, pipeline.run_dir, teacher_dir, student_dirs))
+    print_results(pipeline.evaluate_finished())
+
+
+@app.command(epilog=SETTINGS_EPILOG)
+def report(
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    run_dir: RunDirOpt = None,
+    device: DeviceOpt = "cpu",
+    verbose: VerboseOpt = False,
+) -> None:
+    """Write report.md with its plots (learning curves, accuracy against size and speed, the
+    teacher's confidence, reliability) and the seed statistics, from a finished run."""
+    pipeline = _pipeline(config, set_, run_dir, None, device, verbose)
+    print_results(pipeline.evaluate_finished())
+    console.print(f"report: {pipeline.report()}")
 
 
 @app.command()

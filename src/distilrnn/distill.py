@@ -29,6 +29,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from distilrnn.config import StudentSettings
 from distilrnn.data import Task
+from distilrnn.evaluate import save_predictions
 from distilrnn.losses import objective_loss
 from distilrnn.student import RNNStudent, StudentConfig
 from distilrnn.teacher import accuracy_metrics, selection_arguments, tokenize
@@ -219,11 +220,13 @@ def train_student(
         "parameters": model.parameter_counts(),
         "log_history": trainer.state.log_history,
     }
+    predictions = {}
     for split, dataset in evaluation.items():
-        logits = student_logits(model, dataset, tokenizer.pad_token_id)
+        predictions[split] = student_logits(model, dataset, tokenizer.pad_token_id)
         metrics[f"{split}_accuracy"] = float(
-            (logits.argmax(-1) == np.array(dataset["labels"])).mean()
+            (predictions[split].argmax(-1) == np.array(dataset["labels"])).mean()
         )
+    save_predictions(output_dir, predictions)
     model.save(output_dir)
     tokenizer.save_pretrained(str(output_dir))
     shutil.rmtree(work_dir, ignore_errors=True)

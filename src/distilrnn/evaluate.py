@@ -12,12 +12,38 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from safetensors import safe_open
 
+from distilrnn import stats
 from distilrnn.atomic import write_json_atomic
 from distilrnn.config import RunConfig
 
 logger = logging.getLogger(__name__)
+
+
+PREDICTIONS_NAME = "predictions.json"
+
+
+def save_predictions(directory: Path, logits: dict[str, np.ndarray]) -> None:
+    """Write a model's logits per split, `{split: (n_examples, num_labels)}`, to
+    `directory/predictions.json` (atomically), for per-example statistics later."""
+    write_json_atomic(
+        Path(directory) / PREDICTIONS_NAME,
+        {split: np.asarray(values, dtype=np.float32).tolist() for split, values in logits.items()},
+    )
+
+
+def load_predictions(directory: Path) -> dict[str, np.ndarray] | None:
+    """The logits `save_predictions` wrote, or None when the folder has none."""
+    path = Path(directory) / PREDICTIONS_NAME
+    if not path.is_file():
+        return None
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"corrupt predictions file {path}: {error}") from None
+    return {split: np.asarray(values, dtype=np.float32) for split, values in raw.items()}
 
 
 def safetensors_parameters(path: Path, embedding_key: str = "word_embeddings") -> dict[str, int]:
@@ -48,16 +74,13 @@ def teacher_row(teacher_dir: Path) -> dict[str, Any]:
         "name": "teacher",
         "objective": "fine-tuned",
         "seeds": 1,
+        "directories": [str(teacher_dir.parent)],
         "validation_accuracy": metrics["validation_accuracy"],
         "test_accuracy": metrics["test_accuracy"],
         "parameters": parameters,
         "size_bytes": folder_bytes(teacher_dir),
         "train_seconds": metrics.get("train_seconds"),
     }
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def student_rows(student_dirs: list[Path]) -> list[dict[str, Any]]:
@@ -69,11 +92,15 @@ def student_rows(student_dirs: list[Path]) -> list[dict[str, Any]]:
     rows = []
     for name, runs in by_variant.items():
         first_dir, first = runs[0]
+        settings = first["settings"]
         row = {
             "name": name,
-            "objective": first["settings"]["objective"],
-            "rnn": first["settings"]["rnn"],
+            "objective": settings["objective"],
+            "rnn": settings["rnn"],
+            "temperature": settings.get("temperature"),
+            "transfer_set": settings.get("transfer_set", "train"),
             "seeds": len(runs),
+            "directories": [str(directory) for directory, _ in runs],
             "parameters": first["parameters"],
             "size_bytes": folder_bytes(first_dir),
             "train_seconds": statistics.fmean(m["train_seconds"] for _, m in runs),
@@ -82,8 +109,9 @@ def student_rows(student_dirs: list[Path]) -> list[dict[str, Any]]:
             },
         }
         for split in ("validation", "test"):
-            mean, std = _mean_std([m[f"{split}_accuracy"] for _, m in runs])
-            row[f"{split}_accuracy"], row[f"{split}_accuracy_std"] = mean, std
+            summary = stats.summarize([m[f"{split}_accuracy"] for _, m in runs])
+            row[f"{split}_accuracy"], row[f"{split}_accuracy_std"] = summary.mean, summary.std
+            row[f"{split}_summary"] = summary.to_dict()
         rows.append(row)
     return rows
 

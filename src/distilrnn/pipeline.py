@@ -32,6 +32,7 @@ from datasets import Dataset
 from distilrnn.atomic import write_json_atomic
 from distilrnn.config import ConfigError, RunConfig, StudentSettings, Variant
 from distilrnn.data import Task, data_files, load_task
+from distilrnn.evaluate import load_predictions, save_predictions
 from distilrnn.labeling import label_texts, load_labelled, predict_logits
 from distilrnn.teacher import check_fits, finetune, load_classifier, load_teacher
 
@@ -194,8 +195,9 @@ class Pipeline:
             shutil.rmtree(work_dir, ignore_errors=True)
             source = str(model_dir)
         model, tokenizer = load_teacher(source, cfg.trust_remote_code)
+        predictions = {}
         for split in ("validation", "test"):
-            logits = predict_logits(
+            logits = predictions[split] = predict_logits(
                 model,
                 tokenizer,
                 task.splits[split]["text"],
@@ -210,6 +212,7 @@ class Pipeline:
         if cfg.checkpoint:
             model.save_pretrained(str(model_dir))
             tokenizer.save_pretrained(str(model_dir))
+        save_predictions(stage.directory, predictions)
         write_json_atomic(stage.directory / "metrics.json", metrics)
         stage.finish(settings)
         logger.info(
@@ -354,6 +357,29 @@ class Pipeline:
         stage.finish(settings)
         return directory
 
+    def teacher_predictions(self, task: Task, teacher_dir: Path) -> None:
+        """Write the teacher's validation / test logits beside it if they are missing (runs
+        whose teacher stage predates `predictions.json`)."""
+        stage_dir = teacher_dir.parent
+        if load_predictions(stage_dir) is not None:
+            return
+        model, tokenizer = load_teacher(str(teacher_dir))
+        cfg = self.config.teacher
+        save_predictions(
+            stage_dir,
+            {
+                split: predict_logits(
+                    model,
+                    tokenizer,
+                    list(task.splits[split]["text"]),
+                    cfg.eval_batch_size,
+                    cfg.max_length,
+                    self.device,
+                )
+                for split in ("validation", "test")
+            },
+        )
+
     def teacher_temperature(self, task: Task, teacher_dir: Path, teacher_fp: str) -> float:
         """The temperature minimising the teacher's validation NLL (Guo et al. 2017).
 
@@ -448,4 +474,31 @@ class Pipeline:
         teacher = self.teacher(task, data_fp)
         labelled = self.labelled(task, data_fp, teacher)
         student_dirs = self.students(task, teacher, data_fp, labelled)
-        return collect_results(self.config, self.run_dir, teacher[0], student_dirs)
+        results = collect_results(self.config, self.run_dir, teacher[0], student_dirs)
+        self.report()
+        return results
+
+    def evaluate_finished(self) -> dict:
+        """results.json / results.md from the teacher and every finished student folder, in
+        the config's variant order (variants no longer in the config last)."""
+        from distilrnn.evaluate import collect_results
+
+        teacher_dir = self.run_dir / "teacher" / "model"
+        if not (teacher_dir.parent / STAGE_FILE).is_file():
+            raise FileNotFoundError(f"no finished teacher in {teacher_dir.parent}: run it first")
+        finished = sorted(p.parent for p in (self.run_dir / "students").glob(f"*/*/{STAGE_FILE}"))
+        order = {v.name: i for i, v in enumerate(self.config.variants)}
+        student_dirs = sorted(
+            finished, key=lambda d: (order.get(d.parent.name, len(order)), d.name)
+        )
+        return collect_results(self.config, self.run_dir, teacher_dir, student_dirs)
+
+    def report(self) -> Path:
+        """report.md and its plots, from the finished stages (and any benchmark*.json)."""
+        from distilrnn.report import write_report
+
+        self.teacher_predictions(
+            Task.load(self.run_dir / "data"), self.run_dir / "teacher" / "model"
+        )
+        benchmarks = sorted(self.run_dir.glob("benchmark*.json"))
+        return write_report(self.run_dir, benchmarks, title=f"distilrnn report: {self.run_dir}")
