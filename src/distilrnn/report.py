@@ -194,7 +194,8 @@ def _pyplot():
 
 
 def plot_learning_curves(data: ReportData, path: Path) -> None:
-    """Validation accuracy against epoch, the mean over seeds, one line per variant."""
+    """Validation accuracy against training texts seen (epochs times the training-set size, so
+    a transfer-set epoch counts for what it holds), the mean over seeds, one line a variant."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(8, 5))
     for row in data.rows[1:]:
@@ -203,22 +204,29 @@ def plot_learning_curves(data: ReportData, path: Path) -> None:
         if not curves:
             continue
         length = min(len(c) for c in curves)
-        epochs = [point[0] for point in curves[0][:length]]
+        seen = [point[0] / 1e6 for point in curves[0][:length]]
         accuracy = np.mean([[point[1] for point in c[:length]] for c in curves], axis=0)
-        axis.plot(epochs, 100 * accuracy, marker="o", markersize=3, label=row["name"])
+        axis.plot(seen, 100 * accuracy, marker="o", markersize=3, label=row["name"])
     axis.axhline(100 * data.rows[0]["validation_accuracy"], color="black", ls="--", label="teacher")
-    axis.set(xlabel="epoch", ylabel="validation accuracy (%)", title="Learning curves")
+    axis.set(
+        xlabel="training texts seen (millions)",
+        ylabel="validation accuracy (%), mean over seeds",
+        title="Learning curves",
+    )
     axis.legend(fontsize=7, ncol=2)
     axis.grid(alpha=0.3)
     _save(figure, path)
 
 
 def _eval_curve(directory: Path) -> list[tuple[float, float]]:
+    """(texts seen, validation accuracy) at each evaluation of one student's training."""
     metrics_path = directory / "metrics.json"
     if not metrics_path.is_file():
         return []
-    history = json.loads(metrics_path.read_text()).get("log_history", [])
-    return [(h["epoch"], h["eval_accuracy"]) for h in history if "eval_accuracy" in h]
+    metrics = json.loads(metrics_path.read_text())
+    size = metrics.get("train_examples", 1)
+    history = metrics.get("log_history", [])
+    return [(h["epoch"] * size, h["eval_accuracy"]) for h in history if "eval_accuracy" in h]
 
 
 def _speeds(data: ReportData) -> dict[str, float]:
