@@ -55,7 +55,7 @@ both() {  # both PID PID: wait for two lanes; fail if either failed
 
 for rnn in lstm gru; do
     "$BIN/distilrnn" benchmark "$CONFIG" --student "$(plan --group baselines --rnn $rnn --first)" \
-        --json "$RUN_DIR/benchmark-$rnn.json" >"$LOGS/benchmark-$rnn.log" 2>&1
+        >"$LOGS/benchmark-$rnn.log" 2>&1
 done
 
 "$BIN/distilrnn" report "$CONFIG" | tee "$LOGS/report.log"

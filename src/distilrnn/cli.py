@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +16,24 @@ from rich.markup import escape
 from rich.table import Table
 
 from distilrnn.config import ConfigError, RunConfig, describe_settings, load_config
-from distilrnn.evaluate import format_accuracy
+
+# What `distilrnn[train]` adds to the runtime install; a command that needs one of them fails
+# with a pointer to the extra instead of a traceback (see `main`). Keep this module's own imports
+# free of them, so that `distilrnn predict` runs with `distilrnn[runtime]` alone.
+TRAINING_MODULES = frozenset(
+    {
+        "accelerate",
+        "datasets",
+        "matplotlib",
+        "onnx",
+        "onnxscript",
+        "safetensors",
+        "spacy",
+        "torch",
+        "tqdm",
+        "transformers",
+    }
+)
 
 console = Console(width=None if sys.stdout.isatty() else 140)
 SETTINGS_EPILOG = "Every config setting, with its default and meaning: `distilrnn settings`."
@@ -74,6 +92,8 @@ def _pipeline(config, overrides, run_dir, force, device, verbose, only=None):
 
 
 def print_results(results: dict) -> None:
+    from distilrnn.evaluate import format_accuracy
+
     table = Table(title=f"distilrnn results: {results['run_dir']}")
     for column in (
         "model",
@@ -244,6 +264,201 @@ def report(
 
 
 @app.command()
+def export(
+    student_dir: Annotated[
+        Path,
+        typer.Argument(
+            help="A student folder (RUN/students/VARIANT/seed-N), or a run folder with --variant."
+        ),
+    ],
+    output_dir: Annotated[
+        Path, typer.Argument(help="Bundle folder to write; a bundle already there is replaced.")
+    ],
+    variant: Annotated[
+        str | None, typer.Option(help="With a run folder: the student variant to export.")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="With --variant: its seed (default: the lowest trained).")
+    ] = None,
+    prune_vocab: Annotated[
+        str | None,
+        typer.Option(
+            "--prune-vocab",
+            help="Keep only the embedding rows of tokens in these texts: `transfer` (the run's "
+            "transfer set), a text file (one text a line) or a datasets folder with `text`.",
+        ),
+    ] = None,
+    quantize: Annotated[
+        bool, typer.Option("--quantize", help="Quantise the weights to int8 (dynamic).")
+    ] = False,
+    labels: Annotated[
+        list[str] | None,
+        typer.Option(help="Label names in logit order, comma-separated (default: the run's)."),
+    ] = None,
+    max_length: Annotated[
+        int | None, typer.Option(help="Tokens per text (default: the student's max_length).")
+    ] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Export a student as a self-contained bundle: model.onnx, tokenizer.json, labels.json,
+    config.json and a README.md model card; `distilrnn predict` runs it without torch."""
+    from distilrnn.export import export_student
+
+    _setup_logging(verbose)
+    names = [name.strip() for item in labels or () for name in item.split(",") if name.strip()]
+    summary = export_student(
+        student_dir,
+        output_dir,
+        variant=variant,
+        seed=seed,
+        prune_vocab=prune_vocab,
+        quantize=quantize,
+        labels=names or None,
+        max_length=max_length,
+    )
+    print_export_summary(summary)
+
+
+def print_export_summary(summary: dict) -> None:
+    table = Table(title=f"bundle: {summary['bundle_dir']}")
+    table.add_column("file")
+    table.add_column("bytes", justify="right")
+    for name, size in summary["files"].items():
+        table.add_row(name, f"{size:,}")
+    table.add_row("bundle", f"{summary['bundle_bytes']:,}")
+    console.print(table)
+    pruning = summary["compression"]["prune_vocab"]
+    if pruning:
+        console.print(
+            f"vocabulary pruning: {pruning['kept_rows']:,} of {pruning['vocab_size']:,} rows "
+            f"kept, {pruning['bytes_saved']:,} bytes saved"
+        )
+    quantized = summary["compression"]["quantize"]
+    if quantized:
+        console.print(
+            f"int8 quantisation: model.onnx {quantized['float_model_bytes']:,} -> "
+            f"{summary['files']['model.onnx']:,} bytes"
+        )
+    evaluation = summary["evaluation"]
+    if evaluation:
+        delta = evaluation["delta_points"]
+        console.print(
+            f"test accuracy: {100 * evaluation['accuracy']:.2f} % on {evaluation['examples']} "
+            "texts" + ("" if delta is None else f" ({delta:+.2f} points against the student)")
+        )
+    latency = summary["latency_ms"]
+    console.print(
+        f"one-sentence latency (1 thread): p50 {latency['p50']:.3f} ms, p90 {latency['p90']:.3f} ms"
+    )
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    jsonl = "jsonl"
+
+
+@app.command()
+def predict(
+    bundle: Annotated[Path, typer.Argument(help="Bundle folder written by `distilrnn export`.")],
+    texts: Annotated[
+        list[str] | None,
+        typer.Argument(help="Texts to classify; none: --file, else stdin (one text a line)."),
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="Read the texts from a file, one a line.")
+    ] = None,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", help="A table, or one JSON object a line.")
+    ] = OutputFormat.table,
+    batch_size: Annotated[int, typer.Option(help="Texts per model call.")] = 64,
+    threads: Annotated[int, typer.Option(help="onnxruntime threads (0: its default).")] = 1,
+) -> None:
+    """Classify texts with an exported bundle: labels and probabilities. Needs only
+    `distilrnn[runtime]` (onnxruntime, tokenizers, numpy), no torch."""
+    from distilrnn.runtime import Predictor
+
+    inputs = _predict_inputs(texts, file)
+    predictions = Predictor(bundle, batch_size=batch_size, threads=threads).predict(inputs)
+    if output_format is OutputFormat.jsonl:
+        for prediction in predictions:
+            typer.echo(json.dumps(prediction.to_dict(), ensure_ascii=False))
+        return
+    labels = list(predictions[0].probabilities)
+    table = Table()
+    table.add_column("text", overflow="fold")
+    table.add_column("label")
+    for name in labels:
+        table.add_column(f"p({escape(name)})", justify="right")
+    for prediction in predictions:
+        table.add_row(
+            escape(prediction.text),
+            escape(prediction.label),
+            *(f"{prediction.probabilities[name]:.4f}" for name in labels),
+        )
+    console.print(table)
+
+
+def _predict_inputs(texts: list[str] | None, file: Path | None) -> list[str]:
+    """The texts to classify: the arguments, the file's lines, or stdin's lines."""
+    from distilrnn.runtime import texts_from_lines
+
+    if texts and file is not None:
+        raise ValueError("give the texts as arguments or with --file, not both")
+    if texts:
+        return list(texts)
+    if file is not None:
+        if not file.is_file():
+            raise FileNotFoundError(f"text file not found: {file}")
+        with file.open(encoding="utf-8") as handle:
+            lines = texts_from_lines(handle)
+        if not lines:
+            raise ValueError(f"no texts to classify: {file} holds no non-blank line")
+        return lines
+    if sys.stdin.isatty():
+        raise ValueError("no texts to classify: give them as arguments, with --file, or on stdin")
+    lines = texts_from_lines(sys.stdin)
+    if not lines:
+        raise ValueError("no texts to classify: stdin held no non-blank line")
+    return lines
+
+
+@app.command(epilog=SETTINGS_EPILOG)
+def benchmark(
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    run_dir: RunDirOpt = None,
+    student: Annotated[
+        str | None, typer.Option("--student", help="Variant to time (default: the config's first).")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Its seed (default: the variant's first).")
+    ] = None,
+    sample: Annotated[
+        int, typer.Option(help="Training texts timed for the time per epoch (0: skip).")
+    ] = 2000,
+    threads: Annotated[
+        list[int] | None,
+        typer.Option("--threads", help="CPU threads; repeat for several (default: 1 and 2)."),
+    ] = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the results to this file.")
+    ] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Time teacher against student on CPU (size, latency, throughput, training); write
+    benchmark-<variant>.json in the run directory (the report reads it) and print the tables."""
+    from distilrnn.atomic import write_json_atomic
+    from distilrnn.benchmark import benchmark_run, markdown_table
+
+    _setup_logging(verbose)
+    run_config = _config(config, set_, run_dir)
+    results = benchmark_run(run_config, student, seed, sample=sample, threads=threads or (1, 2))
+    if json_path is not None:
+        write_json_atomic(json_path, results)
+    console.print(markdown_table(results), markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
 def settings() -> None:
     """List every config setting with its default and meaning."""
     table = Table(title="distilrnn settings (TOML section.key; override with --set)")
@@ -263,4 +478,12 @@ def main() -> None:
     except (ValueError, FileNotFoundError) as error:
         # data, teacher and checkpoint errors already name the file, line or setting
         console.print(f"[red]error:[/red] {error}")
+        sys.exit(1)
+    except ModuleNotFoundError as error:
+        if (error.name or "").partition(".")[0] not in TRAINING_MODULES:
+            raise
+        console.print(
+            f"[red]error:[/red] this command needs {error.name}, which the runtime install "
+            + escape("does not include: pip install 'distilrnn[train]'")
+        )
         sys.exit(1)
