@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -35,12 +36,9 @@ def write_tsv(path: Path, rows: list[tuple[str, int]] | list[tuple[str, str]]) -
 
 def build_tiny_teacher(directory: Path, num_labels: int = 2) -> Path:
     """A 2-layer, hidden-32 BERT classifier with a word-level vocabulary, saved to `directory`."""
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+    from transformers import BertConfig, BertForSequenceClassification
 
-    directory.mkdir(parents=True, exist_ok=True)
-    vocab_file = directory / "vocab.txt"
-    vocab_file.write_text("\n".join(VOCAB) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
+    build_tiny_tokenizer(directory)  # word-level: every fixture word is its own token
     config = BertConfig(
         vocab_size=len(VOCAB),
         hidden_size=32,
@@ -52,7 +50,6 @@ def build_tiny_teacher(directory: Path, num_labels: int = 2) -> Path:
     )
     torch.manual_seed(0)
     BertForSequenceClassification(config).save_pretrained(str(directory))
-    tokenizer.save_pretrained(str(directory))
     return directory
 
 
@@ -87,3 +84,60 @@ def tiny_run_overrides(task_dir: Path, teacher_dir: Path, run_dir: Path) -> list
         "student.batch_size=16",
         "student.max_length=16",
     ]
+
+
+def build_tiny_tokenizer(directory: Path) -> Path:
+    """A lower-casing word-level WordPiece tokenizer over `VOCAB` with BERT's [CLS] ... [SEP]
+    template, saved by transformers to `directory` (tokenizer.json and its config)."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.WordPiece({t: i for i, t in enumerate(VOCAB)}, unk_token="[UNK]"))
+    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    cls_id, sep_id = VOCAB.index("[CLS]"), VOCAB.index("[SEP]")
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    backend.add_special_tokens(SPECIAL)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(str(directory))
+    return directory
+
+
+def build_tiny_student(directory: Path, seed: int = 0, max_length: int = 16, **config) -> Path:
+    """A randomly initialised `RNNStudent` over `VOCAB` saved as `distilrnn student` saves one:
+    weights, config, tokenizer and metrics.json. `config` overrides `StudentConfig` fields."""
+    from distilrnn.student import RNNStudent, StudentConfig
+
+    values = {
+        "vocab_size": len(VOCAB),
+        "embedding_dim": 12,
+        "num_labels": 2,
+        "hidden_size": 10,
+        "head_hidden_size": 8,
+        "padding_idx": VOCAB.index("[PAD]"),
+        **config,
+    }
+    torch.manual_seed(seed)
+    RNNStudent(StudentConfig(**values)).save(directory)
+    build_tiny_tokenizer(directory)
+    metrics = {
+        "variant": "tiny",
+        "seed": seed,
+        "validation_accuracy": 0.5,
+        "test_accuracy": 0.5,
+        "settings": {"max_length": max_length, "objective": "kl", "temperature": 2.0},
+    }
+    (directory / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    return directory

@@ -126,3 +126,11 @@ def test_labelling_resumes_after_a_failure_between_shards(tiny_teacher_dir, tmp_
     np.testing.assert_array_equal(
         np.array(resumed["teacher_logits"]), np.array(expected["teacher_logits"])
     )
+
+
+def test_tiny_teacher_tokenizer_keeps_fixture_words_apart(tiny_teacher_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_teacher_dir))
+    ids = tokenizer("The film is GOOD")["input_ids"]
+    assert tokenizer.convert_ids_to_tokens(ids) == ["[CLS]", "the", "film", "is", "good", "[SEP]"]

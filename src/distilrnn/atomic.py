@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -28,3 +29,14 @@ def write_json_atomic(path: Path, payload: Any, indent: int | None = 2) -> None:
     """Write `payload` as JSON to `path` atomically (non-JSON values are written as strings)."""
     text = json.dumps(payload, indent=indent, default=str)
     write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def replace_directory(tmp: Path, final: Path) -> None:
+    """Move a freshly built folder `tmp` to `final`; an existing `final` is moved aside first
+    and removed only once the new one is in place."""
+    old = final.with_name(f".{final.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from datasets import Dataset
 
-from distilrnn.atomic import write_json_atomic
+from distilrnn.atomic import replace_directory, write_json_atomic
 from distilrnn.config import ConfigError, RunConfig, StudentSettings, Variant
 from distilrnn.data import Task, data_files, load_task
 from distilrnn.evaluate import load_predictions, save_predictions
@@ -103,16 +103,6 @@ class PieceCounter:
         return max(1, len(self.tokenizer.tokenize(word)))
 
 
-def replace_dir(tmp: Path, final: Path) -> None:
-    """Move a freshly built folder into place, removing the old one only afterwards."""
-    old = final.with_name(final.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 class Pipeline:
     """The stages of one run; each method runs its stage unless a complete copy is there."""
 
@@ -156,7 +146,7 @@ class Pipeline:
         tmp = stage.directory / "splits.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         task.splits.save_to_disk(str(tmp))
-        replace_dir(tmp, stage.directory / "splits")
+        replace_directory(tmp, stage.directory / "splits")
         write_json_atomic(stage.directory / "labels.json", {"names": task.label_names})
         sizes = {split: len(task.splits[split]) for split in task.splits}
         write_json_atomic(stage.directory / "metrics.json", {"sizes": sizes})
@@ -191,7 +181,7 @@ class Pipeline:
             tmp = stage.directory / "model.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
             metrics = finetune(task, cfg, work_dir, tmp, self.device)
-            replace_dir(tmp, model_dir)
+            replace_directory(tmp, model_dir)
             shutil.rmtree(work_dir, ignore_errors=True)
             source = str(model_dir)
         model, tokenizer = load_teacher(source, cfg.trust_remote_code)
@@ -262,7 +252,7 @@ class Pipeline:
             tmp = stage.directory / "transfer.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
             transfer.save_to_disk(str(tmp))
-            replace_dir(tmp, transfer_dir)
+            replace_directory(tmp, transfer_dir)
             metrics = {
                 "train_texts": len(train),
                 "generated_texts": len(generated),
@@ -353,7 +343,7 @@ class Pipeline:
         )
         metrics.update(variant=variant.name, seed=seed)
         write_json_atomic(tmp / "metrics.json", metrics)
-        replace_dir(tmp, directory)
+        replace_directory(tmp, directory)
         stage.finish(settings)
         return directory
 

@@ -1,0 +1,105 @@
+"""The README.md of a bundle: what the model is, how well and how fast it does, how to call it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_CARD_METRICS = ("variant", "seed", "validation_accuracy", "test_accuracy", "train_seconds")
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f} %"
+
+
+def model_card(
+    config: dict[str, Any], labels: list[str], metrics: dict[str, Any], sizes: dict[str, int]
+) -> str:
+    """The bundle's README.md: what it is, how well and how fast it does, how to call it."""
+    student = config["student"]
+    teacher = config.get("teacher") or {}
+    settings = metrics.get("settings", {})
+    direction = "bidirectional" if student["bidirectional"] else "unidirectional"
+    lines = [
+        f"# distilrnn student: {metrics.get('variant', 'RNN classifier')}",
+        "",
+        f"A {direction} {student['rnn'].upper()} text classifier ({student['num_layers']} "
+        f"layer(s), hidden size {student['hidden_size']}, {student['pooling']} pooling), "
+        f"trained by distilrnn from the teacher `{teacher.get('name') or 'unknown'}`.",
+        "",
+        "## Task",
+        "",
+        f"- task: `{config.get('task') or 'unknown'}`",
+        f"- labels: {', '.join(f'`{name}`' for name in labels)}",
+        f"- teacher: `{teacher.get('name') or 'unknown'}`, validation "
+        f"{_percent(teacher.get('validation_accuracy'))}, test "
+        f"{_percent(teacher.get('test_accuracy'))}",
+        f"- objective: `{settings.get('objective', 'unknown')}`"
+        + (f", temperature {settings['temperature']}" if "temperature" in settings else "")
+        + (f", transfer set `{settings['transfer_set']}`" if "transfer_set" in settings else ""),
+        f"- max tokens per text: {config['max_length']}",
+        "",
+        "## Metrics (from the run, eager PyTorch student)",
+        "",
+        "| metric | value |",
+        "|---|---|",
+    ]
+    for key in _CARD_METRICS:
+        if key in metrics:
+            value = metrics[key]
+            shown = _percent(value) if key.endswith("accuracy") else value
+            shown = f"{value:.0f} s" if key == "train_seconds" else shown
+            lines.append(f"| {key} | {shown} |")
+    evaluation = config.get("evaluation")
+    if evaluation:
+        delta = evaluation["delta_points"]
+        lines += [
+            "",
+            f"This bundle: {_percent(evaluation['accuracy'])} on {evaluation['examples']} "
+            "texts of the test half"
+            + ("" if delta is None else f" ({delta:+.2f} points against the eager student)")
+            + ".",
+        ]
+    lines += ["", "## Size", "", "| file | bytes |", "|---|---:|"]
+    lines += [f"| {name} | {size:,} |" for name, size in sizes.items()]
+    lines += [f"| **bundle** | **{sum(sizes.values()):,}** |", ""]
+    compression = config["compression"]
+    pruning = compression["prune_vocab"]
+    if pruning:
+        lines.append(
+            f"Vocabulary pruning keeps {pruning['kept_rows']:,} of {pruning['vocab_size']:,} "
+            f"embedding rows (saves {pruning['bytes_saved']:,} bytes); other tokens read the "
+            "unknown token's row."
+        )
+    if compression["quantize"]:
+        lines.append("Weights quantised to int8 (onnxruntime dynamic quantisation).")
+    if not pruning and not compression["quantize"]:
+        lines.append("No compression: float32 weights, every embedding row.")
+    latency = config["latency_ms"]
+    lines += [
+        "",
+        "## Speed",
+        "",
+        f"One sentence at a time, {latency['threads']} thread, tokenisation included: p50 "
+        f"{latency['p50']:.3f} ms, p90 {latency['p90']:.3f} ms over {latency['calls']} calls "
+        f"(measured at export on {latency['machine']}).",
+        "",
+        "## Usage",
+        "",
+        "Needs onnxruntime, tokenizers and numpy only (no torch):",
+        "",
+        "```bash",
+        "pip install 'distilrnn[runtime]'",
+        'distilrnn predict BUNDLE_DIR "a gripping, beautifully acted film"',
+        "distilrnn predict BUNDLE_DIR --file texts.txt --format jsonl",
+        "```",
+        "",
+        "```python",
+        "from distilrnn import Predictor",
+        "",
+        'predictor = Predictor("BUNDLE_DIR", threads=1)',
+        'for prediction in predictor.predict(["a gripping film", "dull and long"]):',
+        "    print(prediction.label, prediction.probabilities)",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,247 @@
+"""Run an exported bundle with onnxruntime, tokenizers and numpy only: no torch, no transformers.
+
+A bundle is a folder written by `distilrnn.export`:
+
+    model.onnx       input_ids, attention_mask (batch, seq) int64, right-padded -> logits
+    tokenizer.json   the student's (the teacher's) tokenizer, as `tokenizers` saves it
+    labels.json      {"names": [...]}, in logit order
+    config.json      format, version, num_labels, vocab_size, pad_token_id, max_length, ...
+    README.md        the model card
+
+This module is the whole predict path; `distilrnn[runtime]` installs what it needs and nothing
+else, and a test checks that using it imports neither torch nor transformers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+logger = logging.getLogger(__name__)
+
+BUNDLE_FORMAT = "distilrnn-bundle"
+BUNDLE_VERSION = 1
+MODEL_NAME = "model.onnx"
+TOKENIZER_NAME = "tokenizer.json"
+LABELS_NAME = "labels.json"
+CONFIG_NAME = "config.json"
+CARD_NAME = "README.md"
+BUNDLE_FILES = (MODEL_NAME, TOKENIZER_NAME, LABELS_NAME, CONFIG_NAME)
+INPUT_NAMES = ("input_ids", "attention_mask")
+OUTPUT_NAME = "logits"
+_REQUIRED_CONFIG = ("num_labels", "vocab_size", "pad_token_id", "max_length")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One text's predicted label and the probability of every label."""
+
+    text: str
+    label: str
+    probabilities: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "label": self.label, "probabilities": self.probabilities}
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"corrupt bundle file {path}: {error}") from None
+
+
+def read_bundle_config(bundle_dir: str | Path) -> dict[str, Any]:
+    """`config.json` of a bundle, checked for format, version and required keys.
+
+    Raises:
+        FileNotFoundError: the folder or one of its files is missing; the message names it.
+        ValueError: the config is corrupt, of another format or version, or incomplete.
+    """
+    bundle_dir = Path(bundle_dir)
+    if not bundle_dir.is_dir():
+        raise FileNotFoundError(f"bundle not found: {bundle_dir} is not a directory")
+    for name in BUNDLE_FILES:
+        if not (bundle_dir / name).is_file():
+            raise FileNotFoundError(f"bundle file missing: {bundle_dir / name}")
+    path = bundle_dir / CONFIG_NAME
+    config = _read_json(path)
+    if not isinstance(config, dict) or config.get("format") != BUNDLE_FORMAT:
+        raise ValueError(f"{path} is not a distilrnn bundle config (no format {BUNDLE_FORMAT!r})")
+    if config.get("version") != BUNDLE_VERSION:
+        raise ValueError(
+            f"{path}: bundle version {config.get('version')!r}, this distilrnn reads version "
+            f"{BUNDLE_VERSION}; export the student again"
+        )
+    missing = [key for key in _REQUIRED_CONFIG if key not in config]
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(missing)}")
+    return config
+
+
+def read_label_names(path: Path) -> list[str]:
+    """The label names of a `labels.json` (`{"names": [...]}`)."""
+    raw = _read_json(path)
+    names = raw.get("names") if isinstance(raw, dict) else None
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"{path} must hold {{'names': [label, ...]}} with at least one name")
+    return names
+
+
+def texts_from_lines(lines: Iterable[str]) -> list[str]:
+    """One text per line, line ends stripped, blank lines skipped."""
+    texts = (line.rstrip("\r\n") for line in lines)
+    return [text for text in texts if text.strip()]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of `(n, num_labels)` logits, computed stably in float64."""
+    shifted = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+class Predictor:
+    """Classify texts with an exported bundle.
+
+    Texts are tokenised with the bundle's `tokenizer.json` (truncated to its `max_length`),
+    sorted by length, right-padded in batches of at most `batch_size` and run through
+    onnxruntime on `threads` intra-op threads (0: onnxruntime's default). The student ignores
+    padding, so batching changes no result beyond float rounding.
+    """
+
+    def __init__(self, bundle_dir: str | Path, *, batch_size: int = 64, threads: int = 1):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+            raise ValueError(f"threads must be an int >= 0, got {threads!r}")
+        self.bundle_dir = Path(bundle_dir)
+        self.batch_size = batch_size
+        self.threads = threads
+        self.config = read_bundle_config(self.bundle_dir)
+        self.labels = read_label_names(self.bundle_dir / LABELS_NAME)
+        self.num_labels = int(self.config["num_labels"])
+        self.pad_token_id = int(self.config["pad_token_id"])
+        if len(self.labels) != self.num_labels:
+            raise ValueError(
+                f"{self.bundle_dir / LABELS_NAME} names {len(self.labels)} labels but "
+                f"{self.bundle_dir / CONFIG_NAME} says the model has {self.num_labels}"
+            )
+        self.tokenizer = self._load_tokenizer()
+        self.session = self._load_session()
+
+    def _load_tokenizer(self) -> Tokenizer:
+        path = self.bundle_dir / TOKENIZER_NAME
+        try:
+            tokenizer = Tokenizer.from_file(str(path))
+        except Exception as error:  # tokenizers raises a bare Exception on a bad file
+            raise ValueError(f"cannot read the tokenizer {path}: {error}") from None
+        vocab_size = int(self.config["vocab_size"])
+        if tokenizer.get_vocab_size(with_added_tokens=True) > vocab_size:
+            raise ValueError(
+                f"{path} has {tokenizer.get_vocab_size(with_added_tokens=True)} tokens but the "
+                f"model in {self.bundle_dir} takes ids below {vocab_size}: they do not belong "
+                "together"
+            )
+        tokenizer.no_padding()  # padding is ours, per length-sorted batch
+        max_length = self.config["max_length"]
+        if max_length is None:
+            tokenizer.no_truncation()
+        else:
+            tokenizer.enable_truncation(int(max_length))
+        return tokenizer
+
+    def _load_session(self) -> ort.InferenceSession:
+        path = self.bundle_dir / MODEL_NAME
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3  # errors only; onnxruntime's warnings go to stderr
+        try:
+            session = ort.InferenceSession(
+                str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:  # onnxruntime raises its own error types on a bad model
+            raise ValueError(f"cannot load the ONNX model {path}: {error}") from None
+        inputs = tuple(i.name for i in session.get_inputs())
+        outputs = session.get_outputs()
+        if inputs != INPUT_NAMES or [o.name for o in outputs] != [OUTPUT_NAME]:
+            raise ValueError(
+                f"{path} takes {list(inputs)} and gives {[o.name for o in outputs]}; a bundle "
+                f"model takes {list(INPUT_NAMES)} and gives [{OUTPUT_NAME!r}]"
+            )
+        width = outputs[0].shape[-1]
+        if isinstance(width, int) and width != self.num_labels:
+            raise ValueError(
+                f"{path} gives {width} logits per text but {self.bundle_dir / LABELS_NAME} "
+                f"names {self.num_labels} labels"
+            )
+        return session
+
+    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
+        if isinstance(texts, str):
+            raise TypeError("pass a list of texts, not a single string")
+        texts = list(texts)
+        if not texts:
+            raise ValueError("no texts to classify: the input is empty")
+        for index, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"text {index} is a {type(text).__name__}, not a str")
+        # `encode` for one text: `encode_batch` would wake tokenizers' thread pool for nothing.
+        encodings = (
+            [self.tokenizer.encode(texts[0])]
+            if len(texts) == 1
+            else self.tokenizer.encode_batch(texts)
+        )
+        token_ids = [encoding.ids for encoding in encodings]
+        for index, ids in enumerate(token_ids):
+            if not ids:
+                raise ValueError(f"text {index} ({texts[index]!r}) has no tokens")
+        return token_ids
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """Logits `(len(texts), num_labels)` float32, in the order of `texts`."""
+        token_ids = self._encode(texts)
+        lengths = np.array([len(ids) for ids in token_ids])
+        order = np.argsort(lengths, kind="stable")
+        out = np.empty((len(token_ids), self.num_labels), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            index = order[start : start + self.batch_size]
+            longest = int(lengths[index].max())
+            input_ids = np.full((len(index), longest), self.pad_token_id, dtype=np.int64)
+            attention_mask = np.zeros((len(index), longest), dtype=np.int64)
+            for row, position in enumerate(index):
+                ids = token_ids[position]
+                input_ids[row, : len(ids)] = ids
+                attention_mask[row, : len(ids)] = 1
+            (logits,) = self.session.run(
+                [OUTPUT_NAME], {"input_ids": input_ids, "attention_mask": attention_mask}
+            )
+            out[index] = logits
+        return out
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Label probabilities `(len(texts), num_labels)` float64, rows summing to 1."""
+        return softmax(self.logits(texts))
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """The most probable label of each text, with every label's probability."""
+        texts = texts if isinstance(texts, str) else list(texts)  # a str is refused below
+        probabilities = self.predict_proba(texts)
+        return [
+            Prediction(
+                text=text,
+                label=self.labels[int(row.argmax())],
+                probabilities={name: float(p) for name, p in zip(self.labels, row, strict=True)},
+            )
+            for text, row in zip(texts, probabilities, strict=True)
+        ]

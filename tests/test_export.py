@@ -1,0 +1,249 @@
+"""Tests for the bundle export: ONNX parity, bundle contents, vocabulary pruning, quantisation,
+atomic writes and the `distilrnn export` command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from conftest import VOCAB, build_tiny_student
+from typer.testing import CliRunner
+
+from distilrnn.cli import app
+from distilrnn.export import (
+    BundleModel,
+    export_bundle,
+    export_onnx,
+    resolve_student_dir,
+)
+from distilrnn.runtime import BUNDLE_FILES, CARD_NAME, CONFIG_NAME, MODEL_NAME, Predictor
+from distilrnn.student import RNNStudent
+
+LABELS = ["negative", "positive"]
+
+
+def padded_batch(lengths: list[int], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random right-padded `(batch, max(lengths))` int64 ids (pads are id 0) and their mask."""
+    rng = np.random.default_rng(seed)
+    seq = max(lengths)
+    mask = (np.arange(seq)[None, :] < np.array(lengths)[:, None]).astype(np.int64)
+    input_ids = rng.integers(5, len(VOCAB), size=(len(lengths), seq)) * mask
+    return input_ids.astype(np.int64), mask
+
+
+def onnx_logits(path: Path, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})[0]
+
+
+def bundle_logits(bundle_dir: Path, texts: list[str]) -> np.ndarray:
+    return Predictor(bundle_dir).logits(texts)
+
+
+@pytest.mark.parametrize("rnn", ["lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("pooling", ["attention", "max", "mean", "last"])
+def test_onnx_logits_match_eager_student_on_padded_batches(
+    tmp_path: Path, rnn: str, bidirectional: bool, pooling: str
+):
+    torch.manual_seed(0)
+    student_dir = build_tiny_student(
+        tmp_path / "student", rnn=rnn, bidirectional=bidirectional, pooling=pooling, num_layers=2
+    )
+    student = RNNStudent.load(student_dir)
+    export_onnx(BundleModel(student), tmp_path / MODEL_NAME)
+    # Batch size and sequence length both differ from the export example (2 x 3).
+    input_ids, attention_mask = padded_batch([4, 11, 1, 7, 2, 11, 5], seed=1)
+    with torch.no_grad():
+        eager = student(torch.from_numpy(input_ids), torch.from_numpy(attention_mask)).numpy()
+    exported = onnx_logits(tmp_path / MODEL_NAME, input_ids, attention_mask)
+    assert np.abs(exported - eager).max() < 1e-4
+
+
+def test_bundle_holds_model_tokenizer_labels_config_and_card(tmp_path: Path):
+    student_dir = build_tiny_student(tmp_path / "student")
+    summary = export_bundle(student_dir, tmp_path / "bundle", labels=LABELS)
+    names = sorted(p.name for p in (tmp_path / "bundle").iterdir())
+    assert names == sorted([*BUNDLE_FILES, CARD_NAME])
+    assert summary["bundle_bytes"] == sum(
+        (tmp_path / "bundle" / name).stat().st_size for name in BUNDLE_FILES
+    )
+    config = json.loads((tmp_path / "bundle" / CONFIG_NAME).read_text())
+    assert config["num_labels"] == 2
+    assert config["max_length"] == 16  # the student's training max_length, from metrics.json
+    assert config["pad_token_id"] == VOCAB.index("[PAD]")
+
+
+def test_model_card_states_teacher_task_metrics_size_and_usage(tmp_path: Path):
+    student_dir = build_tiny_student(tmp_path / "student")
+    teacher = {"name": "tiny-bert", "validation_accuracy": 0.91, "test_accuracy": 0.9}
+    summary = export_bundle(
+        student_dir, tmp_path / "bundle", labels=LABELS, teacher=teacher, task="glue/sst2"
+    )
+    card = (tmp_path / "bundle" / CARD_NAME).read_text()
+    assert "`tiny-bert`" in card
+    assert "`glue/sst2`" in card
+    assert "| test_accuracy | 50.00 % |" in card
+    assert f"**{summary['bundle_bytes']:,}**" in card
+    assert "p50" in card
+    assert "distilrnn predict" in card
+    assert "from distilrnn import Predictor" in card
+
+
+def test_pruned_bundle_matches_unpruned_on_texts_whose_tokens_were_kept(tmp_path: Path):
+    student_dir = build_tiny_student(tmp_path / "student")
+    export_bundle(student_dir, tmp_path / "full", labels=LABELS)
+    transfer = ["the film is good", "a dull movie", "the plot is quite boring"]
+    export_bundle(student_dir, tmp_path / "pruned", labels=LABELS, prune_vocab_texts=transfer)
+    texts = ["the movie is good", "a quite dull film", "the plot is boring"]
+    np.testing.assert_allclose(
+        bundle_logits(tmp_path / "pruned", texts),
+        bundle_logits(tmp_path / "full", texts),
+        atol=1e-6,
+    )
+
+
+def test_pruned_bundle_maps_unseen_tokens_to_the_unknown_row(tmp_path: Path):
+    student_dir = build_tiny_student(tmp_path / "student")
+    export_bundle(student_dir, tmp_path / "full", labels=LABELS)
+    export_bundle(student_dir, tmp_path / "pruned", labels=LABELS, prune_vocab_texts=["the film"])
+    # "brilliant" is in the vocabulary but not in the pruning texts; "zzz" is in neither.
+    pruned = bundle_logits(tmp_path / "pruned", ["the brilliant film"])
+    unknown = bundle_logits(tmp_path / "full", ["the zzz film"])
+    known = bundle_logits(tmp_path / "full", ["the brilliant film"])
+    np.testing.assert_allclose(pruned, unknown, atol=1e-6)
+    assert not np.allclose(pruned, known, atol=1e-6)
+
+
+def test_pruning_keeps_rows_of_used_and_special_tokens_only(tmp_path: Path):
+    student_dir = build_tiny_student(tmp_path / "student", embedding_dim=16)
+    summary = export_bundle(
+        student_dir, tmp_path / "pruned", labels=LABELS, prune_vocab_texts=["the good film"]
+    )
+    pruning = summary["compression"]["prune_vocab"]
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    assert pruning["vocab_size"] == len(VOCAB)
+    assert pruning["kept_rows"] == len(special) + 3  # the, good, film
+    assert pruning["bytes_saved"] == (len(VOCAB) - 8) * 16 * 4 - len(VOCAB) * 8
+
+
+def test_pruned_graph_takes_tokenizer_ids_through_an_id_table(tmp_path: Path):
+    student_dir = build_tiny_student(tmp_path / "student", embedding_dim=16)
+    export_bundle(student_dir, tmp_path / "pruned", labels=LABELS, prune_vocab_texts=["the film"])
+    graph = onnx.load(str(tmp_path / "pruned" / MODEL_NAME)).graph
+    shapes = {i.name: (tuple(i.dims), i.data_type) for i in graph.initializer}
+    assert shapes["id_table"] == ((len(VOCAB),), onnx.TensorProto.INT64)
+    assert shapes["student.embedding.weight"] == ((7, 16), onnx.TensorProto.FLOAT)
+
+
+def test_quantized_bundle_runs_and_is_smaller(tmp_path: Path):
+    student_dir = build_tiny_student(tmp_path / "student", embedding_dim=64, hidden_size=32)
+    full = export_bundle(student_dir, tmp_path / "full", labels=LABELS)
+    quantized = export_bundle(student_dir, tmp_path / "int8", labels=LABELS, quantize=True)
+    assert quantized["files"][MODEL_NAME] < full["files"][MODEL_NAME] / 2
+    assert (
+        quantized["compression"]["quantize"]["float_model_bytes"] > quantized["files"][MODEL_NAME]
+    )
+    probabilities = Predictor(tmp_path / "int8").predict_proba(["the good film", "dull"])
+    assert probabilities.shape == (2, 2)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+
+
+def test_failed_export_keeps_the_existing_bundle(tmp_path: Path):
+    student_dir = build_tiny_student(tmp_path / "student")
+    export_bundle(student_dir, tmp_path / "bundle", labels=LABELS)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "bundle").iterdir()}
+    with pytest.raises(ValueError, match="no texts"):
+        export_bundle(student_dir, tmp_path / "bundle", labels=LABELS, prune_vocab_texts=[])
+    assert {p.name: p.read_bytes() for p in (tmp_path / "bundle").iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "student"]
+
+
+def test_export_replaces_an_existing_bundle(tmp_path: Path):
+    student_dir = build_tiny_student(tmp_path / "student")
+    export_bundle(student_dir, tmp_path / "bundle", labels=LABELS)
+    export_bundle(student_dir, tmp_path / "bundle", labels=["bad", "good"])
+    assert Predictor(tmp_path / "bundle").labels == ["bad", "good"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "student"]
+
+
+def test_export_refuses_to_replace_a_folder_that_is_not_a_bundle(tmp_path: Path):
+    student_dir = build_tiny_student(tmp_path / "student")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="not a distilrnn bundle"):
+        export_bundle(student_dir, tmp_path / "notes", labels=LABELS)
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me"
+
+
+def test_export_rejects_label_names_that_do_not_fit_the_student(tmp_path: Path):
+    student_dir = build_tiny_student(tmp_path / "student")
+    with pytest.raises(ValueError, match="3 label names"):
+        export_bundle(student_dir, tmp_path / "bundle", labels=["a", "b", "c"])
+
+
+def test_export_outside_a_run_without_labels_says_how_to_name_them(tmp_path: Path):
+    student_dir = build_tiny_student(tmp_path / "student")
+    with pytest.raises(ValueError, match="--labels"):
+        export_bundle(student_dir, tmp_path / "bundle")
+
+
+def test_export_reads_labels_teacher_and_task_from_the_run(tmp_path: Path):
+    run_dir = tmp_path / "run"
+    student_dir = build_tiny_student(run_dir / "students" / "distilled-gru" / "seed-0")
+    (run_dir / "data").mkdir()
+    (run_dir / "data" / "labels.json").write_text(json.dumps({"names": ["neg", "pos"]}))
+    (run_dir / "data" / "stage.json").write_text(
+        json.dumps({"settings": {"data": {"path": "/data/sst2", "hub_name": ""}}})
+    )
+    (run_dir / "teacher" / "model").mkdir(parents=True)
+    (run_dir / "teacher" / "stage.json").write_text(
+        json.dumps({"settings": {"model": "tiny-bert", "checkpoint": ""}})
+    )
+    (run_dir / "teacher" / "metrics.json").write_text(json.dumps({"test_accuracy": 0.875}))
+    export_bundle(student_dir, tmp_path / "bundle")
+    config = json.loads((tmp_path / "bundle" / CONFIG_NAME).read_text())
+    assert Predictor(tmp_path / "bundle").labels == ["neg", "pos"]
+    assert config["teacher"] == {"name": "tiny-bert", "test_accuracy": 0.875}
+    assert config["task"] == "/data/sst2"
+
+
+def test_run_variant_and_seed_name_the_student_folder(tmp_path: Path):
+    for seed in (3, 1):
+        (tmp_path / "students" / "baseline-lstm" / f"seed-{seed}").mkdir(parents=True)
+    assert resolve_student_dir(tmp_path, "baseline-lstm") == (
+        tmp_path / "students" / "baseline-lstm" / "seed-1"
+    )
+    assert resolve_student_dir(tmp_path, "baseline-lstm", 3).name == "seed-3"
+    with pytest.raises(ValueError, match="--variant"):
+        resolve_student_dir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="'gru'"):
+        resolve_student_dir(tmp_path, "gru")
+
+
+def test_cli_export_writes_a_pruned_quantized_bundle(tmp_path: Path):
+    student_dir = build_tiny_student(tmp_path / "student")
+    texts = tmp_path / "transfer.txt"
+    texts.write_text("the good film\n\na dull movie\n")
+    result = CliRunner().invoke(
+        app,
+        [
+            "export",
+            str(student_dir),
+            str(tmp_path / "bundle"),
+            "--labels",
+            "negative,positive",
+            "--prune-vocab",
+            str(texts),
+            "--quantize",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "vocabulary pruning: 11 of 29 rows kept" in result.output
+    assert "int8 quantisation" in result.output
+    assert Predictor(tmp_path / "bundle").labels == ["negative", "positive"]
