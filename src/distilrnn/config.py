@@ -210,6 +210,12 @@ class StudentSettings:
         "Word embeddings: `frozen` (teacher's, fixed), `trainable` (teacher's, fine-tuned) or "
         "`random` (random init, trained).",
     )
+    embedding_projection: int = setting(
+        0,
+        "Project the teacher's word embeddings onto their top N principal components (PCA) "
+        "before training, so the recurrent layer learns on the narrower input and the exported "
+        "embedding shrinks by the same factor (0: keep the full width).",
+    )
     embedding_dropout: float = setting(0.1, "Whole-word embedding dropout (Merity et al. 2017).")
     input_dropout: float = setting(0.25, "Locked dropout on the recurrent input.")
     hidden_dropout: float = setting(0.25, "Locked dropout between recurrent layers.")
@@ -261,6 +267,7 @@ class StudentSettings:
             "student.embeddings",
             f"must be frozen, trainable or random, got {self.embeddings!r}",
         )
+        _check(self.embedding_projection >= 0, "student.embedding_projection", "must be >= 0")
         for name in ("embedding_dropout", "input_dropout", "hidden_dropout", "weight_dropout"):
             _check_fraction(getattr(self, name), f"student.{name}")
         _check_fraction(self.head_dropout, "student.head_dropout")

@@ -104,12 +104,40 @@ class DistillationTrainer(Trainer):
         return LengthGroupedSampler(batch, lengths=dataset.data.column("length").to_pylist())
 
 
+def pca_project(weight: torch.Tensor, components: int) -> torch.Tensor:
+    """Project embedding rows onto their top principal components.
+
+    Args:
+        weight: `(vocab_size, embedding_dim)` embedding matrix.
+        components: output width, 1 <= components <= embedding_dim.
+
+    Returns:
+        `(vocab_size, components)`: the mean-centred rows in the basis of the leading right
+        singular vectors, highest variance first.
+    """
+    if not 1 <= components <= weight.shape[1]:
+        raise ValueError(
+            f"student.embedding_projection: {components} components asked of a "
+            f"{weight.shape[1]}-wide embedding; use 1 to {weight.shape[1]}, or 0 for none"
+        )
+    centred = weight.double() - weight.double().mean(dim=0, keepdim=True)
+    _, singular, basis = torch.linalg.svd(centred, full_matrices=False)  # basis (dim, dim)
+    kept = float((singular[:components] ** 2).sum() / (singular**2).sum())
+    logger.info(
+        "embedding projection: %d components keep %.1f %% of the variance", components, 100 * kept
+    )
+    return (centred @ basis[:components].T).to(weight.dtype)  # (vocab_size, components)
+
+
 def build_student(
     settings: StudentSettings, teacher_dir: Path, num_labels: int, pad_token_id: int
 ) -> RNNStudent:
-    """A fresh student with the teacher's word embeddings (unless `embeddings = "random"`)."""
+    """A fresh student with the teacher's word embeddings (unless `embeddings = "random"`),
+    projected onto their principal components when `embedding_projection` is set."""
     teacher = AutoModelForSequenceClassification.from_pretrained(str(teacher_dir))
     embedding = teacher.get_input_embeddings().weight.detach().clone()  # (vocab, embedding_dim)
+    if settings.embedding_projection:
+        embedding = pca_project(embedding, settings.embedding_projection)  # (vocab, projection)
     config = StudentConfig(
         vocab_size=embedding.shape[0],
         embedding_dim=embedding.shape[1],
