@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from datasets import Dataset
 
 from distilrnn.atomic import replace_directory, write_json_atomic
@@ -185,20 +184,10 @@ class Pipeline:
             shutil.rmtree(work_dir, ignore_errors=True)
             source = str(model_dir)
         model, tokenizer = load_teacher(source, cfg.trust_remote_code)
-        predictions = {}
-        for split in ("validation", "test"):
-            logits = predictions[split] = predict_logits(
-                model,
-                tokenizer,
-                task.splits[split]["text"],
-                cfg.eval_batch_size,
-                cfg.max_length,
-                self.device,
-            )
-            labels = torch.tensor(task.splits[split]["label"])
-            metrics[f"{split}_accuracy"] = float(
-                (torch.from_numpy(logits).argmax(-1) == labels).float().mean()
-            )
+        predictions = self._split_logits(model, tokenizer, task)
+        for split, logits in predictions.items():
+            labels = np.asarray(task.splits[split]["label"])
+            metrics[f"{split}_accuracy"] = float((logits.argmax(-1) == labels).mean())
         if cfg.checkpoint:
             model.save_pretrained(str(model_dir))
             tokenizer.save_pretrained(str(model_dir))
@@ -347,28 +336,29 @@ class Pipeline:
         stage.finish(settings)
         return directory
 
-    def teacher_predictions(self, task: Task, teacher_dir: Path) -> None:
-        """Write the teacher's validation / test logits beside it if they are missing (runs
-        whose teacher stage predates `predictions.json`)."""
-        stage_dir = teacher_dir.parent
-        if load_predictions(stage_dir) is not None:
-            return
-        model, tokenizer = load_teacher(str(teacher_dir))
+    def _split_logits(self, model: Any, tokenizer: Any, task: Task) -> dict[str, np.ndarray]:
+        """The teacher's logits `{split: (n, num_labels)}` on the validation and test halves."""
         cfg = self.config.teacher
-        save_predictions(
-            stage_dir,
-            {
-                split: predict_logits(
-                    model,
-                    tokenizer,
-                    list(task.splits[split]["text"]),
-                    cfg.eval_batch_size,
-                    cfg.max_length,
-                    self.device,
-                )
-                for split in ("validation", "test")
-            },
-        )
+        return {
+            split: predict_logits(
+                model,
+                tokenizer,
+                list(task.splits[split]["text"]),
+                cfg.eval_batch_size,
+                cfg.max_length,
+                self.device,
+            )
+            for split in ("validation", "test")
+        }
+
+    def teacher_predictions(self, task: Task, teacher_dir: Path) -> dict[str, np.ndarray]:
+        """The teacher's validation / test logits saved beside it, computed and saved first
+        when missing (runs whose teacher stage predates `predictions.json`)."""
+        predictions = load_predictions(teacher_dir.parent)
+        if predictions is None:
+            predictions = self._split_logits(*load_teacher(str(teacher_dir)), task)
+            save_predictions(teacher_dir.parent, predictions)
+        return predictions
 
     def teacher_temperature(self, task: Task, teacher_dir: Path, teacher_fp: str) -> float:
         """The temperature minimising the teacher's validation NLL (Guo et al. 2017).
@@ -381,17 +371,8 @@ class Pipeline:
         fitted = read_json(path) if path.is_file() else {}
         if fitted.get("teacher") == teacher_fp:
             return float(fitted["temperature"])
-        model, tokenizer = load_teacher(str(teacher_dir))
-        validation = task.splits["validation"]
-        logits = predict_logits(
-            model,
-            tokenizer,
-            list(validation["text"]),
-            self.config.teacher.eval_batch_size,
-            self.config.teacher.max_length,
-            self.device,
-        )
-        labels = np.asarray(validation["label"])
+        logits = self.teacher_predictions(task, teacher_dir)["validation"]
+        labels = np.asarray(task.splits["validation"]["label"])
         temperature = calibration.fit_temperature(logits, labels)
         write_json_atomic(
             path,
