@@ -167,3 +167,20 @@ def test_unknown_variant_in_a_subset_is_named(task_dir, tiny_teacher_dir, tmp_pa
     overrides = tiny_run_overrides(task_dir, tiny_teacher_dir, tmp_path / "run")
     with pytest.raises(ConfigError, match="nope"):
         Pipeline(load_config(None, overrides), only=("nope",))
+
+
+
+def test_a_later_setting_at_its_neutral_value_keeps_finished_students_valid():
+    import dataclasses
+
+    from distilrnn.config import StudentSettings
+    from distilrnn.pipeline import LATER_STUDENT_SETTINGS, student_fingerprint_settings
+
+    values = student_fingerprint_settings(StudentSettings())
+    assert "seeds" not in values  # the seed is an input of its own
+    # a student trained before these settings existed has none of them in its fingerprint
+    assert not set(LATER_STUDENT_SETTINGS) & set(values)
+    projected = student_fingerprint_settings(
+        dataclasses.replace(StudentSettings(), embedding_projection=64)
+    )
+    assert projected == {**values, "embedding_projection": 64}

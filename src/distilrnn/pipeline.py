@@ -40,6 +40,22 @@ logger = logging.getLogger(__name__)
 STAGE_FILE = "stage.json"
 
 
+# Student settings added after runs existed, with the value that means "as before": left out of
+# the fingerprint at that value, so adding a setting does not make every finished student stale.
+LATER_STUDENT_SETTINGS = {"embedding_projection": 0}
+
+
+def student_fingerprint_settings(settings: StudentSettings) -> dict[str, Any]:
+    """The settings a student's fingerprint covers: all but the seeds (the seed is an input of
+    its own) and the later settings at their neutral value."""
+    values = dataclasses.asdict(settings)
+    values.pop("seeds")
+    for name, neutral in LATER_STUDENT_SETTINGS.items():
+        if values.get(name) == neutral:
+            del values[name]
+    return values
+
+
 def fingerprint(*parts: Any) -> str:
     """A stable hash of JSON-serialisable parts."""
     text = json.dumps(parts, sort_keys=True, default=str)
@@ -304,8 +320,7 @@ class Pipeline:
         from distilrnn.distill import train_student
 
         student_cfg: StudentSettings = self.config.student_for(variant)
-        settings = dataclasses.asdict(student_cfg)
-        settings.pop("seeds")  # the seed is an input of its own
+        settings = student_fingerprint_settings(student_cfg)
         inputs = [data_fp, teacher[1], transfer[1] if transfer else None]
         directory = self.run_dir / "students" / variant.name / f"seed-{seed}"
         stage, done = self._stage("student", directory, inputs, settings, seed)
