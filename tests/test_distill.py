@@ -1,5 +1,6 @@
 """Building a student from a teacher: embeddings copied, or projected onto principal components."""
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
@@ -49,3 +50,80 @@ def test_projected_student_reads_the_narrow_embedding(tiny_teacher_dir):
 
 def _distances(points: torch.Tensor) -> torch.Tensor:
     return (points[:, None, :] - points[None, :, :]).norm(dim=-1)  # (n, n)
+
+
+# factorised embeddings (embedding_projection with init_from) ----------------------------------
+def _random_student(seed=0, **config):
+    from distilrnn.student import RNNStudent, StudentConfig
+
+    torch.manual_seed(seed)
+    values = {"vocab_size": 40, "embedding_dim": 12, "hidden_size": 6, "head_hidden_size": 5}
+    return RNNStudent(StudentConfig(**{**values, **config})).eval()
+
+
+def _batch(vocab_size=40, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, vocab_size, (5, 7), generator=generator)
+    mask = torch.ones_like(ids)
+    mask[1, 4:] = 0
+    mask[3, 2:] = 0
+    return ids * mask, mask
+
+
+@pytest.mark.parametrize(
+    ("rnn", "bidirectional", "num_layers"),
+    [("lstm", True, 1), ("gru", True, 2), ("lstm", False, 2), ("gru", False, 1)],
+)
+def test_factorising_at_full_rank_keeps_the_logits(rnn, bidirectional, num_layers):
+    from distilrnn.distill import factorize_embedding
+
+    student = _random_student(rnn=rnn, bidirectional=bidirectional, num_layers=num_layers)
+    ids, mask = _batch()
+    weights = np.random.default_rng(0).uniform(0.5, 2.0, size=40)
+    narrow = factorize_embedding(student, 12, weights)
+    with torch.no_grad():
+        torch.testing.assert_close(narrow(ids, mask), student(ids, mask), atol=1e-5, rtol=1e-5)
+
+
+def test_factorising_is_exact_on_the_weighted_tokens_and_narrows_the_embedding():
+    from distilrnn.distill import factorize_embedding
+
+    student = _random_student()
+    used = [1, 2, 3, 4]  # rank 4 can reproduce what the first layer reads from 4 tokens
+    weights = np.zeros(40)
+    weights[used] = [5.0, 1.0, 2.0, 0.5]
+    narrow = factorize_embedding(student, 4, weights)
+    assert narrow.embedding.weight.shape == (40, 4)
+    assert narrow.config.embedding_dim == 4
+    assert narrow.encoder.layers[0].forward_rnn.module.weight_ih_l0.shape == (24, 4)
+    ids = torch.tensor([[1, 2, 3, 4, 2], [4, 4, 1, 0, 0]])
+    mask = (ids != 0).long()
+    with torch.no_grad():
+        torch.testing.assert_close(narrow(ids, mask), student(ids, mask), atol=1e-5, rtol=1e-5)
+        far = torch.tensor([[30, 31, 32, 33, 34]])
+        assert not torch.allclose(
+            narrow(far, torch.ones_like(far)), student(far, torch.ones_like(far))
+        )
+    rms = narrow.embedding.weight[used].pow(2).mean(0).sqrt()
+    assert float(rms.max() / rms.min()) < 10  # columns rescaled to comparable ranges
+
+
+def test_factorising_rejects_a_bad_rank_or_weights():
+    from distilrnn.distill import factorize_embedding
+
+    student = _random_student()
+    with pytest.raises(ValueError, match="embedding_projection: 13 asked of a 12-wide"):
+        factorize_embedding(student, 13)
+    with pytest.raises(ValueError, match="token_weights must be 40"):
+        factorize_embedding(student, 4, np.zeros(40))
+    with pytest.raises(ValueError, match="token_weights must be 40"):
+        factorize_embedding(student, 4, np.ones(39))
+
+
+def test_token_counts_follow_the_datasets_rows_after_a_selection():
+    from datasets import Dataset
+
+    from distilrnn.distill import token_counts
+
+    dataset = Dataset.from_dict({"input_ids": [[1, 2, 2], [3], [2, 5, 5, 5]]}).select([0, 2])
+    assert token_counts(dataset, 7).tolist() == [0, 1, 3, 0, 0, 3, 0]

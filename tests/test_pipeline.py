@@ -169,7 +169,6 @@ def test_unknown_variant_in_a_subset_is_named(task_dir, tiny_teacher_dir, tmp_pa
         Pipeline(load_config(None, overrides), only=("nope",))
 
 
-
 def test_a_later_setting_at_its_neutral_value_keeps_finished_students_valid():
     import dataclasses
 
@@ -184,3 +183,59 @@ def test_a_later_setting_at_its_neutral_value_keeps_finished_students_valid():
         dataclasses.replace(StudentSettings(), embedding_projection=64)
     )
     assert projected == {**values, "embedding_projection": 64}
+
+
+def test_a_student_starts_from_another_variant_with_a_factorised_embedding(
+    task_dir, tiny_teacher_dir, tmp_path
+):
+    run_dir = tmp_path / "run"
+    overrides = tiny_run_overrides(task_dir, tiny_teacher_dir, run_dir)
+    overrides += [
+        'variant=[{name="narrow", objective="kl", init_from="wide", embedding_projection=8, '
+        'epochs=1}, {name="wide", objective="kl"}]',
+    ]
+    first = Pipeline(load_config(None, overrides), only=("narrow",))
+    first.run()  # trains "wide" first: "narrow" starts from it
+    wide = RNNStudent.load(run_dir / "students" / "wide" / "seed-0")
+    narrow = RNNStudent.load(run_dir / "students" / "narrow" / "seed-0")
+    assert narrow.config.embedding_dim == 8
+    assert wide.config.embedding_dim == tiny_embedding_width(tiny_teacher_dir)
+    assert narrow.config.hidden_size == wide.config.hidden_size
+    # the fine-tune starts from the factorised wide student: the recurrent weights it did not
+    # refit are close to the wide student's (a fresh student would be unrelated)
+    hh = "encoder.layers.0.forward_rnn.module.weight_hh_l0"
+    drift = (narrow.state_dict()[hh] - wide.state_dict()[hh]).abs().mean()
+    assert float(drift) < 0.5 * float(wide.state_dict()[hh].abs().mean())
+
+    again = Pipeline(load_config(None, overrides))
+    again.run()
+    assert again.built == []
+    # changing the student it starts from retrains both
+    changed = Pipeline(load_config(None, [*overrides, "student.learning_rate=1e-3"]))
+    changed.run()
+    assert sorted(changed.built) == ["student:seed-0", "student:seed-0"]
+
+
+def tiny_embedding_width(teacher_dir):
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(str(teacher_dir)).hidden_size
+
+
+@pytest.mark.parametrize(
+    ("variants", "message"),
+    [
+        ('[{name="a", init_from="b"}]', "names 'b', which is not a variant"),
+        ('[{name="a", init_from="b"}, {name="b", init_from="a"}]', "makes a cycle: a -> b -> a"),
+        ('[{name="a", init_from="a"}]', "makes a cycle: a -> a"),
+        ('[{name="a", init_from="b"}, {name="b", rnn="gru"}]', "'b' has rnn = 'gru'"),
+        (
+            '[{name="a", init_from="b", embedding_projection=64}, '
+            '{name="b", embedding_projection=32}]',
+            "already 32 wide; embedding_projection = 64 must be narrower",
+        ),
+    ],
+)
+def test_init_from_is_checked_when_the_config_loads(variants, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [f"variant={variants}"])

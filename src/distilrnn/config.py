@@ -212,9 +212,18 @@ class StudentSettings:
     )
     embedding_projection: int = setting(
         0,
-        "Project the teacher's word embeddings onto their top N principal components (PCA) "
-        "before training, so the recurrent layer learns on the narrower input and the exported "
-        "embedding shrinks by the same factor (0: keep the full width).",
+        "Narrow the word embeddings to N columns, so the exported embedding shrinks by the same "
+        "factor (0: keep the full width). A fresh student trains on the teacher's embeddings "
+        "projected onto their top N principal components (PCA); with `init_from`, the trained "
+        "student's embedding and first recurrent layer are factorised instead (the rank-N "
+        "approximation of what that layer reads from each token, weighted by token frequency in "
+        "the training texts) and then fine-tuned.",
+    )
+    init_from: str = setting(
+        "",
+        "Start from the finished student of this variant with the same seed (all its weights, "
+        "trained first if needed) instead of a fresh one; its architecture must match. Empty: a "
+        "fresh student.",
     )
     embedding_dropout: float = setting(0.1, "Whole-word embedding dropout (Merity et al. 2017).")
     input_dropout: float = setting(0.25, "Locked dropout on the recurrent input.")
@@ -325,6 +334,16 @@ class RunConfig:
         """The `[student]` settings with the variant's overrides applied (validated)."""
         return _build(StudentSettings, {**self.student_dict(), **variant.overrides}, "student")
 
+    def variant(self, name: str) -> Variant:
+        """The variant called `name`."""
+        for variant in self.variants:
+            if variant.name == name:
+                return variant
+        raise ConfigError(
+            f"no variant {name!r} in this config (variants: "
+            f"{', '.join(v.name for v in self.variants)})"
+        )
+
     def student_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self.student)
 
@@ -433,7 +452,63 @@ def config_from_dict(raw: dict[str, Any]) -> RunConfig:
             config.student_for(variant)
         except ConfigError as error:
             raise ConfigError(f"variant {variant.name!r}: {error}") from None
+    _check_init_from(config)
     return config
+
+
+# a student's shape: what must agree between a student and the variant it starts from
+SHAPE_FIELDS = ("rnn", "num_layers", "hidden_size", "bidirectional", "pooling", "head_hidden_size")
+INIT_FROM_FIELDS = (
+    "rnn",
+    "num_layers",
+    "hidden_size",
+    "bidirectional",
+    "pooling",
+    "head_hidden_size",
+)
+
+
+def _check_init_from(config: RunConfig) -> None:
+    """Each `init_from` names another variant with the same architecture, without a cycle, and
+    narrows (or keeps) its embedding width."""
+    by_name = {v.name: v for v in config.variants}
+    for variant in config.variants:
+        settings = config.student_for(variant)
+        if not settings.init_from:
+            continue
+        where = f"variant {variant.name!r}: student.init_from"
+        chain = [variant.name]
+        parent = settings
+        while parent.init_from:
+            _check(
+                parent.init_from in by_name,
+                where,
+                f"names {parent.init_from!r}, which is not a variant of this config "
+                f"(variants: {', '.join(by_name)})",
+            )
+            _check(
+                parent.init_from not in chain,
+                where,
+                f"makes a cycle: {' -> '.join([*chain, parent.init_from])}",
+            )
+            chain.append(parent.init_from)
+            parent = config.student_for(by_name[parent.init_from])
+        source = config.student_for(by_name[settings.init_from])
+        for name in SHAPE_FIELDS:
+            _check(
+                getattr(source, name) == getattr(settings, name),
+                where,
+                f"{settings.init_from!r} has {name} = {getattr(source, name)!r} but this variant "
+                f"{getattr(settings, name)!r}; a student starts only from one of its own shape",
+            )
+        if settings.embedding_projection:
+            _check(
+                not source.embedding_projection
+                or source.embedding_projection > settings.embedding_projection,
+                where,
+                f"{settings.init_from!r} is already {source.embedding_projection} wide; "
+                f"embedding_projection = {settings.embedding_projection} must be narrower",
+            )
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -27,7 +27,7 @@ from transformers import (
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
-from distilrnn.config import StudentSettings
+from distilrnn.config import SHAPE_FIELDS, StudentSettings
 from distilrnn.data import Task
 from distilrnn.evaluate import save_predictions
 from distilrnn.losses import objective_loss
@@ -36,19 +36,14 @@ from distilrnn.teacher import accuracy_metrics, selection_arguments, tokenize
 
 logger = logging.getLogger(__name__)
 
-ARCHITECTURE_FIELDS = (
-    "rnn",
-    "num_layers",
-    "hidden_size",
-    "bidirectional",
-    "pooling",
-    "head_hidden_size",
+DROPOUT_FIELDS = (
     "embedding_dropout",
     "input_dropout",
     "hidden_dropout",
     "weight_dropout",
     "head_dropout",
 )
+ARCHITECTURE_FIELDS = SHAPE_FIELDS + DROPOUT_FIELDS
 
 
 class StudentCollator:
@@ -149,6 +144,124 @@ def build_student(
     return RNNStudent(config, None if settings.embeddings == "random" else embedding)
 
 
+def token_counts(dataset: Dataset, vocab_size: int) -> np.ndarray:
+    """How often each token id occurs in a tokenised dataset's `input_ids`: `(vocab_size,)`."""
+    import pyarrow.compute as pc
+
+    counts = np.zeros(vocab_size, dtype=np.int64)
+    for table in dataset.select_columns(["input_ids"]).with_format("arrow").iter(65536):
+        ids = pc.list_flatten(table.column("input_ids")).to_numpy()
+        counts += np.bincount(ids, minlength=vocab_size)[:vocab_size]
+    return counts
+
+
+def first_layer_input_names(config: StudentConfig) -> list[str]:
+    """State-dict names of the first recurrent layer's input weights, one per direction."""
+    directions = ("forward", "backward")[: config.num_directions]
+    return [f"encoder.layers.0.{d}_rnn.module.weight_ih_l0" for d in directions]
+
+
+def factorize_embedding(
+    student: RNNStudent, rank: int, token_weights: np.ndarray | None = None
+) -> RNNStudent:
+    """The student with a `rank`-wide embedding and its first recurrent layer refitted to it.
+
+    What the first layer reads from token v is `W e_v` (`W`: the input weights of every gate
+    and direction stacked, `(gates * directions, dim)`; `e_v`: the embedding row). The new
+    embedding row is `z_v = Tᵀ e_v` and the new input weights `B`, with `B z_v` the best
+    rank-`rank` approximation of `W e_v` in the least-squares sense over tokens weighted by
+    `token_weights`: `B` holds the leading right singular vectors of `diag(√w) E Wᵀ`, and `T` =
+    `Wᵀ B`. Columns are then rescaled (z_v by 1/s_j, B by s_j) so that every embedding column has
+    the embedding's own RMS, which keeps int8 quantisation and fine-tuning even across columns.
+    At `rank` = dim the logits are unchanged; below it, only layer 0 changes.
+
+    Args:
+        student: a trained student.
+        rank: the new embedding width, 1 <= rank <= embedding_dim.
+        token_weights: `(vocab_size,)` non-negative weight per token (e.g. frequency in the
+            training texts); None weighs every row alike.
+    """
+    config = student.config
+    if not 1 <= rank <= config.embedding_dim:
+        raise ValueError(
+            f"student.embedding_projection: {rank} asked of a {config.embedding_dim}-wide "
+            f"student embedding; use 1 to {config.embedding_dim}"
+        )
+    weights = np.ones(config.vocab_size) if token_weights is None else np.asarray(token_weights)
+    if weights.shape != (config.vocab_size,) or (weights < 0).any() or weights.sum() <= 0:
+        raise ValueError(
+            f"token_weights must be {config.vocab_size} non-negative numbers, not all zero"
+        )
+    state = {name: t.detach().clone() for name, t in student.state_dict().items()}
+    embedding = state["embedding.weight"].double()  # (vocab, dim)
+    names = first_layer_input_names(config)
+    reads = torch.cat([state[name].double() for name in names])  # (gates * dirs, dim)
+    w = torch.from_numpy(weights / weights.sum()).double()
+    covariance = (embedding * w[:, None]).T @ embedding  # (dim, dim) weighted second moment
+    values, vectors = torch.linalg.eigh(covariance)
+    root = vectors * values.clamp(min=0).sqrt()  # covariance = root rootᵀ
+    _, singular, right = torch.linalg.svd(root.T @ reads.T, full_matrices=False)
+    basis = right[:rank].T  # (gates * dirs, rank), orthonormal columns
+    projected = embedding @ (reads.T @ basis)  # (vocab, rank)
+    column_rms = (w[:, None] * projected**2).sum(0).sqrt().clamp(min=1e-12)  # (rank,)
+    target_rms = float((w[:, None] * embedding**2).sum(0).sqrt().mean())
+    scale = target_rms / column_rms  # (rank,)
+    state["embedding.weight"] = (projected * scale).to(torch.float32)
+    new_reads = (basis / scale).to(torch.float32)  # (gates * dirs, rank)
+    for name, part in zip(names, new_reads.split(state[names[0]].shape[0]), strict=True):
+        state[name] = part.contiguous()
+    kept = float((singular[:rank] ** 2).sum() / (singular**2).sum().clamp(min=1e-300))
+    logger.info(
+        "embedding factorised to %d columns: %.1f %% of the first layer's weighted input energy",
+        rank,
+        100 * kept,
+    )
+    narrow = RNNStudent(StudentConfig.from_dict({**config.to_dict(), "embedding_dim": rank}))
+    narrow.load_state_dict(state, strict=True)
+    return narrow.train(student.training)
+
+
+def start_from(
+    init_dir: Path, settings: StudentSettings, num_labels: int, train_set: Dataset
+) -> RNNStudent:
+    """The finished student in `init_dir` as the starting point of a student with `settings`:
+    its weights; this student's dropouts and embedding freezing; its embedding factorised to
+    `embedding_projection` columns (weighted by √(token count in `train_set`) + 1) if set."""
+    parent = RNNStudent.load(init_dir)
+    config = parent.config
+    for name in SHAPE_FIELDS:
+        if getattr(config, name) != getattr(settings, name):
+            raise ValueError(
+                f"student.init_from: the student in {init_dir} has {name} = "
+                f"{getattr(config, name)!r}, this variant {getattr(settings, name)!r}"
+            )
+    if config.num_labels != num_labels:
+        raise ValueError(
+            f"student.init_from: the student in {init_dir} has {config.num_labels} outputs, "
+            f"the task {num_labels} labels"
+        )
+    model = parent
+    width = settings.embedding_projection
+    if width and width != config.embedding_dim:
+        if width > config.embedding_dim:
+            raise ValueError(
+                f"student.embedding_projection = {width} is wider than the "
+                f"{config.embedding_dim}-wide embedding of the student in {init_dir}"
+            )
+        counts = token_counts(train_set, config.vocab_size)
+        model = factorize_embedding(parent, width, np.sqrt(counts) + 1.0)
+    regularised = StudentConfig.from_dict(
+        {
+            **model.config.to_dict(),
+            **{name: getattr(settings, name) for name in DROPOUT_FIELDS},
+            "freeze_embeddings": settings.embeddings == "frozen",
+        }
+    )
+    student = RNNStudent(regularised)
+    student.load_state_dict(model.state_dict(), strict=True)
+    return student
+
+
 def student_arguments(
     settings: StudentSettings, seed: int, work_dir: Path, device: str
 ) -> TrainingArguments:
@@ -210,8 +323,12 @@ def train_student(
     output_dir: Path,
     work_dir: Path,
     device: str = "cpu",
+    init_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Train one student on `train` (text, label [, teacher_logits]); keep the best by validation.
+
+    A fresh student by default; with `init_dir`, the finished student there is the starting
+    point (`start_from`).
 
     Saves the student (safetensors + config) and the tokenizer to `output_dir` and returns its
     metrics: validation / test accuracy, parameter counts, training time, learning curves.
@@ -220,8 +337,11 @@ def train_student(
         raise ValueError(f"objective {settings.objective!r} needs teacher logits in the train set")
     tokenizer = AutoTokenizer.from_pretrained(str(teacher_dir))
     torch.manual_seed(seed)
-    model = build_student(settings, teacher_dir, task.num_labels, tokenizer.pad_token_id)
     train_set = _prepare(train, tokenizer, settings.max_length)
+    if init_dir is None:
+        model = build_student(settings, teacher_dir, task.num_labels, tokenizer.pad_token_id)
+    else:
+        model = start_from(init_dir, settings, task.num_labels, train_set)
     evaluation = {
         s: _prepare(task.splits[s], tokenizer, settings.max_length) for s in ("validation", "test")
     }

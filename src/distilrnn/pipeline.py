@@ -42,7 +42,7 @@ STAGE_FILE = "stage.json"
 
 # Student settings added after runs existed, with the value that means "as before": left out of
 # the fingerprint at that value, so adding a setting does not make every finished student stale.
-LATER_STUDENT_SETTINGS = {"embedding_projection": 0}
+LATER_STUDENT_SETTINGS = {"embedding_projection": 0, "init_from": ""}
 
 
 def student_fingerprint_settings(settings: StudentSettings) -> dict[str, Any]:
@@ -316,16 +316,21 @@ class Pipeline:
         teacher: tuple[Path, str],
         data_fp: str,
         transfer: tuple[Dataset, str] | None,
-    ) -> Path:
+        parent: tuple[Path, str] | None = None,
+    ) -> tuple[Path, str]:
+        """Train (or reuse) one student; `parent` is the folder and fingerprint of the student
+        it starts from. Returns its folder and fingerprint."""
         from distilrnn.distill import train_student
 
         student_cfg: StudentSettings = self.config.student_for(variant)
         settings = student_fingerprint_settings(student_cfg)
         inputs = [data_fp, teacher[1], transfer[1] if transfer else None]
+        if parent is not None:
+            inputs.append(parent[1])
         directory = self.run_dir / "students" / variant.name / f"seed-{seed}"
         stage, done = self._stage("student", directory, inputs, settings, seed)
         if done:
-            return directory
+            return directory, stage.fingerprint
         stage.begin()
         if student_cfg.temperature == "auto":  # only `kl` reads the temperature
             temperature = 1.0
@@ -344,12 +349,13 @@ class Pipeline:
             tmp,
             self.run_dir / ".work" / f"student-{stage.fingerprint[:12]}",
             self.device,
+            init_dir=parent[0] if parent else None,
         )
         metrics.update(variant=variant.name, seed=seed)
         write_json_atomic(tmp / "metrics.json", metrics)
         replace_directory(tmp, directory)
         stage.finish(settings)
-        return directory
+        return directory, stage.fingerprint
 
     def _split_logits(self, model: Any, tokenizer: Any, task: Task) -> dict[str, np.ndarray]:
         """The teacher's logits `{split: (n, num_labels)}` on the validation and test halves."""
@@ -415,23 +421,59 @@ class Pipeline:
         labelled: tuple[Dataset, str] | None,
     ) -> list[Path]:
         directories = []
-        num_train = len(task.splits["train"])
         for variant in self.selected_variants():
-            student_cfg = self.config.student_for(variant)
-            transfer = None
-            if student_cfg.objective != "ce":
-                if labelled is None:
-                    raise ValueError(f"variant {variant.name!r} needs teacher logits")
-                dataset, fp = labelled
-                if student_cfg.transfer_set == "train" and len(dataset) > num_train:
-                    dataset = dataset.select(range(num_train))  # the transfer set starts with train
-                transfer = (dataset, fp)
-            for seed in student_cfg.seeds:
-                directories.append(self.student(variant, seed, task, teacher, data_fp, transfer))
+            for seed in self.config.student_for(variant).seeds:
+                directory, _ = self._student_with_parents(
+                    variant, seed, task, teacher, data_fp, labelled
+                )
+                directories.append(directory)
         return directories
+
+    def _student_with_parents(
+        self,
+        variant: Variant,
+        seed: int,
+        task: Task,
+        teacher: tuple[Path, str],
+        data_fp: str,
+        labelled: tuple[Dataset, str] | None,
+    ) -> tuple[Path, str]:
+        """Train (or reuse) one student, after the student it starts from (`init_from`, same
+        seed), whose fingerprint is then one of its inputs. Returns its folder and fingerprint."""
+        student_cfg = self.config.student_for(variant)
+        parent = None
+        if student_cfg.init_from:
+            parent_variant = self.config.variant(student_cfg.init_from)
+            parent = self._student_with_parents(
+                parent_variant, seed, task, teacher, data_fp, labelled
+            )
+        transfer = None
+        if student_cfg.objective != "ce":
+            if labelled is None:
+                raise ValueError(f"variant {variant.name!r} needs teacher logits")
+            dataset, fp = labelled
+            if student_cfg.transfer_set == "train" and len(dataset) > len(task.splits["train"]):
+                # the transfer set starts with train
+                dataset = dataset.select(range(len(task.splits["train"])))
+            transfer = (dataset, fp)
+        return self.student(variant, seed, task, teacher, data_fp, transfer, parent)
 
     def selected_variants(self) -> list[Variant]:
         return [v for v in self.config.variants if not self.only or v.name in self.only]
+
+    def _with_parents(self, variants: list[Variant]) -> list[Variant]:
+        """`variants` and every variant they start from (`init_from`), transitively."""
+        out: list[Variant] = []
+        pending = list(variants)
+        while pending:
+            variant = pending.pop(0)
+            if variant in out:
+                continue
+            out.append(variant)
+            parent = self.config.student_for(variant).init_from
+            if parent:
+                pending.append(self.config.variant(parent))
+        return out
 
     def _distilled(self) -> list[StudentSettings]:
         settings = [self.config.student_for(v) for v in self.config.variants]
@@ -447,7 +489,9 @@ class Pipeline:
         return task.splits["train"], data_fp
 
     def labelled(self, task: Task, data_fp: str, teacher: tuple[Path, str]):
-        selected = [self.config.student_for(v) for v in self.selected_variants()]
+        selected = [
+            self.config.student_for(v) for v in self._with_parents(self.selected_variants())
+        ]
         if all(s.objective == "ce" for s in selected):
             return None
         return self.label(*self.transfer_texts(task, data_fp, teacher[0]), *teacher)
