@@ -21,7 +21,14 @@ from distilrnn.export import (
     export_onnx,
     resolve_student_dir,
 )
-from distilrnn.runtime import BUNDLE_FILES, CARD_NAME, CONFIG_NAME, MODEL_NAME, Predictor
+from distilrnn.runtime import (
+    BUNDLE_FILES,
+    CARD_NAME,
+    CONFIG_NAME,
+    MODEL_NAME,
+    TOKENIZER_NAME,
+    Predictor,
+)
 from distilrnn.student import RNNStudent
 
 LABELS = ["negative", "positive"]
@@ -77,6 +84,19 @@ def test_bundle_holds_model_tokenizer_labels_config_and_card(tmp_path: Path):
     assert config["num_labels"] == 2
     assert config["max_length"] == 16  # the student's training max_length, from metrics.json
     assert config["pad_token_id"] == VOCAB.index("[PAD]")
+
+
+def test_bundle_tokenizer_is_the_students_without_the_indentation(tmp_path: Path):
+    from tokenizers import Tokenizer
+
+    student_dir = build_tiny_student(tmp_path / "student")
+    export_bundle(student_dir, tmp_path / "bundle", labels=LABELS)
+    source, shipped = student_dir / TOKENIZER_NAME, tmp_path / "bundle" / TOKENIZER_NAME
+    assert shipped.stat().st_size < source.stat().st_size
+    assert json.loads(shipped.read_text()) == json.loads(source.read_text())
+    texts = ["A gripping film .", "dull", "never , ever boring !"]
+    encode = [Tokenizer.from_file(str(path)).encode_batch(texts) for path in (source, shipped)]
+    assert [e.ids for e in encode[0]] == [e.ids for e in encode[1]]
 
 
 def test_model_card_states_teacher_task_metrics_size_and_usage(tmp_path: Path):

@@ -149,6 +149,12 @@ def quantize_onnx(source: Path, target: Path) -> None:
         prepared.unlink(missing_ok=True)
 
 
+def write_compact_tokenizer(source: Path, target: Path) -> None:
+    """The same tokenizer, serialised by `tokenizers` without indentation: the file
+    transformers saves is pretty-printed, and a third of its bytes are whitespace."""
+    target.write_text(Tokenizer.from_file(str(source)).to_str(), encoding="utf-8")
+
+
 # vocabulary pruning -------------------------------------------------------------------------
 def load_tokenizer(path: Path, max_length: int | None) -> Tokenizer:
     """The bundle's tokenizer, truncating as the runtime does."""
@@ -450,7 +456,7 @@ def _build_bundle(
         float_path.unlink()
     else:
         export_onnx(model, directory / MODEL_NAME)
-    shutil.copyfile(tokenizer_path, directory / TOKENIZER_NAME)
+    write_compact_tokenizer(tokenizer_path, directory / TOKENIZER_NAME)
     write_json_atomic(directory / LABELS_NAME, {"names": labels})
     compression = {
         "prune_vocab": pruning,
