@@ -5,7 +5,9 @@ For each variant and each of its trained seeds, exports a bundle per compression
 default float and int8) and measures its bytes, its accuracy on the test half and its one-sentence
 p50 latency (one thread). The change in accuracy is taken against the eager student of the same
 seed of `--reference` (default: the variant's `init_from`, else the variant itself), then
-summarised over seeds (mean, std, min). Writes JSON and a markdown table (same name, `.md`).
+summarised over seeds (mean, std, min) with a paired bootstrap over test sentences (each
+sentence's correctness averaged over the seeds). Writes JSON and a markdown table (same name,
+`.md`).
 
     SST2_DIR=../shared/data/sst2 .venv/bin/python benchmarks/narrow.py configs/sst2.toml \\
         --variants kl-auto-lstm-augmented kl-auto-lstm-augmented-f96 \\
@@ -31,7 +33,10 @@ import numpy as np
 from distilrnn.atomic import write_json_atomic
 from distilrnn.config import load_config
 from distilrnn.data import Task
+from distilrnn.evaluate import load_predictions
 from distilrnn.export import export_bundle
+from distilrnn.runtime import Predictor
+from distilrnn.stats import paired_bootstrap
 
 SETTINGS = {"none": False, "quantize": True}  # name -> int8 quantisation
 SIZE_TARGET = 1 / 20
@@ -39,8 +44,11 @@ ACCURACY_TARGET_POINTS = -0.5
 
 
 def student_rows(config, run_dir: Path, args) -> list[dict[str, Any]]:
+    """One row per variant, seed and setting; each row's per-sentence correctness (bundle and
+    reference) under the private key `_correct`."""
     test_split = Task.load(run_dir / "data").splits["test"]
     test = (list(test_split["text"]), list(test_split["label"]))
+    gold = np.asarray(test[1])
     rows = []
     for name in args.variants:
         settings = config.student_for(config.variant(name))
@@ -55,6 +63,10 @@ def student_rows(config, run_dir: Path, args) -> list[dict[str, Any]]:
             reference_accuracy = json.loads((reference_dir / "metrics.json").read_text())[
                 "test_accuracy"
             ]
+            reference_predictions = load_predictions(reference_dir)
+            if reference_predictions is None:
+                raise FileNotFoundError(f"no predictions.json in {reference_dir}")
+            reference_correct = reference_predictions["test"].argmax(-1) == gold
             for setting in args.settings:
                 summary = export_bundle(
                     student_dir,
@@ -65,6 +77,7 @@ def student_rows(config, run_dir: Path, args) -> list[dict[str, Any]]:
                     latency_texts=test[0][: args.latency_texts],
                 )
                 accuracy = summary["evaluation"]["accuracy"]
+                logits = Predictor(summary["bundle_dir"], threads=2).logits(test[0])
                 rows.append(
                     {
                         "variant": name,
@@ -81,6 +94,7 @@ def student_rows(config, run_dir: Path, args) -> list[dict[str, Any]]:
                         "reference_test_accuracy": reference_accuracy,
                         "delta_points": 100 * (accuracy - reference_accuracy),
                         "latency_p50_ms": summary["latency_ms"]["p50"],
+                        "_correct": (logits.argmax(-1) == gold, reference_correct),
                     }
                 )
                 print(
@@ -100,6 +114,10 @@ def summarise(rows: list[dict[str, Any]], teacher_bytes: int) -> list[dict[str, 
         delta = np.array([m["delta_points"] for m in members])
         accuracy = np.array([100 * m["test_accuracy"] for m in members])
         size = int(np.max([m["bundle_bytes"] for m in members]))
+        test = paired_bootstrap(
+            np.stack([m["_correct"][0] for m in members]),
+            np.stack([m["_correct"][1] for m in members]),
+        )
         out.append(
             {
                 "variant": variant,
@@ -114,6 +132,12 @@ def summarise(rows: list[dict[str, Any]], teacher_bytes: int) -> list[dict[str, 
                 "delta_points_mean": float(delta.mean()),
                 "delta_points_std": float(delta.std(ddof=1)) if len(delta) > 1 else 0.0,
                 "delta_points_min": float(delta.min()),
+                "paired_bootstrap_points": {
+                    "difference": 100 * test["difference"],
+                    "ci_low": 100 * test["ci_low"],
+                    "ci_high": 100 * test["ci_high"],
+                    "p_value": test["p_value"],
+                },
                 "latency_p50_ms_median": float(np.median([m["latency_p50_ms"] for m in members])),
                 "meets_size_target": size / teacher_bytes <= SIZE_TARGET,
                 "meets_accuracy_target": float(delta.mean()) >= ACCURACY_TARGET_POINTS,
@@ -131,8 +155,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"{results['machine']['cpu_count']} CPUs, {results['machine']['platform']}.",
         "",
         "| variant | width | setting | seeds | bundle bytes (max) | / teacher | test % | "
-        "Δ mean ± std | Δ min | p50 ms | size ≤ 1/20 | Δ ≥ -0.5 |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|:-:|:-:|",
+        "Δ mean ± std | Δ min | Δ 95 % CI (paired bootstrap), p | p50 ms | size ≤ 1/20 | "
+        "Δ ≥ -0.5 |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---|---:|:-:|:-:|",
     ]
     for row in results["summary"]:
         lines.append(
@@ -141,7 +166,11 @@ def markdown(results: dict[str, Any]) -> str:
             f"{row['fraction_of_teacher_bytes']:.4f} | "
             f"{row['test_accuracy_mean']:.2f} ± {row['test_accuracy_std']:.2f} | "
             f"{row['delta_points_mean']:+.2f} ± {row['delta_points_std']:.2f} | "
-            f"{row['delta_points_min']:+.2f} | {row['latency_p50_ms_median']:.3f} | "
+            f"{row['delta_points_min']:+.2f} | "
+            f"[{row['paired_bootstrap_points']['ci_low']:+.2f}, "
+            f"{row['paired_bootstrap_points']['ci_high']:+.2f}], "
+            f"{row['paired_bootstrap_points']['p_value']:.2f} | "
+            f"{row['latency_p50_ms_median']:.3f} | "
             f"{'yes' if row['meets_size_target'] else 'no'} | "
             f"{'yes' if row['meets_accuracy_target'] else 'no'} |"
         )
@@ -173,6 +202,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     teacher_dir = run_dir / "teacher" / "model"
     teacher_bytes = sum(p.stat().st_size for p in teacher_dir.glob("*.safetensors"))
     rows = student_rows(config, run_dir, args)
+    summary = summarise(rows, teacher_bytes)
+    for row in rows:
+        del row["_correct"]
     import onnxruntime
 
     results = {
@@ -182,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         ),
         "teacher_bytes": teacher_bytes,
         "rows": rows,
-        "summary": summarise(rows, teacher_bytes),
+        "summary": summary,
         "machine": {
             "cpu_count": os.cpu_count(),
             "platform": platform.platform(),
