@@ -1,5 +1,7 @@
 """Building a student from a teacher: embeddings copied, or projected onto principal components."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -127,3 +129,42 @@ def test_token_counts_follow_the_datasets_rows_after_a_selection():
 
     dataset = Dataset.from_dict({"input_ids": [[1, 2, 2], [3], [2, 5, 5, 5]]}).select([0, 2])
     assert token_counts(dataset, 7).tolist() == [0, 1, 3, 0, 0, 3, 0]
+
+
+def test_a_student_started_from_another_can_train_its_first_layer_only(tmp_path):
+    from conftest import VOCAB, build_tiny_student
+    from datasets import Dataset
+
+    from distilrnn.distill import start_from
+
+    parent_dir = build_tiny_student(tmp_path / "parent", hidden_size=10, head_hidden_size=8)
+    settings = StudentSettings(
+        hidden_size=10,
+        head_hidden_size=8,
+        init_from="parent",
+        embedding_projection=4,
+        train_layers="first",
+    )
+    train_set = Dataset.from_dict({"input_ids": [[1, 5, 6, 2], [1, 7, 2]]})
+    student = start_from(parent_dir, settings, 2, train_set)
+    trained = sorted(n for n, p in student.named_parameters() if p.requires_grad)
+    assert trained == [
+        f"encoder.layers.0.{d}_rnn.module.{w}_l0"
+        for d in ("backward", "forward")
+        for w in ("bias_ih", "weight_ih")
+    ]
+    assert student.config.embedding_dim == 4
+    assert student.config.vocab_size == len(VOCAB)
+
+    everything = start_from(
+        parent_dir, dataclasses.replace(settings, train_layers="all"), 2, train_set
+    )
+    frozen = [n for n, p in everything.named_parameters() if not p.requires_grad]
+    assert frozen == ["embedding.weight"]  # frozen by `embeddings = "frozen"`, nothing else
+
+
+def test_training_the_first_layer_only_needs_init_from():
+    with pytest.raises(ConfigError, match=r"student\.train_layers: `first` needs init_from"):
+        StudentSettings(train_layers="first")
+    with pytest.raises(ConfigError, match="must be all or first"):
+        StudentSettings(init_from="x", train_layers="some")

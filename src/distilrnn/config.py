@@ -225,6 +225,12 @@ class StudentSettings:
         "trained first if needed) instead of a fresh one; its architecture must match. Empty: a "
         "fresh student.",
     )
+    train_layers: str = setting(
+        "all",
+        "What a student started from `init_from` trains: `all` its weights, or `first`: only the "
+        "first recurrent layer's input weights and biases (the layer that reads the narrowed "
+        "embedding), the rest kept as trained.",
+    )
     embedding_dropout: float = setting(0.1, "Whole-word embedding dropout (Merity et al. 2017).")
     input_dropout: float = setting(0.25, "Locked dropout on the recurrent input.")
     hidden_dropout: float = setting(0.25, "Locked dropout between recurrent layers.")
@@ -277,6 +283,16 @@ class StudentSettings:
             f"must be frozen, trainable or random, got {self.embeddings!r}",
         )
         _check(self.embedding_projection >= 0, "student.embedding_projection", "must be >= 0")
+        _check(
+            self.train_layers in {"all", "first"},
+            "student.train_layers",
+            f"must be all or first, got {self.train_layers!r}",
+        )
+        _check(
+            self.train_layers == "all" or bool(self.init_from),
+            "student.train_layers",
+            "`first` needs init_from: a fresh student trains all its weights",
+        )
         for name in ("embedding_dropout", "input_dropout", "hidden_dropout", "weight_dropout"):
             _check_fraction(getattr(self, name), f"student.{name}")
         _check_fraction(self.head_dropout, "student.head_dropout")

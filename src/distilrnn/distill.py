@@ -259,6 +259,14 @@ def start_from(
     )
     student = RNNStudent(regularised)
     student.load_state_dict(model.state_dict(), strict=True)
+    if settings.train_layers == "first":
+        trained = {
+            name.replace("weight_ih", suffix)
+            for name in first_layer_input_names(regularised)
+            for suffix in ("weight_ih", "bias_ih")
+        }
+        for name, parameter in student.named_parameters():
+            parameter.requires_grad_(name in trained)
     return student
 
 

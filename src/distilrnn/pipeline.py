@@ -42,7 +42,7 @@ STAGE_FILE = "stage.json"
 
 # Student settings added after runs existed, with the value that means "as before": left out of
 # the fingerprint at that value, so adding a setting does not make every finished student stale.
-LATER_STUDENT_SETTINGS = {"embedding_projection": 0, "init_from": ""}
+LATER_STUDENT_SETTINGS = {"embedding_projection": 0, "init_from": "", "train_layers": "all"}
 
 
 def student_fingerprint_settings(settings: StudentSettings) -> dict[str, Any]:
