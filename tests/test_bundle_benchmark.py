@@ -3,23 +3,13 @@ onnxruntime and torch, JSON and markdown out (timings are not asserted)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
-from conftest import tiny_run_overrides
+from conftest import load_benchmark_script, tiny_run_overrides
 
 from distilrnn.config import load_config
 from distilrnn.pipeline import Pipeline
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bundle.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("bundle_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_bundle_benchmark_measures_every_setting_on_a_tiny_run(
@@ -31,7 +21,9 @@ def test_bundle_benchmark_measures_every_setting_on_a_tiny_run(
     Pipeline(load_config(None, overrides)).run()
     json_path = tmp_path / "bundle.json"
     args = [str(run_dir), "--variant", "distilled-gru", "--json", str(json_path)]
-    results = load_script().main([*args, "--latency-texts", "4", "--repeats", "1"])
+    results = load_benchmark_script("bundle").main(
+        [*args, "--latency-texts", "4", "--repeats", "1"]
+    )
 
     assert [row["setting"] for row in results["bundles"]] == [
         "none",

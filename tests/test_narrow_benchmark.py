@@ -3,23 +3,13 @@ started from, float and int8 bundles, JSON and markdown out (timings are not ass
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
-from conftest import tiny_run_overrides
+from conftest import load_benchmark_script, tiny_run_overrides
 
 from distilrnn.config import load_config
 from distilrnn.pipeline import Pipeline
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "narrow.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("narrow_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_narrow_benchmark_compares_each_seed_with_the_student_it_started_from(
@@ -36,7 +26,9 @@ def test_narrow_benchmark_compares_each_seed_with_the_student_it_started_from(
     json_path = tmp_path / "narrow.json"
     (tmp_path / "empty.toml").write_text("", encoding="utf-8")  # everything from the overrides
     args = ["--variants", "wide", "narrow", "--json", str(json_path), "--latency-texts", "4"]
-    results = load_script().main([str(tmp_path / "empty.toml"), *args, *_sets(overrides)])
+    results = load_benchmark_script("narrow").main(
+        [str(tmp_path / "empty.toml"), *args, *_sets(overrides)]
+    )
 
     rows = results["rows"]
     assert [(r["variant"], r["seed"], r["setting"]) for r in rows] == [
