@@ -77,7 +77,7 @@ def _batch(vocab_size=40, seed=1):
     [("lstm", True, 1), ("gru", True, 2), ("lstm", False, 2), ("gru", False, 1)],
 )
 def test_factorising_at_full_rank_keeps_the_logits(rnn, bidirectional, num_layers):
-    from distilrnn.distill import factorize_embedding
+    from distilrnn.student.factorize import factorize_embedding
 
     student = _random_student(rnn=rnn, bidirectional=bidirectional, num_layers=num_layers)
     ids, mask = _batch()
@@ -88,7 +88,7 @@ def test_factorising_at_full_rank_keeps_the_logits(rnn, bidirectional, num_layer
 
 
 def test_factorising_is_exact_on_the_weighted_tokens_and_narrows_the_embedding():
-    from distilrnn.distill import factorize_embedding
+    from distilrnn.student.factorize import factorize_embedding
 
     student = _random_student()
     used = [1, 2, 3, 4]  # rank 4 can reproduce what the first layer reads from 4 tokens
@@ -111,7 +111,7 @@ def test_factorising_is_exact_on_the_weighted_tokens_and_narrows_the_embedding()
 
 
 def test_factorising_rejects_a_bad_rank_or_weights():
-    from distilrnn.distill import factorize_embedding
+    from distilrnn.student.factorize import factorize_embedding
 
     student = _random_student()
     with pytest.raises(ValueError, match="embedding_projection: 13 asked of a 12-wide"):

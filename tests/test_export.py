@@ -174,6 +174,62 @@ def test_quantized_bundle_runs_and_is_smaller(tmp_path: Path):
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
 
 
+def test_full_rank_factorised_bundle_gives_the_students_logits(tmp_path: Path):
+    student_dir = build_tiny_student(tmp_path / "student", embedding_dim=16)
+    export_bundle(student_dir, tmp_path / "full", labels=LABELS)
+    summary = export_bundle(
+        student_dir,
+        tmp_path / "rank16",
+        labels=LABELS,
+        embedding_rank=16,
+        rank_texts=["the good film", "the film"],
+    )
+    texts = ["the brilliant film", "a dull movie", "the plot is boring"]
+    np.testing.assert_allclose(
+        bundle_logits(tmp_path / "rank16", texts),
+        bundle_logits(tmp_path / "full", texts),
+        atol=1e-4,
+    )
+    assert summary["compression"]["embedding_rank"] == {
+        "from_width": 16,
+        "rank": 16,
+        "token_weights": "frequency in the given texts",
+    }
+
+
+def test_factorised_bundle_with_a_4bit_embedding_is_smaller_and_runs(tmp_path: Path):
+    student_dir = build_tiny_student(tmp_path / "student", embedding_dim=64, hidden_size=32)
+    int8 = export_bundle(student_dir, tmp_path / "int8", labels=LABELS, quantize=True)
+    small = export_bundle(
+        student_dir,
+        tmp_path / "small",
+        labels=LABELS,
+        embedding_rank=32,
+        quantize=True,
+        embedding_bits=4,
+        prune_vocab_texts=["the good film", "a dull movie"],  # the id table stays int64
+    )
+    assert small["files"][MODEL_NAME] < int8["files"][MODEL_NAME]
+    graph = onnx.load(str(tmp_path / "small" / MODEL_NAME)).graph
+    assert "GatherBlockQuantized" in {node.op_type for node in graph.node}
+    shapes = {i.name: (tuple(i.dims), i.data_type) for i in graph.initializer}
+    assert shapes["id_table"] == ((len(VOCAB),), onnx.TensorProto.INT64)
+    assert small["compression"]["quantize"]["embedding_bits"] == 4
+    assert "4-bit blocks" in (tmp_path / "small" / "README.md").read_text()
+    probabilities = Predictor(tmp_path / "small").predict_proba(["the good film", "zzz"])
+    assert probabilities.shape == (2, 2)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+
+
+def test_a_4bit_embedding_needs_quantize_and_bits_are_8_or_4(tmp_path: Path):
+    student_dir = build_tiny_student(tmp_path / "student")
+    with pytest.raises(ValueError, match="4-bit embedding is a quantisation: pass quantize"):
+        export_bundle(student_dir, tmp_path / "b", labels=LABELS, embedding_bits=4)
+    with pytest.raises(ValueError, match=r"embedding_bits must be one of \(8, 4\), got 2"):
+        export_bundle(student_dir, tmp_path / "b", labels=LABELS, quantize=True, embedding_bits=2)
+    assert not (tmp_path / "b").exists()
+
+
 def test_failed_export_keeps_the_existing_bundle(tmp_path: Path):
     student_dir = build_tiny_student(tmp_path / "student")
     export_bundle(student_dir, tmp_path / "bundle", labels=LABELS)

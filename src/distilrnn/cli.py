@@ -291,6 +291,29 @@ def export(
     quantize: Annotated[
         bool, typer.Option("--quantize", help="Quantise the weights to int8 (dynamic).")
     ] = False,
+    embedding_bits: Annotated[
+        int,
+        typer.Option(
+            "--embedding-bits",
+            help="With --quantize: 8, or 4 to store the embedding in 4-bit blocks.",
+        ),
+    ] = 8,
+    embedding_rank: Annotated[
+        int | None,
+        typer.Option(
+            "--embedding-rank",
+            help="Factorise the embedding and the first recurrent layer to N columns, without "
+            "training (tokens weighted by their frequency in --rank-texts).",
+        ),
+    ] = None,
+    rank_texts: Annotated[
+        str | None,
+        typer.Option(
+            "--rank-texts",
+            help="Texts whose token counts weight --embedding-rank: `transfer`, a text file or a "
+            "datasets folder (default: `transfer` inside a run, else every token alike).",
+        ),
+    ] = None,
     labels: Annotated[
         list[str] | None,
         typer.Option(help="Label names in logit order, comma-separated (default: the run's)."),
@@ -315,6 +338,9 @@ def export(
         quantize=quantize,
         labels=names or None,
         max_length=max_length,
+        embedding_rank=embedding_rank,
+        rank_texts=rank_texts,
+        embedding_bits=embedding_bits,
     )
     print_export_summary(summary)
 
@@ -327,6 +353,12 @@ def print_export_summary(summary: dict) -> None:
         table.add_row(name, f"{size:,}")
     table.add_row("bundle", f"{summary['bundle_bytes']:,}")
     console.print(table)
+    factorised = summary["compression"]["embedding_rank"]
+    if factorised:
+        console.print(
+            f"embedding factorised: {factorised['from_width']} -> {factorised['rank']} columns "
+            f"(tokens weighted: {factorised['token_weights']})"
+        )
     pruning = summary["compression"]["prune_vocab"]
     if pruning:
         console.print(
@@ -335,8 +367,9 @@ def print_export_summary(summary: dict) -> None:
         )
     quantized = summary["compression"]["quantize"]
     if quantized:
+        bits = " (embedding 4-bit)" if quantized["embedding_bits"] == 4 else ""
         console.print(
-            f"int8 quantisation: model.onnx {quantized['float_model_bytes']:,} -> "
+            f"int8 quantisation{bits}: model.onnx {quantized['float_model_bytes']:,} -> "
             f"{summary['files']['model.onnx']:,} bytes"
         )
     evaluation = summary["evaluation"]

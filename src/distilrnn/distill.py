@@ -32,6 +32,11 @@ from distilrnn.data import Task
 from distilrnn.evaluate import save_predictions
 from distilrnn.losses import objective_loss
 from distilrnn.student import RNNStudent, StudentConfig
+from distilrnn.student.factorize import (
+    factorize_embedding,
+    first_layer_input_names,
+    frequency_weights,
+)
 from distilrnn.teacher import accuracy_metrics, selection_arguments, tokenize
 
 logger = logging.getLogger(__name__)
@@ -155,72 +160,6 @@ def token_counts(dataset: Dataset, vocab_size: int) -> np.ndarray:
     return counts
 
 
-def first_layer_input_names(config: StudentConfig) -> list[str]:
-    """State-dict names of the first recurrent layer's input weights, one per direction."""
-    directions = ("forward", "backward")[: config.num_directions]
-    return [f"encoder.layers.0.{d}_rnn.module.weight_ih_l0" for d in directions]
-
-
-def factorize_embedding(
-    student: RNNStudent, rank: int, token_weights: np.ndarray | None = None
-) -> RNNStudent:
-    """The student with a `rank`-wide embedding and its first recurrent layer refitted to it.
-
-    What the first layer reads from token v is `W e_v` (`W`: the input weights of every gate
-    and direction stacked, `(gates * directions, dim)`; `e_v`: the embedding row). The new
-    embedding row is `z_v = Tᵀ e_v` and the new input weights `B`, with `B z_v` the best
-    rank-`rank` approximation of `W e_v` in the least-squares sense over tokens weighted by
-    `token_weights`: `B` holds the leading right singular vectors of `diag(√w) E Wᵀ`, and `T` =
-    `Wᵀ B`. Columns are then rescaled (z_v by 1/s_j, B by s_j) so that every embedding column has
-    the embedding's own RMS, which keeps int8 quantisation and fine-tuning even across columns.
-    At `rank` = dim the logits are unchanged; below it, only layer 0 changes.
-
-    Args:
-        student: a trained student.
-        rank: the new embedding width, 1 <= rank <= embedding_dim.
-        token_weights: `(vocab_size,)` non-negative weight per token (e.g. frequency in the
-            training texts); None weighs every row alike.
-    """
-    config = student.config
-    if not 1 <= rank <= config.embedding_dim:
-        raise ValueError(
-            f"student.embedding_projection: {rank} asked of a {config.embedding_dim}-wide "
-            f"student embedding; use 1 to {config.embedding_dim}"
-        )
-    weights = np.ones(config.vocab_size) if token_weights is None else np.asarray(token_weights)
-    if weights.shape != (config.vocab_size,) or (weights < 0).any() or weights.sum() <= 0:
-        raise ValueError(
-            f"token_weights must be {config.vocab_size} non-negative numbers, not all zero"
-        )
-    state = {name: t.detach().clone() for name, t in student.state_dict().items()}
-    embedding = state["embedding.weight"].double()  # (vocab, dim)
-    names = first_layer_input_names(config)
-    reads = torch.cat([state[name].double() for name in names])  # (gates * dirs, dim)
-    w = torch.from_numpy(weights / weights.sum()).double()
-    covariance = (embedding * w[:, None]).T @ embedding  # (dim, dim) weighted second moment
-    values, vectors = torch.linalg.eigh(covariance)
-    root = vectors * values.clamp(min=0).sqrt()  # covariance = root rootᵀ
-    _, singular, right = torch.linalg.svd(root.T @ reads.T, full_matrices=False)
-    basis = right[:rank].T  # (gates * dirs, rank), orthonormal columns
-    projected = embedding @ (reads.T @ basis)  # (vocab, rank)
-    column_rms = (w[:, None] * projected**2).sum(0).sqrt().clamp(min=1e-12)  # (rank,)
-    target_rms = float((w[:, None] * embedding**2).sum(0).sqrt().mean())
-    scale = target_rms / column_rms  # (rank,)
-    state["embedding.weight"] = (projected * scale).to(torch.float32)
-    new_reads = (basis / scale).to(torch.float32)  # (gates * dirs, rank)
-    for name, part in zip(names, new_reads.split(state[names[0]].shape[0]), strict=True):
-        state[name] = part.contiguous()
-    kept = float((singular[:rank] ** 2).sum() / (singular**2).sum().clamp(min=1e-300))
-    logger.info(
-        "embedding factorised to %d columns: %.1f %% of the first layer's weighted input energy",
-        rank,
-        100 * kept,
-    )
-    narrow = RNNStudent(StudentConfig.from_dict({**config.to_dict(), "embedding_dim": rank}))
-    narrow.load_state_dict(state, strict=True)
-    return narrow.train(student.training)
-
-
 def start_from(
     init_dir: Path, settings: StudentSettings, num_labels: int, train_set: Dataset
 ) -> RNNStudent:
@@ -249,7 +188,7 @@ def start_from(
                 f"{config.embedding_dim}-wide embedding of the student in {init_dir}"
             )
         counts = token_counts(train_set, config.vocab_size)
-        model = factorize_embedding(parent, width, np.sqrt(counts) + 1.0)
+        model = factorize_embedding(parent, width, frequency_weights(counts))
     regularised = StudentConfig.from_dict(
         {
             **model.config.to_dict(),

@@ -8,7 +8,11 @@ config and a model card. Two optional compressions, each reported in bytes:
   table inside it (an initializer read by a Gather before the embedding) maps each id to its row
   in the pruned embedding, and every dropped id to the row of the unknown token, so the
   tokenizer ships unchanged.
-- int8 dynamic quantisation of the weights (onnxruntime's `quantize_dynamic`).
+- embedding rank: the embedding and the first recurrent layer factorised to N columns
+  (`distilrnn.student.factorize`), with no training; tokens weighted by their frequency in a set
+  of texts (the transfer set).
+- int8 dynamic quantisation of the weights (onnxruntime's `quantize_dynamic`), optionally with
+  the embedding in 4-bit blocks (onnxruntime's `GatherBlockQuantized`).
 
 Writes are atomic: the bundle is built in a temporary sibling folder and renamed into place, so a
 failed export never leaves a half-written bundle or destroys the previous one.
@@ -57,6 +61,7 @@ from distilrnn.runtime import (
     Predictor,
 )
 from distilrnn.student import RNNStudent, StudentConfig
+from distilrnn.student.factorize import factorize_embedding, frequency_weights
 
 logger = logging.getLogger(__name__)
 
@@ -127,26 +132,71 @@ def export_onnx(model: BundleModel, path: Path) -> None:
         )
 
 
-def quantize_onnx(source: Path, target: Path) -> None:
+EMBEDDING_BITS = (8, 4)
+EMBEDDING_BLOCK = 32  # 4-bit embedding: one scale and zero point per 32 values of a row
+
+
+def quantize_onnx(source: Path, target: Path, embedding_bits: int = 8) -> None:
     """int8 dynamic quantisation of `source`'s weights (embedding Gather, LSTM, MatMul/Gemm);
     activations are quantised on the fly at run time. GRU weights stay float32, as onnxruntime
-    has no quantised GRU kernel."""
+    has no quantised GRU kernel. With `embedding_bits` = 4 the embedding is stored in 4-bit
+    blocks of `EMBEDDING_BLOCK` values with their own scale and zero point (onnxruntime's
+    `GatherBlockQuantized`, a com.microsoft operator its CPU runtime has)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    if embedding_bits not in EMBEDDING_BITS:
+        raise ValueError(f"embedding_bits must be one of {EMBEDDING_BITS}, got {embedding_bits}")
     # The pre-processing onnxruntime asks for (shape inference, graph clean-up) before
     # quantising; it changes no result.
     prepared = target.with_name(target.stem + ".prepared.onnx")
+    blocked = target.with_name(target.stem + ".blocked.onnx")
     # onnxruntime's quantisation tools log a line per tensor on the root logger at INFO.
     root = logging.getLogger()
     level = root.level
     root.setLevel(max(level, logging.WARNING))
     try:
+        op_types = None
+        if embedding_bits == 4:
+            _quantize_embedding_4bit(source, blocked)
+            source = blocked
+            op_types = ["LSTM", "MatMul", "Gemm"]  # the embedding Gather is done
         quant_pre_process(str(source), str(prepared))
-        quantize_dynamic(str(prepared), str(target), weight_type=QuantType.QInt8)
+        quantize_dynamic(
+            str(prepared), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=op_types
+        )
     finally:
         root.setLevel(level)
         prepared.unlink(missing_ok=True)
+        blocked.unlink(missing_ok=True)
+
+
+def _quantize_embedding_4bit(source: Path, target: Path) -> None:
+    """The float embedding Gather of `source` as a 4-bit `GatherBlockQuantized`; the id table
+    (an int64 Gather, when the vocabulary is pruned) is left alone."""
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    model = onnx.load(str(source))
+    floats = {t.name for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
+    gathers = [n for n in model.graph.node if n.op_type == "Gather"]
+    embedding = [n.name for n in gathers if n.input[0] in floats]
+    if len(embedding) != 1 or not embedding[0]:
+        raise ValueError(f"expected one float embedding Gather in {source}, found {embedding}")
+    quantizer = MatMulNBitsQuantizer(
+        model,
+        bits=4,
+        block_size=EMBEDDING_BLOCK,
+        is_symmetric=False,
+        nodes_to_exclude=[n.name for n in gathers if n.name != embedding[0]],
+        op_types_to_quantize=("Gather",),
+        quant_axes=(("Gather", 1),),
+    )
+    # an all-zero block (the padding row) has scale 0; onnxruntime picks its value with
+    # np.where after dividing by it anyway, which numpy warns about
+    with np.errstate(divide="ignore", invalid="ignore"):
+        quantizer.process()
+    onnx.save(quantizer.model.model, str(target))
 
 
 def write_compact_tokenizer(source: Path, target: Path) -> None:
@@ -165,15 +215,23 @@ def load_tokenizer(path: Path, max_length: int | None) -> Tokenizer:
     return tokenizer
 
 
-def used_token_ids(tokenizer: Tokenizer, texts: Iterable[str], chunk: int = 8192) -> np.ndarray:
+def used_token_ids(tokenizer: Tokenizer, texts: Iterable[str]) -> np.ndarray:
     """Sorted unique ids `(n,)` int64 of the tokens `tokenizer` produces for `texts`."""
-    seen = np.zeros(tokenizer.get_vocab_size(with_added_tokens=True), dtype=bool)
+    size = tokenizer.get_vocab_size(with_added_tokens=True)
+    return np.flatnonzero(token_counts(tokenizer, texts, size)).astype(np.int64)
+
+
+def token_counts(
+    tokenizer: Tokenizer, texts: Iterable[str], vocab_size: int, chunk: int = 8192
+) -> np.ndarray:
+    """How often each token id occurs when `tokenizer` encodes `texts`: `(vocab_size,)`."""
+    counts = np.zeros(vocab_size, dtype=np.int64)
     batch: list[str] = []
     count = 0
 
     def flush() -> None:
         for encoding in tokenizer.encode_batch(batch):
-            seen[encoding.ids] = True
+            np.add.at(counts, encoding.ids, 1)
 
     for text in texts:
         batch.append(text)
@@ -184,8 +242,8 @@ def used_token_ids(tokenizer: Tokenizer, texts: Iterable[str], chunk: int = 8192
     if batch:
         flush()
     if count == 0:
-        raise ValueError("no texts to prune the vocabulary with: the text source is empty")
-    return np.flatnonzero(seen).astype(np.int64)
+        raise ValueError("no texts to count tokens in: the text source is empty")
+    return counts
 
 
 def unknown_token_id(tokenizer: Tokenizer, path: Path) -> int:
@@ -277,16 +335,26 @@ def export_student(
     quantize: bool = False,
     labels: Sequence[str] | None = None,
     max_length: int | None = None,
+    embedding_rank: int | None = None,
+    rank_texts: str | Path | None = None,
+    embedding_bits: int = 8,
 ) -> dict[str, Any]:
     """`export_bundle` for the CLI: `source` is a student folder, or a run folder with `variant`
-    (and `seed`); `prune_vocab` a text source for `read_text_source`. A student inside its run
-    is also measured on the run's test half, against the eager student's test accuracy."""
+    (and `seed`); `prune_vocab` and `rank_texts` text sources for `read_text_source` (the
+    latter defaults to `transfer` for a student inside its run). A student inside its run is
+    also measured on the run's test half, against the eager student's test accuracy."""
     student_dir = resolve_student_dir(Path(source), variant, seed)
     if not student_dir.is_dir():
         raise FileNotFoundError(f"student folder not found: {student_dir}")
     run_dir = find_run_dir(student_dir)
     metrics = _student_metrics(student_dir)
     texts = read_text_source(prune_vocab, run_dir, metrics) if prune_vocab is not None else None
+    weight_texts = None
+    if embedding_rank is not None:
+        if rank_texts is None and run_dir is not None:
+            rank_texts = "transfer"
+        if rank_texts is not None:
+            weight_texts = read_text_source(rank_texts, run_dir, metrics)
     evaluation = run_test_split(run_dir) if run_dir else None
     return export_bundle(
         student_dir,
@@ -294,6 +362,9 @@ def export_student(
         labels=labels,
         prune_vocab_texts=texts,
         quantize=quantize,
+        embedding_rank=embedding_rank,
+        rank_texts=weight_texts,
+        embedding_bits=embedding_bits,
         metrics=metrics,
         max_length=max_length,
         evaluation=evaluation,
@@ -352,6 +423,9 @@ def export_bundle(
     labels: Sequence[str] | None = None,
     prune_vocab_texts: Iterable[str] | None = None,
     quantize: bool = False,
+    embedding_rank: int | None = None,
+    rank_texts: Iterable[str] | None = None,
+    embedding_bits: int = 8,
     metrics: dict[str, Any] | None = None,
     max_length: int | None = None,
     teacher: dict[str, Any] | None = None,
@@ -368,6 +442,11 @@ def export_bundle(
         prune_vocab_texts: keep only the embedding rows of tokens in these texts (and the
             special tokens); None keeps every row.
         quantize: int8 dynamic quantisation of the weights.
+        embedding_rank: factorise the embedding and the first recurrent layer to this many
+            columns first (no training); None keeps the width.
+        rank_texts: texts whose token counts weight that factorisation (`frequency_weights`);
+            None weighs every token alike.
+        embedding_bits: with `quantize`, 8 (int8 like the rest) or 4 (4-bit blocks).
         metrics: the student's metrics for the model card; default: its metrics.json.
         max_length: tokens per text (truncation); default: the student's training max_length.
         teacher: `{"name": ..., "validation_accuracy": ..., ...}`; default: from the run.
@@ -394,6 +473,10 @@ def export_bundle(
             f"no label names for {student_dir}: pass them (--labels) or export a student "
             "folder inside its run directory"
         )
+    if embedding_bits not in EMBEDDING_BITS:
+        raise ValueError(f"embedding_bits must be one of {EMBEDDING_BITS}, got {embedding_bits}")
+    if embedding_bits != 8 and not quantize:
+        raise ValueError("a 4-bit embedding is a quantisation: pass quantize as well")
     if len(labels) != student.config.num_labels:
         raise ValueError(
             f"{len(labels)} label names ({', '.join(labels)}) but the student in {student_dir} "
@@ -407,6 +490,9 @@ def export_bundle(
             labels=labels,
             prune_vocab_texts=prune_vocab_texts,
             quantize=quantize,
+            embedding_rank=embedding_rank,
+            rank_texts=rank_texts,
+            embedding_bits=embedding_bits,
             metrics=metrics,
             max_length=max_length,
             teacher=teacher or context.get("teacher") or {},
@@ -427,6 +513,9 @@ def _build_bundle(
     labels: list[str],
     prune_vocab_texts: Iterable[str] | None,
     quantize: bool,
+    embedding_rank: int | None,
+    rank_texts: Iterable[str] | None,
+    embedding_bits: int,
     metrics: dict[str, Any],
     max_length: int | None,
     teacher: dict[str, Any],
@@ -435,6 +524,20 @@ def _build_bundle(
     latency_texts: Sequence[str] | None,
 ) -> dict[str, Any]:
     tokenizer = load_tokenizer(tokenizer_path, max_length)
+    factorised = None
+    if embedding_rank is not None:
+        width = student.config.embedding_dim
+        weights = None
+        if rank_texts is not None:
+            weights = frequency_weights(
+                token_counts(tokenizer, rank_texts, student.config.vocab_size)
+            )
+        student = factorize_embedding(student, embedding_rank, weights)
+        factorised = {
+            "from_width": width,
+            "rank": embedding_rank,
+            "token_weights": "frequency in the given texts" if weights is not None else "uniform",
+        }
     pruning = None
     if prune_vocab_texts is not None:
         keep = np.union1d(
@@ -452,17 +555,24 @@ def _build_bundle(
         float_path = directory / "model.float.onnx"
         export_onnx(model, float_path)
         float_bytes = float_path.stat().st_size
-        quantize_onnx(float_path, directory / MODEL_NAME)
+        quantize_onnx(float_path, directory / MODEL_NAME, embedding_bits)
         float_path.unlink()
     else:
         export_onnx(model, directory / MODEL_NAME)
     write_compact_tokenizer(tokenizer_path, directory / TOKENIZER_NAME)
     write_json_atomic(directory / LABELS_NAME, {"names": labels})
     compression = {
+        "embedding_rank": factorised,
         "prune_vocab": pruning,
         "quantize": (
             {
-                "method": "onnxruntime quantize_dynamic, int8 weights",
+                "method": "onnxruntime quantize_dynamic, int8 weights"
+                + (
+                    f"; embedding in 4-bit blocks of {EMBEDDING_BLOCK} (GatherBlockQuantized)"
+                    if embedding_bits == 4
+                    else ""
+                ),
+                "embedding_bits": embedding_bits,
                 "float_model_bytes": float_bytes,
             }
             if quantize

@@ -63,6 +63,13 @@ def model_card(
     lines += [f"| {name} | {size:,} |" for name, size in sizes.items()]
     lines += [f"| **bundle** | **{sum(sizes.values()):,}** |", ""]
     compression = config["compression"]
+    factorised = compression.get("embedding_rank")
+    if factorised:
+        lines.append(
+            f"Embedding and first recurrent layer factorised from {factorised['from_width']} to "
+            f"{factorised['rank']} columns, without training (tokens weighted: "
+            f"{factorised['token_weights']})."
+        )
     pruning = compression["prune_vocab"]
     if pruning:
         lines.append(
@@ -71,8 +78,15 @@ def model_card(
             "unknown token's row."
         )
     if compression["quantize"]:
-        lines.append("Weights quantised to int8 (onnxruntime dynamic quantisation).")
-    if not pruning and not compression["quantize"]:
+        lines.append(
+            "Weights quantised to int8 (onnxruntime dynamic quantisation)"
+            + (
+                ", the embedding to 4-bit blocks."
+                if compression["quantize"].get("embedding_bits") == 4
+                else "."
+            )
+        )
+    if not factorised and not pruning and not compression["quantize"]:
         lines.append("No compression: float32 weights, every embedding row.")
     latency = config["latency_ms"]
     lines += [

@@ -103,12 +103,12 @@ def run_transfer_texts(run_dir: Path, metrics: dict[str, Any]) -> list[str]:
 
 
 def read_text_source(source: str | Path, run_dir: Path | None, metrics: dict) -> list[str]:
-    """Texts for vocabulary pruning: `transfer` (the run's transfer set), a text file (one text
-    a line) or a folder saved by `datasets` with a `text` column."""
+    """Texts for vocabulary pruning or token weights: `transfer` (the run's transfer set), a
+    text file (one text a line) or a folder saved by `datasets` with a `text` column."""
     if str(source) == "transfer":
         if run_dir is None:
             raise ValueError(
-                "--prune-vocab transfer needs the student's run: export a student folder "
+                "the text source `transfer` needs the student's run: export a student folder "
                 "inside a run directory, or give a text file"
             )
         return run_transfer_texts(run_dir, metrics)
