@@ -1,8 +1,10 @@
 """Bundle bytes and test accuracy of narrowed students over their seeds, against the student each
 one started from.
 
-For each variant and each of its trained seeds, exports a bundle per compression setting (by
-default float and int8) and measures its bytes, its accuracy on the test half and its one-sentence
+For each variant and each of its trained seeds, exports a bundle per compression setting (float,
+int8, int8 with a 4-bit embedding), at its own width or factorised at export to each of
+`--ranks` (no training; tokens weighted by their frequency in the run's transfer set), and
+measures its bytes, its accuracy on the test half and its one-sentence
 p50 latency (one thread). The change in accuracy is taken against the eager student of the same
 seed of `--reference` (default: the variant's `init_from`, else the variant itself), then
 summarised over seeds (mean, std, min) with a paired bootstrap over test sentences (each
@@ -34,11 +36,13 @@ from distilrnn.atomic import write_json_atomic
 from distilrnn.config import load_config
 from distilrnn.data import Task
 from distilrnn.evaluate import load_predictions
-from distilrnn.export import export_bundle
+from distilrnn.export import export_bundle, token_weights
+from distilrnn.run_dir import run_transfer_texts
 from distilrnn.runtime import Predictor
 from distilrnn.stats import paired_bootstrap
 
-SETTINGS = {"none": False, "quantize": True}  # name -> int8 quantisation
+# name -> (quantise, embedding bits)
+SETTINGS = {"none": (False, 8), "quantize": (True, 8), "quantize-emb4": (True, 4)}
 SIZE_TARGET = 1 / 20
 ACCURACY_TARGET_POINTS = -0.5
 
@@ -50,6 +54,7 @@ def student_rows(config, run_dir: Path, args) -> list[dict[str, Any]]:
     test = (list(test_split["text"]), list(test_split["label"]))
     gold = np.asarray(test[1])
     rows = []
+    weights = {}  # token weights for export-time factorisation, per transfer set
     for name in args.variants:
         settings = config.student_for(config.variant(name))
         reference = args.reference or settings.init_from or name
@@ -67,11 +72,23 @@ def student_rows(config, run_dir: Path, args) -> list[dict[str, Any]]:
             if reference_predictions is None:
                 raise FileNotFoundError(f"no predictions.json in {reference_dir}")
             reference_correct = reference_predictions["test"].argmax(-1) == gold
-            for setting in args.settings:
+            ranks = args.ranks or [None]
+            if args.ranks and settings.transfer_set not in weights:
+                weights[settings.transfer_set] = token_weights(
+                    student_dir / "tokenizer.json",
+                    run_transfer_texts(run_dir, metrics),
+                    metrics["settings"]["max_length"],
+                )
+            for rank, setting in ((r, s) for r in ranks for s in args.settings):
+                quantize, bits = SETTINGS[setting]
+                suffix = "" if rank is None else f"-rank{rank}"
                 summary = export_bundle(
                     student_dir,
-                    args.work_dir / f"{name}-seed-{seed}-{setting}",
-                    quantize=SETTINGS[setting],
+                    args.work_dir / f"{name}-seed-{seed}{suffix}-{setting}",
+                    quantize=quantize,
+                    embedding_bits=bits,
+                    embedding_rank=rank,
+                    token_weights=None if rank is None else weights[settings.transfer_set],
                     metrics=metrics,
                     evaluation=test,
                     latency_texts=test[0][: args.latency_texts],
@@ -82,10 +99,10 @@ def student_rows(config, run_dir: Path, args) -> list[dict[str, Any]]:
                     {
                         "variant": name,
                         "seed": seed,
+                        "export_rank": rank,
                         "setting": setting,
-                        "embedding_dim": json.loads((student_dir / "config.json").read_text())[
-                            "embedding_dim"
-                        ],
+                        "embedding_dim": rank
+                        or json.loads((student_dir / "config.json").read_text())["embedding_dim"],
                         "bundle_bytes": summary["bundle_bytes"],
                         "files": summary["files"],
                         "test_accuracy": accuracy,
@@ -98,7 +115,7 @@ def student_rows(config, run_dir: Path, args) -> list[dict[str, Any]]:
                     }
                 )
                 print(
-                    f"{name} seed {seed} {setting}: {summary['bundle_bytes']:,} bytes, "
+                    f"{name}{suffix} seed {seed} {setting}: {summary['bundle_bytes']:,} bytes, "
                     f"{100 * accuracy:.2f} % ({rows[-1]['delta_points']:+.2f} vs {reference})",
                     file=sys.stderr,
                 )
@@ -106,11 +123,11 @@ def student_rows(config, run_dir: Path, args) -> list[dict[str, Any]]:
 
 
 def summarise(rows: list[dict[str, Any]], teacher_bytes: int) -> list[dict[str, Any]]:
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, int | None, str], list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault((row["variant"], row["setting"]), []).append(row)
+        groups.setdefault((row["variant"], row["export_rank"], row["setting"]), []).append(row)
     out = []
-    for (variant, setting), members in groups.items():
+    for (variant, rank, setting), members in groups.items():
         delta = np.array([m["delta_points"] for m in members])
         accuracy = np.array([100 * m["test_accuracy"] for m in members])
         size = int(np.max([m["bundle_bytes"] for m in members]))
@@ -121,6 +138,7 @@ def summarise(rows: list[dict[str, Any]], teacher_bytes: int) -> list[dict[str, 
         out.append(
             {
                 "variant": variant,
+                "export_rank": rank,
                 "setting": setting,
                 "seeds": [m["seed"] for m in members],
                 "embedding_dim": members[0]["embedding_dim"],
@@ -154,14 +172,15 @@ def markdown(results: dict[str, Any]) -> str:
         "eager reference student of the same seed. Machine: "
         f"{results['machine']['cpu_count']} CPUs, {results['machine']['platform']}.",
         "",
-        "| variant | width | setting | seeds | bundle bytes (max) | / teacher | test % | "
-        "Δ mean ± std | Δ min | Δ 95 % CI (paired bootstrap), p | p50 ms | size ≤ 1/20 | "
-        "Δ ≥ -0.5 |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---|---:|:-:|:-:|",
+        "| variant | width | factorised at export | setting | seeds | bundle bytes (max) | "
+        "/ teacher | test % | Δ mean ± std | Δ min | Δ 95 % CI (paired bootstrap), p | "
+        "p50 ms | size ≤ 1/20 | Δ ≥ -0.5 |",
+        "|---|---:|:-:|---|---:|---:|---:|---:|---:|---:|---|---:|:-:|:-:|",
     ]
     for row in results["summary"]:
         lines.append(
-            f"| {row['variant']} | {row['embedding_dim']} | {row['setting']} | "
+            f"| {row['variant']} | {row['embedding_dim']} | "
+            f"{'no' if row['export_rank'] is None else 'yes'} | {row['setting']} | "
             f"{len(row['seeds'])} | {row['max_bundle_bytes']:,} | "
             f"{row['fraction_of_teacher_bytes']:.4f} | "
             f"{row['test_accuracy_mean']:.2f} ± {row['test_accuracy_std']:.2f} | "
@@ -186,7 +205,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--variants", nargs="+", required=True)
     parser.add_argument("--reference", help="Compare against this variant (same seed).")
     parser.add_argument(
-        "--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS), metavar="SETTING"
+        "--ranks", nargs="+", type=int, help="Factorise each student to these widths at export."
+    )
+    parser.add_argument(
+        "--settings",
+        nargs="+",
+        choices=list(SETTINGS),
+        default=["none", "quantize"],
+        metavar="SETTING",
     )
     parser.add_argument("--json", type=Path, help="Results file (default: RUN/narrow.json).")
     parser.add_argument("--work-dir", type=Path, help="Bundles (default: RUN/bundles-narrow).")

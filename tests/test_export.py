@@ -20,6 +20,7 @@ from distilrnn.export import (
     export_bundle,
     export_onnx,
     resolve_student_dir,
+    token_weights,
 )
 from distilrnn.runtime import (
     BUNDLE_FILES,
@@ -182,7 +183,9 @@ def test_full_rank_factorised_bundle_gives_the_students_logits(tmp_path: Path):
         tmp_path / "rank16",
         labels=LABELS,
         embedding_rank=16,
-        rank_texts=["the good film", "the film"],
+        token_weights=token_weights(
+            student_dir / TOKENIZER_NAME, ["the good film", "the film"], max_length=16
+        ),
     )
     texts = ["the brilliant film", "a dull movie", "the plot is boring"]
     np.testing.assert_allclose(

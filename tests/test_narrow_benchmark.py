@@ -50,7 +50,20 @@ def test_narrow_benchmark_compares_each_seed_with_the_student_it_started_from(
     sizes = {(r["variant"], r["setting"]): r["max_bundle_bytes"] for r in results["summary"]}
     assert sizes["narrow", "none"] < sizes["wide", "none"]
     assert sizes["narrow", "quantize"] < sizes["narrow", "none"]
-    assert "| narrow | 8 | quantize | 2 |" in json_path.with_suffix(".md").read_text()
+    assert "| narrow | 8 | no | quantize | 2 |" in json_path.with_suffix(".md").read_text()
+
+    # the wide student factorised at export instead, int8 with a 4-bit embedding
+    args = ["--variants", "wide", "--ranks", "4", "--settings", "quantize-emb4"]
+    exported = load_benchmark_script("narrow").main(
+        [str(tmp_path / "empty.toml"), *args, "--json", str(tmp_path / "r.json"), *_sets(overrides)]
+    )
+    assert [(r["seed"], r["export_rank"], r["embedding_dim"]) for r in exported["rows"]] == [
+        (0, 4, 4),
+        (1, 4, 4),
+    ]
+    (summary,) = exported["summary"]
+    assert summary["max_bundle_bytes"] < sizes["wide", "quantize"]
+    assert summary["reference"] == "wide"
 
 
 def _sets(overrides: list[str]) -> list[str]:

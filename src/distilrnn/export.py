@@ -246,6 +246,14 @@ def token_counts(
     return counts
 
 
+def token_weights(tokenizer_path: Path, texts: Iterable[str], max_length: int | None) -> np.ndarray:
+    """`frequency_weights` of each token's count in `texts` under the bundle's tokenizer, for
+    `export_bundle(embedding_rank=...)`."""
+    tokenizer = load_tokenizer(tokenizer_path, max_length)
+    size = tokenizer.get_vocab_size(with_added_tokens=True)
+    return frequency_weights(token_counts(tokenizer, texts, size))
+
+
 def unknown_token_id(tokenizer: Tokenizer, path: Path) -> int:
     token = getattr(tokenizer.model, "unk_token", None)
     token_id = tokenizer.token_to_id(token) if token else None
@@ -349,12 +357,16 @@ def export_student(
     run_dir = find_run_dir(student_dir)
     metrics = _student_metrics(student_dir)
     texts = read_text_source(prune_vocab, run_dir, metrics) if prune_vocab is not None else None
-    weight_texts = None
+    weights = None
     if embedding_rank is not None:
         if rank_texts is None and run_dir is not None:
             rank_texts = "transfer"
         if rank_texts is not None:
-            weight_texts = read_text_source(rank_texts, run_dir, metrics)
+            weights = token_weights(
+                student_dir / TOKENIZER_NAME,
+                read_text_source(rank_texts, run_dir, metrics),
+                _max_length(metrics) if max_length is None else max_length,
+            )
     evaluation = run_test_split(run_dir) if run_dir else None
     return export_bundle(
         student_dir,
@@ -363,7 +375,7 @@ def export_student(
         prune_vocab_texts=texts,
         quantize=quantize,
         embedding_rank=embedding_rank,
-        rank_texts=weight_texts,
+        token_weights=weights,
         embedding_bits=embedding_bits,
         metrics=metrics,
         max_length=max_length,
@@ -424,7 +436,7 @@ def export_bundle(
     prune_vocab_texts: Iterable[str] | None = None,
     quantize: bool = False,
     embedding_rank: int | None = None,
-    rank_texts: Iterable[str] | None = None,
+    token_weights: np.ndarray | None = None,
     embedding_bits: int = 8,
     metrics: dict[str, Any] | None = None,
     max_length: int | None = None,
@@ -444,8 +456,8 @@ def export_bundle(
         quantize: int8 dynamic quantisation of the weights.
         embedding_rank: factorise the embedding and the first recurrent layer to this many
             columns first (no training); None keeps the width.
-        rank_texts: texts whose token counts weight that factorisation (`frequency_weights`);
-            None weighs every token alike.
+        token_weights: `(vocab_size,)` weight of each token in that factorisation (see
+            `token_weights`); None weighs every token alike.
         embedding_bits: with `quantize`, 8 (int8 like the rest) or 4 (4-bit blocks).
         metrics: the student's metrics for the model card; default: its metrics.json.
         max_length: tokens per text (truncation); default: the student's training max_length.
@@ -491,7 +503,7 @@ def export_bundle(
             prune_vocab_texts=prune_vocab_texts,
             quantize=quantize,
             embedding_rank=embedding_rank,
-            rank_texts=rank_texts,
+            token_weights=token_weights,
             embedding_bits=embedding_bits,
             metrics=metrics,
             max_length=max_length,
@@ -514,7 +526,7 @@ def _build_bundle(
     prune_vocab_texts: Iterable[str] | None,
     quantize: bool,
     embedding_rank: int | None,
-    rank_texts: Iterable[str] | None,
+    token_weights: np.ndarray | None,
     embedding_bits: int,
     metrics: dict[str, Any],
     max_length: int | None,
@@ -527,16 +539,11 @@ def _build_bundle(
     factorised = None
     if embedding_rank is not None:
         width = student.config.embedding_dim
-        weights = None
-        if rank_texts is not None:
-            weights = frequency_weights(
-                token_counts(tokenizer, rank_texts, student.config.vocab_size)
-            )
-        student = factorize_embedding(student, embedding_rank, weights)
+        student = factorize_embedding(student, embedding_rank, token_weights)
         factorised = {
             "from_width": width,
             "rank": embedding_rank,
-            "token_weights": "frequency in the given texts" if weights is not None else "uniform",
+            "token_weights": "uniform" if token_weights is None else "frequency in the given texts",
         }
     pruning = None
     if prune_vocab_texts is not None:
