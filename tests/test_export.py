@@ -326,3 +326,20 @@ def test_cli_export_writes_a_pruned_quantized_bundle(tmp_path: Path):
     assert "vocabulary pruning: 11 of 29 rows kept" in result.output
     assert "int8 quantisation" in result.output
     assert Predictor(tmp_path / "bundle").labels == ["negative", "positive"]
+
+
+def test_cli_export_factorises_the_embedding_and_stores_it_in_4bit_blocks(tmp_path: Path):
+    student_dir = build_tiny_student(tmp_path / "student", embedding_dim=32)
+    texts = tmp_path / "transfer.txt"
+    texts.write_text("the good film\na dull movie\n")
+    args = ["export", str(student_dir), str(tmp_path / "bundle"), "--labels", "neg,pos"]
+    args += ["--embedding-rank", "16", "--rank-texts", str(texts)]
+    args += ["--quantize", "--embedding-bits", "4"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "embedding factorised: 32 -> 16 columns" in result.output
+    assert "frequency in the given texts" in result.output
+    assert "int8 quantisation (embedding 4-bit)" in result.output
+    config = json.loads((tmp_path / "bundle" / CONFIG_NAME).read_text())
+    assert config["student"]["embedding_dim"] == 16
+    assert Predictor(tmp_path / "bundle").predict(["the good film"])[0].label in {"neg", "pos"}
