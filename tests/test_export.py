@@ -272,24 +272,31 @@ def test_export_outside_a_run_without_labels_says_how_to_name_them(tmp_path: Pat
         export_bundle(student_dir, tmp_path / "bundle")
 
 
-def test_export_reads_labels_teacher_and_task_from_the_run(tmp_path: Path):
+def test_export_reads_labels_teacher_and_task_from_the_run(tmp_path: Path, monkeypatch):
     run_dir = tmp_path / "run"
     student_dir = build_tiny_student(run_dir / "students" / "distilled-gru" / "seed-0")
     (run_dir / "data").mkdir()
     (run_dir / "data" / "labels.json").write_text(json.dumps({"names": ["neg", "pos"]}))
     (run_dir / "data" / "stage.json").write_text(
-        json.dumps({"settings": {"data": {"path": "/data/sst2", "hub_name": ""}}})
+        json.dumps(
+            {
+                "settings": {
+                    "data": {"path": "$DATA/sst2", "hub_name": "", "train_file": "train.tsv"}
+                }
+            }
+        )
     )
     (run_dir / "teacher" / "model").mkdir(parents=True)
     (run_dir / "teacher" / "stage.json").write_text(
         json.dumps({"settings": {"model": "tiny-bert", "checkpoint": ""}})
     )
     (run_dir / "teacher" / "metrics.json").write_text(json.dumps({"test_accuracy": 0.875}))
+    monkeypatch.setenv("DATA", "/machine/specific")
     export_bundle(student_dir, tmp_path / "bundle")
     config = json.loads((tmp_path / "bundle" / CONFIG_NAME).read_text())
     assert Predictor(tmp_path / "bundle").labels == ["neg", "pos"]
     assert config["teacher"] == {"name": "tiny-bert", "test_accuracy": 0.875}
-    assert config["task"] == "/data/sst2"
+    assert config["task"] == "sst2 (train.tsv)"  # the folder's name, not the machine's path
 
 
 def test_run_variant_and_seed_name_the_student_folder(tmp_path: Path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +74,21 @@ def run_context(run_dir: Path) -> dict[str, Any]:
                 if key in teacher_metrics
             },
         },
-        "task": data.get("hub_name") or data.get("path"),
+        "task": data.get("hub_name") or _local_task(data),
     }
+
+
+def _local_task(data: dict[str, Any]) -> str | None:
+    """A local dataset as the model card names it: the data folder's name (environment
+    variables in the configured path expanded) and its files, e.g. `sst2 (train.tsv, dev.tsv)`,
+    not a path of the machine that trained it."""
+    path = data.get("path")
+    if not path:
+        return None
+    expanded = os.path.expandvars(str(path))
+    name = Path(expanded).name if "$" not in expanded else str(path)
+    files = [data[key] for key in ("train_file", "validation_file", "test_file") if data.get(key)]
+    return f"{name} ({', '.join(files)})" if files else name
 
 
 def run_test_split(run_dir: Path) -> tuple[list[str], list[int]]:
