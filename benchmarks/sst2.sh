@@ -10,6 +10,8 @@
 # while lane 2 trains the `ce` baselines (they need no logits); then lane 1 trains the students on
 # the transfer set and lane 2 those on the training texts. Every stage is cached and resumable:
 # rerunning the script after a kill continues where it stopped. Logs go to runs/sst2-logs/.
+# The deploy variants (the kl transfer-set student narrowed to 64-128 columns, f64 ... f96-e1)
+# start from that student, so they share its lane: about an hour more there on two cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${SST2_DIR:?set SST2_DIR to the SST-2 folder (GLUE TSV)}"
