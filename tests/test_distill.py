@@ -125,10 +125,10 @@ def test_factorising_rejects_a_bad_rank_or_weights():
 def test_token_counts_follow_the_datasets_rows_after_a_selection():
     from datasets import Dataset
 
-    from distilrnn.distill import token_counts
+    from distilrnn.distill import dataset_token_counts
 
     dataset = Dataset.from_dict({"input_ids": [[1, 2, 2], [3], [2, 5, 5, 5]]}).select([0, 2])
-    assert token_counts(dataset, 7).tolist() == [0, 1, 3, 0, 0, 3, 0]
+    assert dataset_token_counts(dataset, 7).tolist() == [0, 1, 3, 0, 0, 3, 0]
 
 
 def test_a_student_started_from_another_can_train_its_first_layer_only(tmp_path):

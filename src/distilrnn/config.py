@@ -474,14 +474,6 @@ def config_from_dict(raw: dict[str, Any]) -> RunConfig:
 
 # a student's shape: what must agree between a student and the variant it starts from
 SHAPE_FIELDS = ("rnn", "num_layers", "hidden_size", "bidirectional", "pooling", "head_hidden_size")
-INIT_FROM_FIELDS = (
-    "rnn",
-    "num_layers",
-    "hidden_size",
-    "bidirectional",
-    "pooling",
-    "head_hidden_size",
-)
 
 
 def _check_init_from(config: RunConfig) -> None:

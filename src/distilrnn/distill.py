@@ -149,8 +149,9 @@ def build_student(
     return RNNStudent(config, None if settings.embeddings == "random" else embedding)
 
 
-def token_counts(dataset: Dataset, vocab_size: int) -> np.ndarray:
-    """How often each token id occurs in a tokenised dataset's `input_ids`: `(vocab_size,)`."""
+def dataset_token_counts(dataset: Dataset, vocab_size: int) -> np.ndarray:
+    """How often each token id occurs in a tokenised dataset's `input_ids`: `(vocab_size,)`
+    (`distilrnn.export.token_counts` does the same for raw texts and a tokenizer)."""
     import pyarrow.compute as pc
 
     counts = np.zeros(vocab_size, dtype=np.int64)
@@ -187,7 +188,7 @@ def start_from(
                 f"student.embedding_projection = {width} is wider than the "
                 f"{config.embedding_dim}-wide embedding of the student in {init_dir}"
             )
-        counts = token_counts(train_set, config.vocab_size)
+        counts = dataset_token_counts(train_set, config.vocab_size)
         model = factorize_embedding(parent, width, frequency_weights(counts))
     regularised = StudentConfig.from_dict(
         {

@@ -315,14 +315,26 @@ class Pipeline:
         task: Task,
         teacher: tuple[Path, str],
         data_fp: str,
-        transfer: tuple[Dataset, str] | None,
-        parent: tuple[Path, str] | None = None,
+        labelled: tuple[Dataset, str] | None,
     ) -> tuple[Path, str]:
-        """Train (or reuse) one student; `parent` is the folder and fingerprint of the student
-        it starts from. Returns its folder and fingerprint."""
+        """Train (or reuse) one student, after the student it starts from (`init_from`, same
+        seed), whose fingerprint is then one of its inputs. Returns its folder and fingerprint."""
         from distilrnn.distill import train_student
 
         student_cfg: StudentSettings = self.config.student_for(variant)
+        parent = None
+        if student_cfg.init_from:
+            parent_variant = self.config.variant(student_cfg.init_from)
+            parent = self.student(parent_variant, seed, task, teacher, data_fp, labelled)
+        transfer = None
+        if student_cfg.objective != "ce":
+            if labelled is None:
+                raise ValueError(f"variant {variant.name!r} needs teacher logits")
+            dataset, fp = labelled
+            if student_cfg.transfer_set == "train" and len(dataset) > len(task.splits["train"]):
+                # the transfer set starts with train
+                dataset = dataset.select(range(len(task.splits["train"])))
+            transfer = (dataset, fp)
         settings = student_fingerprint_settings(student_cfg)
         inputs = [data_fp, teacher[1], transfer[1] if transfer else None]
         if parent is not None:
@@ -423,40 +435,9 @@ class Pipeline:
         directories = []
         for variant in self.selected_variants():
             for seed in self.config.student_for(variant).seeds:
-                directory, _ = self._student_with_parents(
-                    variant, seed, task, teacher, data_fp, labelled
-                )
+                directory, _ = self.student(variant, seed, task, teacher, data_fp, labelled)
                 directories.append(directory)
         return directories
-
-    def _student_with_parents(
-        self,
-        variant: Variant,
-        seed: int,
-        task: Task,
-        teacher: tuple[Path, str],
-        data_fp: str,
-        labelled: tuple[Dataset, str] | None,
-    ) -> tuple[Path, str]:
-        """Train (or reuse) one student, after the student it starts from (`init_from`, same
-        seed), whose fingerprint is then one of its inputs. Returns its folder and fingerprint."""
-        student_cfg = self.config.student_for(variant)
-        parent = None
-        if student_cfg.init_from:
-            parent_variant = self.config.variant(student_cfg.init_from)
-            parent = self._student_with_parents(
-                parent_variant, seed, task, teacher, data_fp, labelled
-            )
-        transfer = None
-        if student_cfg.objective != "ce":
-            if labelled is None:
-                raise ValueError(f"variant {variant.name!r} needs teacher logits")
-            dataset, fp = labelled
-            if student_cfg.transfer_set == "train" and len(dataset) > len(task.splits["train"]):
-                # the transfer set starts with train
-                dataset = dataset.select(range(len(task.splits["train"])))
-            transfer = (dataset, fp)
-        return self.student(variant, seed, task, teacher, data_fp, transfer, parent)
 
     def selected_variants(self) -> list[Variant]:
         return [v for v in self.config.variants if not self.only or v.name in self.only]
