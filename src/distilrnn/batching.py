@@ -1,0 +1,74 @@
+"""One length-batching loop for every model call over many texts.
+
+Texts are sorted by length so that a batch pads to similar lengths; each batch holds at most
+`batch_size` texts and, with `max_tokens`, at most `max_tokens` padded tokens, so short texts
+travel in large batches and long ones in small batches. Results are scattered back to the
+input order. numpy only: the torch-free runtime uses it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+
+def length_batches(
+    lengths: Sequence[int], batch_size: int, max_tokens: int = 0
+) -> list[np.ndarray]:
+    """Indices grouped into length-sorted batches of at most `batch_size` texts and, when
+    `max_tokens` > 0, at most `max_tokens` padded tokens (a batch of n texts of longest length L
+    costs n * L). A text longer than `max_tokens` travels alone."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    lengths = np.asarray(lengths, dtype=np.int64)
+    order = np.argsort(lengths, kind="stable")
+    budget = max_tokens if max_tokens > 0 else None
+    batches, start = [], 0
+    while start < len(order):
+        end = start + 1
+        # lengths ascend, so the last text of the candidate batch sets its padded length
+        while (
+            end < len(order)
+            and end - start < batch_size
+            and (budget is None or (end - start + 1) * lengths[order[end]] <= budget)
+        ):
+            end += 1
+        batches.append(order[start:end])
+        start = end
+    return batches
+
+
+def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad token id lists: `input_ids` and `attention_mask`, both `(batch, longest)`
+    int64."""
+    longest = max(len(ids) for ids in sequences)
+    input_ids = np.full((len(sequences), longest), pad_id, dtype=np.int64)
+    attention_mask = np.zeros((len(sequences), longest), dtype=np.int64)
+    for row, ids in enumerate(sequences):
+        input_ids[row, : len(ids)] = ids
+        attention_mask[row, : len(ids)] = 1
+    return input_ids, attention_mask
+
+
+def run_batched(
+    encoded: Sequence[Sequence[int]],
+    call: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    width: int,
+    *,
+    pad_id: int,
+    batch_size: int,
+    max_tokens: int = 0,
+    on_batch: Callable[[int], object] | None = None,
+) -> np.ndarray:
+    """`call(input_ids, attention_mask)` over length-sorted padded batches of `encoded` token
+    id lists; returns its outputs `(len(encoded), width)` float32 in the input order.
+    `on_batch(n)` is told how many texts each batch held (for a progress bar)."""
+    out = np.zeros((len(encoded), width), dtype=np.float32)
+    lengths = [len(ids) for ids in encoded]
+    for index in length_batches(lengths, batch_size, max_tokens):
+        input_ids, attention_mask = pad_batch([encoded[i] for i in index], pad_id)
+        out[index] = call(input_ids, attention_mask)
+        if on_batch is not None:
+            on_batch(len(index))
+    return out

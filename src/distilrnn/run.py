@@ -1,0 +1,460 @@
+"""The run folder: one object that knows its layout, its format version and its records.
+
+    run_dir/
+      run.json                          format marker: {"format": "distilrnn-run", "version": 2}
+      data/                             splits/ (Arrow), labels.json, metrics.json
+      teacher/                          model/ (transformers checkpoint), metrics.json,
+                                        predictions.json (validation / test logits)
+      calibration/                      calibration.json: the teacher's fitted temperature
+      augment/                          transfer/: the transfer set (Arrow)
+      labels/                           logits-<fingerprint>/shards/: teacher logits
+      students/<variant>/seed-<n>/      model.safetensors, config.json, tokenizer, metrics.json,
+                                        predictions.json
+      results.json, results.md, report.md, benchmark-<variant>.json
+      .work/                            checkpoints of unfinished stages
+
+Every stage folder holds `stage.json` (see `distilrnn.stages`). No other module builds these
+paths or walks up from a student folder to find its run: they ask a `Run`.
+
+The transfer-set rule lives here too (`TRANSFER_SET_RULE`): the labelled transfer set starts
+with the training texts, in the training split's order, followed by the generated texts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from distilrnn.atomic import write_json_atomic
+from distilrnn.errors import MissingFileError, RunFolderError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from datasets import Dataset
+
+    from distilrnn.data import Task
+
+logger = logging.getLogger(__name__)
+
+RUN_FORMAT = "distilrnn-run"
+# 1: folders written before the marker existed (no run.json); their stage records are upgraded
+#    when a stage is reused (`distilrnn.stages.MIGRATIONS`). 2: run.json and versioned records.
+RUN_VERSION = 2
+MARKER_NAME = "run.json"
+STAGE_FILE = "stage.json"
+METRICS_NAME = "metrics.json"
+PREDICTIONS_NAME = "predictions.json"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+TRANSFER_SET_RULE = (
+    "the labelled transfer set starts with the training texts, in the training split's order, "
+    "followed by the generated texts (label -1)"
+)
+
+
+def check_name(name: str, what: str = "variant name") -> str:
+    """`name` if it is safe as one folder name (letters, digits, `.`, `_`, `-`; not starting
+    with a dot), else a `RunFolderError`: a name must never lead outside the run folder."""
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise RunFolderError(
+            f"{what} {name!r}: use letters, digits, '.', '_' and '-' only, starting with a letter "
+            "or digit (it becomes a folder name)"
+        )
+    return name
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file's content; a missing file or corrupt JSON is a user-facing error."""
+    if not path.is_file():
+        raise MissingFileError(f"{path} not found")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RunFolderError(f"{path} is corrupt: {error}") from None
+
+
+@dataclass
+class TeacherRecord:
+    """A finished teacher stage: its checkpoint folder and its metrics."""
+
+    directory: Path
+    metrics: dict[str, Any]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_dir(self) -> Path:
+        return self.directory / "model"
+
+    @property
+    def name(self) -> str | None:
+        """The backbone or checkpoint the teacher came from."""
+        return self.settings.get("checkpoint") or self.settings.get("model")
+
+    @property
+    def validation_accuracy(self) -> float | None:
+        return self.metrics.get("validation_accuracy")
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return self.metrics.get("test_accuracy")
+
+    def predictions(self) -> dict[str, np.ndarray] | None:
+        return load_predictions(self.directory)
+
+    @classmethod
+    def read(cls, directory: Path) -> TeacherRecord:
+        stage = directory / STAGE_FILE
+        settings = read_json(stage).get("settings", {}) if stage.is_file() else {}
+        metrics_path = directory / METRICS_NAME
+        metrics = read_json(metrics_path) if metrics_path.is_file() else {}
+        return cls(directory, metrics, settings)
+
+
+@dataclass
+class StudentRecord:
+    """A finished student: its folder, the settings it trained with and its metrics."""
+
+    directory: Path
+    metrics: dict[str, Any]
+
+    @property
+    def variant(self) -> str:
+        return self.metrics.get("variant") or self.directory.parent.name
+
+    @property
+    def seed(self) -> int:
+        return int(self.metrics.get("seed", self.directory.name.removeprefix("seed-") or 0))
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return self.metrics.get("settings", {})
+
+    @property
+    def objective(self) -> str:
+        return self.settings.get("objective", "ce")
+
+    @property
+    def max_length(self) -> int | None:
+        return self.settings.get("max_length")
+
+    @property
+    def trained_on_transfer_set(self) -> bool:
+        """Whether the student read the augmented transfer set (`TRANSFER_SET_RULE`)."""
+        return self.objective != "ce" and self.settings.get("transfer_set") == "augmented"
+
+    @property
+    def validation_accuracy(self) -> float | None:
+        return self.metrics.get("validation_accuracy")
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return self.metrics.get("test_accuracy")
+
+    def predictions(self) -> dict[str, np.ndarray] | None:
+        return load_predictions(self.directory)
+
+    @classmethod
+    def read(cls, directory: Path) -> StudentRecord:
+        path = directory / METRICS_NAME
+        return cls(directory, read_json(path) if path.is_file() else {})
+
+
+def save_predictions(directory: Path, logits: dict[str, np.ndarray]) -> None:
+    """Write a model's logits per split, `{split: (n_examples, num_labels)}`, to
+    `directory/predictions.json` (atomically), for per-example statistics later."""
+    import numpy as np
+
+    write_json_atomic(
+        Path(directory) / PREDICTIONS_NAME,
+        {split: np.asarray(values, dtype=np.float32).tolist() for split, values in logits.items()},
+        indent=None,
+    )
+
+
+def load_predictions(directory: Path) -> dict[str, np.ndarray] | None:
+    """The logits `save_predictions` wrote, or None when the folder has none."""
+    import numpy as np
+
+    path = Path(directory) / PREDICTIONS_NAME
+    if not path.is_file():
+        return None
+    return {
+        split: np.asarray(values, dtype=np.float32) for split, values in read_json(path).items()
+    }
+
+
+class Run:
+    """A run folder. Paths and records come from here; `open` checks or writes the format
+    marker before anything is built in it."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.root)!r})"
+
+    # layout ---------------------------------------------------------------------------------
+    @property
+    def marker(self) -> Path:
+        return self.root / MARKER_NAME
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def label_names_file(self) -> Path:
+        return self.data_dir / "labels.json"
+
+    @property
+    def teacher_dir(self) -> Path:
+        return self.root / "teacher"
+
+    @property
+    def teacher_model_dir(self) -> Path:
+        return self.teacher_dir / "model"
+
+    @property
+    def calibration_dir(self) -> Path:
+        return self.root / "calibration"
+
+    @property
+    def augment_dir(self) -> Path:
+        return self.root / "augment"
+
+    @property
+    def transfer_dir(self) -> Path:
+        return self.augment_dir / "transfer"
+
+    @property
+    def labels_dir(self) -> Path:
+        return self.root / "labels"
+
+    @property
+    def students_dir(self) -> Path:
+        return self.root / "students"
+
+    @property
+    def work_dir(self) -> Path:
+        """Checkpoints and caches of unfinished stages."""
+        return self.root / ".work"
+
+    @property
+    def results_file(self) -> Path:
+        return self.root / "results.json"
+
+    def variant_dir(self, variant: str) -> Path:
+        return self.students_dir / check_name(variant)
+
+    def student_dir(self, variant: str, seed: int) -> Path:
+        return self.variant_dir(variant) / f"seed-{int(seed)}"
+
+    def benchmark_file(self, variant: str) -> Path:
+        return self.root / f"benchmark-{check_name(variant)}.json"
+
+    def benchmark_files(self) -> list[Path]:
+        return sorted(self.root.glob("benchmark*.json"))
+
+    # the format -----------------------------------------------------------------------------
+    def is_run(self) -> bool:
+        """A run folder: it has the marker, or it is a folder of the first format (no marker,
+        a `data/` stage)."""
+        return self.marker.is_file() or self.label_names_file.is_file()
+
+    @property
+    def version(self) -> int:
+        """The folder's format version: 1 without a marker, else the marker's."""
+        if not self.marker.is_file():
+            return 1
+        marker = read_json(self.marker)
+        if not isinstance(marker, dict) or marker.get("format") != RUN_FORMAT:
+            raise RunFolderError(f"{self.marker} is not a distilrnn run marker")
+        return int(marker.get("version", 0))
+
+    def open(self) -> Run:
+        """Make the folder ready to build in: create it with a marker when new, check the
+        version of an existing run, and upgrade a first-format folder's marker (its layout is
+        the same; each stage record is upgraded when the stage is next reused). A folder that
+        holds other files is refused: nothing of the user's is overwritten."""
+        if self.root.exists() and not self.root.is_dir():
+            raise RunFolderError(f"run_dir {self.root} is a file, not a folder")
+        if self.marker.is_file():
+            version = self.version
+            if version > RUN_VERSION:
+                raise RunFolderError(
+                    f"{self.root} was written by a newer distilrnn (run format {version}; this "
+                    f"one reads up to {RUN_VERSION}): upgrade distilrnn or use another run_dir"
+                )
+            if version < RUN_VERSION:
+                self._write_marker()
+            return self
+        if self.root.is_dir() and any(self.root.iterdir()) and not self.is_run():
+            raise RunFolderError(
+                f"run_dir {self.root} holds files but is not a distilrnn run folder (no "
+                f"{MARKER_NAME}); choose an empty or new folder"
+            )
+        if self.is_run():
+            logger.info("%s: a run folder of format 1; adopting it as format %d", self.root, 2)
+        self._write_marker()
+        return self
+
+    def _write_marker(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.marker, {"format": RUN_FORMAT, "version": RUN_VERSION})
+
+    # finding a run from a student ------------------------------------------------------------
+    @classmethod
+    def of_student(cls, student_dir: Path) -> Run | None:
+        """The run that `student_dir` (`run/students/<variant>/seed-<n>`) belongs to, if any."""
+        student_dir = Path(student_dir).resolve()
+        if len(student_dir.parents) < 3 or student_dir.parents[1].name != "students":
+            return None
+        run = cls(student_dir.parents[2])
+        return run if run.is_run() else None
+
+    def seeds(self, variant: str) -> list[int]:
+        """The trained seeds of `variant`, lowest first."""
+        directory = self.variant_dir(variant)
+        return sorted(
+            int(p.name.removeprefix("seed-"))
+            for p in directory.glob("seed-*")
+            if p.is_dir() and p.name.removeprefix("seed-").isdigit()
+        )
+
+    def resolve_student(self, variant: str, seed: int | None = None) -> Path:
+        """The folder of `variant`'s student of `seed` (default: the lowest trained)."""
+        directory = self.variant_dir(variant)
+        if not directory.is_dir():
+            raise MissingFileError(f"no student {variant!r} in {self.root}: {directory} not found")
+        if seed is None:
+            seeds = self.seeds(variant)
+            if not seeds:
+                raise MissingFileError(f"no trained seed in {directory}")
+            seed = seeds[0]
+        return self.student_dir(variant, seed)
+
+    def finished_students(self) -> list[Path]:
+        """Every student folder with a finished stage record, sorted."""
+        return sorted(p.parent for p in self.students_dir.glob(f"*/*/{STAGE_FILE}"))
+
+    # records --------------------------------------------------------------------------------
+    def label_names(self) -> list[str]:
+        from distilrnn.runtime import read_label_names
+
+        if not self.label_names_file.is_file():
+            raise RunFolderError(f"no finished data stage in {self.root}: run `distilrnn data`")
+        return read_label_names(self.label_names_file)
+
+    def task(self) -> Task:
+        from distilrnn.data import Task
+
+        if not (self.data_dir / "splits").is_dir():
+            raise RunFolderError(f"no finished data stage in {self.root}: run `distilrnn data`")
+        return Task.load(self.data_dir)
+
+    def teacher(self) -> TeacherRecord:
+        if not (self.teacher_dir / STAGE_FILE).is_file():
+            raise RunFolderError(
+                f"no finished teacher in {self.teacher_dir}: run `distilrnn teacher` first"
+            )
+        return TeacherRecord.read(self.teacher_dir)
+
+    def student(self, variant: str, seed: int | None = None) -> StudentRecord:
+        return StudentRecord.read(self.resolve_student(variant, seed))
+
+    def calibration(self) -> dict[str, Any] | None:
+        """The teacher's fitted temperature and its NLL / ECE, once the stage has run."""
+        path = self.calibration_dir / "calibration.json"
+        return read_json(path) if path.is_file() else None
+
+    def stage_settings(self, stage_dir: Path) -> dict[str, Any]:
+        path = stage_dir / STAGE_FILE
+        return read_json(path).get("settings", {}) if path.is_file() else {}
+
+    def context(self) -> dict[str, Any]:
+        """What a model card says about the run: label names, teacher and task."""
+        teacher = TeacherRecord.read(self.teacher_dir)
+        data = self.stage_settings(self.data_dir).get("data", {})
+        return {
+            "labels": self.label_names(),
+            "teacher": {
+                "name": teacher.name,
+                **{
+                    key: teacher.metrics[key]
+                    for key in ("validation_accuracy", "test_accuracy")
+                    if key in teacher.metrics
+                },
+            },
+            "task": data.get("hub_name") or _local_task(data),
+        }
+
+    def test_split(self) -> tuple[list[str], list[int]]:
+        """Texts and label ids of the run's test half."""
+        test = self.task().splits["test"]
+        return list(test["text"]), list(test["label"])
+
+    def transfer_set(self) -> Dataset:
+        from datasets import Dataset
+
+        if not self.transfer_dir.is_dir():
+            raise MissingFileError(f"transfer set not found: {self.transfer_dir}")
+        return Dataset.load_from_disk(str(self.transfer_dir))
+
+    def training_texts(self, student: StudentRecord) -> list[str]:
+        """The texts `student` trained on: the transfer set if it used one, else the training
+        split."""
+        if student.trained_on_transfer_set:
+            return list(self.transfer_set()["text"])
+        return list(self.task().splits["train"]["text"])
+
+    def text_source(self, source: str | Path, student: StudentRecord | None = None) -> list[str]:
+        """Texts for vocabulary pruning or token weights: `transfer` (what `student` trained
+        on), a text file (one text a line) or a folder saved by `datasets` with `text`."""
+        if str(source) == "transfer":
+            if student is None:
+                raise RunFolderError("the text source `transfer` needs a student of this run")
+            return self.training_texts(student)
+        return read_texts(source)
+
+
+def read_texts(source: str | Path) -> list[str]:
+    """Texts from a text file (one a line, blank lines skipped) or a `datasets` folder with a
+    `text` column."""
+    path = Path(source)
+    if path.is_dir():
+        from datasets import Dataset
+
+        dataset = Dataset.load_from_disk(str(path))
+        if "text" not in dataset.column_names:
+            raise RunFolderError(f"{path} has no `text` column (columns: {dataset.column_names})")
+        return list(dataset["text"])
+    if not path.is_file():
+        raise MissingFileError(f"text source not found: {path}")
+    with path.open(encoding="utf-8") as handle:
+        return [line.rstrip("\r\n") for line in handle if line.strip()]
+
+
+def training_rows(labelled: Dataset, num_train: int, transfer_set: str) -> Dataset:
+    """The rows of the labelled set a distilled student trains on (`TRANSFER_SET_RULE`): all of
+    them for `augmented`, the first `num_train` (the training texts) for `train`."""
+    if transfer_set == "train" and len(labelled) > num_train:
+        return labelled.select(range(num_train))
+    return labelled
+
+
+def _local_task(data: dict[str, Any]) -> str | None:
+    """A local dataset as the model card names it: the data folder's name (environment
+    variables in the configured path expanded) and its files, e.g. `sst2 (train.tsv, dev.tsv)`,
+    not a path of the machine that trained it."""
+    path = data.get("path")
+    if not path:
+        return data.get("name")
+    expanded = os.path.expandvars(str(path))
+    name = Path(expanded).name if "$" not in expanded else str(path)
+    files = [data[key] for key in ("train_file", "validation_file", "test_file") if data.get(key)]
+    return f"{name} ({', '.join(files)})" if files else name
