@@ -3,8 +3,9 @@
 Reads a finished run directory (data, teacher and one student) and times both models in this one
 process on the test texts, with the same token ids: latency one text at a time (p50 / p90), and
 throughput in batches of 64, at 1 and 2 threads; then one training pass (forward, backward, AdamW)
-of each over the first `--sample` training texts, extrapolated to the whole training split.
-Prints the markdown tables quoted in docs/ and writes everything as JSON.
+of each over the first `--sample` training texts, extrapolated to the whole training split
+(`distilrnn.bench.benchmark_student`). Prints the markdown tables quoted in docs/ and writes
+everything as JSON.
 
     python benchmarks/speed.py runs/sst2 --variant distilled-lstm --seed 0 \
         --json docs/benchmarks/speed.json
@@ -17,7 +18,8 @@ import logging
 from pathlib import Path
 
 from distilrnn.atomic import write_json_atomic
-from distilrnn.benchmark import benchmark_run_dir, markdown_table
+from distilrnn.bench import benchmark_student, markdown_table
+from distilrnn.run import Run
 
 
 def main() -> None:
@@ -34,8 +36,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    results = benchmark_run_dir(
-        args.run_dir,
+    results = benchmark_student(
+        Run(args.run_dir),
         args.variant,
         args.seed,
         sample=args.sample,

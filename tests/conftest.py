@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 from pathlib import Path
@@ -143,11 +142,3 @@ def build_tiny_student(directory: Path, seed: int = 0, max_length: int = 16, **c
     (directory / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
     return directory
 
-
-def load_benchmark_script(name: str):
-    """A script of benchmarks/ (e.g. "bundle") imported as a module, to call its `main`."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distilrnn import augment
+from distilrnn import pos
 from distilrnn.augment import (
     AugmentError,
     PosVocabulary,
+    augment,
     augment_sentence,
     build_transfer_set,
     generate,
@@ -20,6 +21,7 @@ from distilrnn.augment import (
     tag_texts,
 )
 from distilrnn.config import AugmentSettings
+from distilrnn.errors import ConfigError
 
 MASK = "[MASK]"
 # A made-up tagged language: every tag has four word types, and no word has two tags.
@@ -205,7 +207,7 @@ def test_tag_cache_is_read_on_the_second_call(tmp_path, monkeypatch):
     def no_tagger(name: str):
         raise AssertionError("the tagger was loaded although the cache holds the tags")
 
-    monkeypatch.setattr(augment, "load_pos_tagger", no_tagger)
+    monkeypatch.setattr(pos, "load_pos_tagger", no_tagger)
     assert tag_texts(REAL_SENTENCES, "en_core_web_sm", cache_path=cache) == first
 
 
@@ -213,7 +215,7 @@ def test_tag_cache_is_not_served_for_other_texts(tmp_path, monkeypatch):
     cache = tmp_path / "tags.json"
     tag_texts(REAL_SENTENCES, "en_core_web_sm", cache_path=cache, progress=False)
     loaded = []
-    monkeypatch.setattr(augment, "load_pos_tagger", lambda name: loaded.append(name) or 1 / 0)
+    monkeypatch.setattr(pos, "load_pos_tagger", lambda name: loaded.append(name) or 1 / 0)
     with pytest.raises(ZeroDivisionError):
         tag_texts(REAL_SENTENCES[:2], "en_core_web_sm", cache_path=cache, progress=False)
     assert loaded == ["en_core_web_sm"]
@@ -247,3 +249,67 @@ def test_transfer_set_adds_each_new_extra_text_once(tmp_path: Path):
     assert len(transfer) == len(set(transfer))
     assert not set(transfer) & set(train)
     assert (tmp_path / "cache" / "pos_tags.json").is_file()
+
+
+def no_tagger(name: str):
+    raise AssertionError("a POS tagger was loaded although p_pos = 0")
+
+
+def test_augment_returns_texts_then_generated(monkeypatch):
+    monkeypatch.setattr(pos, "load_pos_tagger", no_tagger)
+    texts, _ = tagged_sentences(20, 6, seed=2)
+    settings = AugmentSettings(p_pos=0.0, n_iter=4)
+    transfer = augment(texts, settings=settings, progress=False)
+    generated = build_transfer_set(texts, settings, None, MASK, progress=False)
+    assert transfer == texts + generated
+    assert len(generated) > len(texts)
+    assert len(set(generated)) == len(generated) and not set(generated) & set(texts)
+
+
+def test_augment_overrides_replace_settings(monkeypatch):
+    monkeypatch.setattr(pos, "load_pos_tagger", no_tagger)
+    texts, _ = tagged_sentences(10, 6, seed=2)
+    base = AugmentSettings(p_pos=0.0, n_iter=4)
+    overridden = augment(texts, settings=base, n_iter=2, seed=5, progress=False)
+    direct = augment(texts, settings=AugmentSettings(p_pos=0.0, n_iter=2, seed=5), progress=False)
+    assert overridden == direct
+
+
+def test_augment_names_an_unknown_override():
+    with pytest.raises(ConfigError, match=r"augment\.n_iters"):
+        augment(["a film"], n_iters=3)
+
+
+def test_augment_takes_mask_and_pieces_from_the_tokenizer(monkeypatch):
+    class Tokenizer:  # the two things augment reads off a transformers tokenizer
+        mask_token = "<mask>"
+
+        def tokenize(self, word: str) -> list[str]:
+            return [word[i : i + 2] for i in range(0, len(word), 2)]
+
+    monkeypatch.setattr(pos, "load_pos_tagger", no_tagger)
+    transfer = augment(
+        ["abcd ef"],
+        tokenizer=Tokenizer(),
+        p_mask=1.0,
+        p_pos=0.0,
+        p_ng=0.0,
+        n_iter=2,
+        mask_mode="whole_word",
+        progress=False,
+    )
+    assert transfer == ["abcd ef", "<mask> <mask> <mask>"]
+
+
+def test_without_pos_replacement_the_set_is_the_same_as_with_tags(monkeypatch):
+    monkeypatch.setattr(pos, "load_pos_tagger", no_tagger)
+    texts, tags = tagged_sentences(30, 6, seed=3)
+    settings = AugmentSettings(p_pos=0.0, p_mask=0.2, p_ng=0.3, n_iter=5)
+    vocabulary = PosVocabulary.from_tagged(texts, tags)
+    tagged = generate(texts, tags, settings, vocabulary, MASK, progress=False)
+    assert build_transfer_set(texts, settings, None, MASK, progress=False) == tagged
+
+
+def test_augment_refuses_one_string():
+    with pytest.raises(AugmentError, match="one string"):
+        augment("a film")

@@ -10,11 +10,13 @@ from conftest import VOCAB, make_sentences
 from datasets import Dataset, DatasetDict
 from typer.testing import CliRunner
 
-from distilrnn.benchmark import benchmark_models, markdown_table
+from distilrnn.bench import benchmark_models, benchmark_run, markdown_table
 from distilrnn.cli import app
-from distilrnn.config import StudentSettings
+from distilrnn.config import BenchmarkSettings, StudentSettings, load_config
 from distilrnn.data import Task
 from distilrnn.distill import build_student
+from distilrnn.errors import ConfigError
+from distilrnn.run import Run
 from distilrnn.student import RNNStudent, StudentConfig
 from distilrnn.teacher import load_teacher
 
@@ -128,27 +130,54 @@ def test_student_of_another_vocabulary_is_rejected_naming_both_folders(tiny_teac
     assert str(tiny_teacher_dir) in str(error.value)
 
 
-def test_cli_writes_the_variants_benchmark_json_into_the_run_dir(
-    tiny_teacher_dir, student_dir, tmp_path
-):
-    run_dir = tmp_path / "run"
+@pytest.fixture
+def run_dir(tiny_teacher_dir, student_dir, tmp_path):
+    """A run folder with data, a teacher and one student `solo` of seed 0."""
+    run = Run(tmp_path / "run")
     split = Dataset.from_dict({"text": texts(6, 7), "label": [0, 1] * 3})
-    Task(DatasetDict(train=split, validation=split, test=split), ["0", "1"]).save(run_dir / "data")
-    shutil.copytree(tiny_teacher_dir, run_dir / "teacher" / "model")
-    shutil.copytree(student_dir, run_dir / "students" / "solo" / "seed-0")
+    Task(DatasetDict(train=split, validation=split, test=split), ["0", "1"]).save(run.data_dir)
+    shutil.copytree(tiny_teacher_dir, run.teacher_model_dir)
+    shutil.copytree(student_dir, run.student_dir("solo", 0))
+    return run.root
+
+
+def _solo_config(run_dir):
+    overrides = [f'run_dir="{run_dir}"', 'variant=[{name="solo"}]', "teacher.max_length=16"]
+    return load_config(None, overrides)
+
+
+def test_benchmark_run_writes_the_variants_json_into_the_run_dir(run_dir):
+    settings = BenchmarkSettings(sample=6, threads=[1])
+    results = benchmark_run(_solo_config(run_dir), settings, progress=False)
+    saved = json.loads(Run(run_dir).benchmark_file("solo").read_text())
+    assert saved["run"] == results["run"] == {"run_dir": str(run_dir), "variant": "solo", "seed": 0}
+    assert saved["inputs"]["epoch_size"] == 6
+    assert saved["student_rnn"] == "lstm"
+    assert list(saved["student"]["latency_ms"]) == ["1"]
+
+
+def test_benchmark_run_names_a_variant_the_config_lacks(run_dir):
+    with pytest.raises(ConfigError, match="no variant 'other'"):
+        benchmark_run(_solo_config(run_dir), BenchmarkSettings(student="other"))
+
+
+def test_benchmark_settings_reject_a_zero_thread_count():
+    with pytest.raises(ValueError, match=r"benchmark\.threads"):
+        BenchmarkSettings(threads=[0])
+
+
+def test_cli_writes_the_variants_benchmark_json_into_the_run_dir(run_dir):
     args = ["benchmark", "--run-dir", str(run_dir), "--set", 'variant=[{name="solo"}]']
     args += ["--set", "teacher.max_length=16", "--sample", "6", "--threads", "1"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    saved = json.loads((run_dir / "benchmark-solo.json").read_text())
+    saved = json.loads(Run(run_dir).benchmark_file("solo").read_text())
     assert saved["run"] == {"run_dir": str(run_dir), "variant": "solo", "seed": 0}
-    assert saved["inputs"]["epoch_size"] == 6
-    assert saved["student_rnn"] == "lstm"
     assert "| student |" in result.output
 
 
 def test_cli_names_the_missing_folder_and_the_stage_to_run(tmp_path):
     result = CliRunner().invoke(app, ["benchmark", "--run-dir", str(tmp_path / "empty-run")])
     assert result.exit_code != 0
-    assert "empty-run/data" in str(result.exception)
+    assert "empty-run" in str(result.exception)
     assert "distilrnn data" in str(result.exception)

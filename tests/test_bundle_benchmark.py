@@ -1,4 +1,4 @@
-"""benchmarks/bundle.py end to end on a tiny run: every compression setting, the teacher through
+"""The bundle benchmark end to end on a tiny run: every compression setting, the teacher through
 onnxruntime and torch, JSON and markdown out (timings are not asserted)."""
 
 from __future__ import annotations
@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import load_benchmark_script, tiny_run_overrides
+from conftest import tiny_run_overrides
 
+from distilrnn.bench.bundles import benchmark_bundles, bundles_markdown
+from distilrnn.bench.tables import write_results
 from distilrnn.config import load_config
 from distilrnn.pipeline import Pipeline
+from distilrnn.run import Run
 
 
 def test_bundle_benchmark_measures_every_setting_on_a_tiny_run(
@@ -19,11 +22,7 @@ def test_bundle_benchmark_measures_every_setting_on_a_tiny_run(
     overrides = tiny_run_overrides(task_dir, tiny_teacher_dir, run_dir)
     overrides.append('variant=[{name="distilled-gru", rnn="gru", objective="mse"}]')
     Pipeline(load_config(None, overrides)).run()
-    json_path = tmp_path / "bundle.json"
-    args = [str(run_dir), "--variant", "distilled-gru", "--json", str(json_path)]
-    results = load_benchmark_script("bundle").main(
-        [*args, "--latency-texts", "4", "--repeats", "1"]
-    )
+    results = benchmark_bundles(Run(run_dir), "distilled-gru", latency_texts=4, repeats=1)
 
     assert [row["setting"] for row in results["bundles"]] == [
         "none",
@@ -38,11 +37,16 @@ def test_bundle_benchmark_measures_every_setting_on_a_tiny_run(
         assert row["bundle_bytes"] > 0
         assert 0.0 <= row["test_accuracy"] <= 1.0
         assert isinstance(row["meets_size_target"], bool)
+        assert Path(row["bundle_dir"]).parent == run_dir / "bundles"
     teacher = results["teacher"]
     assert teacher["onnx_max_abs_probability_difference"] < 1e-4
     assert teacher["onnx_test_accuracy"] == teacher["test_accuracy"]
     models = [(row["model"], row["runtime"]) for row in results["speed"]]
     assert models[-2:] == [("teacher", "onnxruntime"), ("teacher", "torch")]
     assert len(models) == 6
+    assert results["run"]["seed"] == 0
+
+    json_path = tmp_path / "bundle.json"
+    write_results(json_path, results, bundles_markdown(results))
     assert json.loads(json_path.read_text())["run"]["seed"] == 0
     assert "| prune+quantize |" in json_path.with_suffix(".md").read_text()

@@ -5,7 +5,9 @@ import math
 import numpy as np
 import pytest
 
+from distilrnn import runtime
 from distilrnn.calibration import (
+    calibrate,
     confidence_histogram,
     expected_calibration_error,
     fit_temperature,
@@ -123,3 +125,25 @@ def test_temperature_scaling_lowers_ece_of_overconfident_logits():
 def test_fit_temperature_of_calibrated_logits_is_near_one():
     logits, labels = _sampled_data(temperature=1.0, seed=3)
     assert fit_temperature(logits, labels) == pytest.approx(1.0, abs=0.06)
+
+
+def test_softmax_is_the_runtime_softmax_of_the_scaled_logits():
+    logits = np.random.default_rng(4).normal(size=(20, 3)).astype(np.float32)
+    np.testing.assert_array_equal(softmax(logits, 2.0), runtime.softmax(logits / 2.0))
+
+
+def test_calibrate_records_the_fitted_temperature_and_its_scores():
+    logits, labels = _sampled_data(temperature=2.5, n=5000, seed=4)
+    record = calibrate(logits, labels)
+    assert set(record) == {
+        "temperature",
+        "validation_nll",
+        "validation_nll_scaled",
+        "validation_ece",
+        "validation_ece_scaled",
+    }
+    assert record["temperature"] == fit_temperature(logits, labels)
+    assert record["validation_nll_scaled"] < record["validation_nll"]
+    assert record["validation_ece_scaled"] == pytest.approx(
+        expected_calibration_error(logits, labels, temperature=record["temperature"])
+    )

@@ -1,10 +1,14 @@
 """Config loading: defaults, overrides, and errors that name the setting."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from distilrnn.config import ConfigError, describe_settings, load_config
+from distilrnn.config import ConfigError, StudentSettings, describe_settings, load_config
+from distilrnn.registry import Registry
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -76,3 +80,46 @@ def test_temperature_accepts_auto_and_numbers_only():
         load_config(None, ['student.temperature="hot"'])
     with pytest.raises(ConfigError, match=r"student\.temperature"):
         load_config(None, ["student.temperature=0"])
+
+
+def test_config_module_imports_without_torch():
+    code = "import sys, distilrnn.config; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("rnn", "rnn", "must be lstm or gru, got 'rnn'"),
+        ("pooling", "sum", "must be attention, max, mean or last, got 'sum'"),
+        ("num_layers", 5, "must be an integer between 1 and 4, got 5"),
+        ("hidden_size", 0, "must be an integer >= 1, got 0"),
+        ("head_hidden_size", -1, "must be an integer >= 0, got -1"),
+        ("weight_dropout", 1.0, r"must be a number in \[0, 1\), got 1.0"),
+    ],
+)
+def test_settings_and_student_config_check_the_architecture_alike(setting, value, message):
+    from distilrnn.student import StudentConfig
+
+    with pytest.raises(ConfigError, match=rf"^student\.{setting}: {message}$"):
+        StudentSettings(**{setting: value})
+    with pytest.raises(ConfigError, match=rf"^StudentConfig\.{setting}: {message}$"):
+        StudentConfig(vocab_size=10, embedding_dim=4, **{setting: value})
+
+
+def test_registered_names_pass_validation_without_touching_the_builtins():
+    registry = Registry("thing", {"a": "os.path:join"})
+    registry.register("b", object())
+    assert registry.names() == ("a", "b")
+    assert registry.problem("b") is None
+    assert registry.problem("c") == "must be a or b, got 'c'"
+    assert registry.get("a") is os.path.join
+    with pytest.raises(ConfigError, match="unknown thing 'c'; registered: a, b"):
+        registry.get("c")
+
+
+def test_one_variant_lookup_names_the_known_variants():
+    config = load_config(None)
+    assert config.variant("baseline-gru").overrides["rnn"] == "gru"
+    with pytest.raises(ConfigError, match=r"nope.*baseline-lstm"):
+        config.variant("nope")

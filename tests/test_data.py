@@ -6,7 +6,7 @@ import pytest
 from conftest import make_sentences, write_tsv
 
 from distilrnn.config import DataConfig
-from distilrnn.data import DataError, load_task
+from distilrnn.data import DataError, Split, Task, load_task
 
 
 def config_for(folder, **kwargs) -> DataConfig:
@@ -110,3 +110,197 @@ def test_max_train_samples_takes_a_seeded_subset(task_dir):
         task.splits["train"]["text"]
         == load_task(config_for(task_dir, max_train_samples=10)).splits["train"]["text"]
     )
+
+
+# the task objects --------------------------------------------------------------------------------
+def test_from_lists_without_test_halves_validation():
+    train = make_sentences(20, seed=1)
+    dev = make_sentences(10, seed=2)
+    task = Task.from_lists(
+        [t for t, _ in train],
+        [y for _, y in train],
+        validation=([t for t, _ in dev], [y for _, y in dev]),
+    )
+    assert task.label_names == ["0", "1"]
+    assert len(task.train) == 20
+    assert (len(task.validation), len(task.test)) == (5, 5)
+    assert sorted(task.validation.texts + task.test.texts) == sorted(t for t, _ in dev)
+    assert isinstance(task.train, Split) and task.train.name == "train"
+
+
+def test_from_lists_with_test_keeps_the_splits_as_given():
+    task = Task.from_lists(
+        ["good", "bad", "fun"],
+        [1, 0, 1],
+        validation=(["great", "dull"], [1, 0]),
+        test=(["weak"], [0]),
+    )
+    assert task.validation.texts == ["great", "dull"]
+    assert task.test == Split(["weak"], [0], "test")
+
+
+def test_from_lists_string_labels_take_sorted_names():
+    task = Task.from_lists(
+        ["a", "b", "c", "d"],
+        ["neutral", "positive", "negative", "neutral"],
+        validation=(["e", "f"], ["positive", "negative"]),
+    )
+    assert task.label_names == ["negative", "neutral", "positive"]
+    assert task.train.labels == [1, 2, 0, 1]
+
+
+def test_from_lists_matches_the_same_rows_read_from_files(task_dir):
+    from_files = load_task(config_for(task_dir))
+    train, dev = make_sentences(48, seed=1), make_sentences(24, seed=2)
+    from_lists = Task.from_lists(
+        [t for t, _ in train],
+        [y for _, y in train],
+        validation=([t for t, _ in dev], [y for _, y in dev]),
+    )
+    for split in ("train", "validation", "test"):
+        assert from_lists.split(split) == from_files.split(split)
+
+
+def test_from_lists_unlabelled_training_texts_take_names_later():
+    task = Task.from_lists(["good film", "dull plot", "fun"], validation=(["great"], [1]))
+    assert task.train.labels is None
+    assert task.splits["train"]["label"] == [-1, -1, -1]
+    assert task.label_names == []
+    named = task.with_label_names(["negative", "positive"])
+    assert named.label_names == ["negative", "positive"]
+    with pytest.raises(DataError, match="no name"):
+        task.with_label_names(["only"])
+
+
+def test_from_lists_unlabelled_training_texts_with_label_names():
+    task = Task.from_lists(
+        ["good film", "dull plot"],
+        label_names=["negative", "positive"],
+        validation=(["great", "awful"], ["positive", 0]),
+    )
+    assert task.label_names == ["negative", "positive"]
+    assert task.validation.labels is not None
+    assert sorted(task.validation.labels + (task.test.labels or [])) == [0, 1]
+
+
+def test_from_lists_empty_text_names_split_and_row():
+    with pytest.raises(DataError, match=r"train split, row 1: empty text"):
+        Task.from_lists(["good", "  ", "bad"], [1, 0, 0], validation=(["fine"], [1]))
+
+
+def test_from_lists_label_unseen_in_train_names_split_and_row():
+    with pytest.raises(DataError, match=r"validation split, row 1: label '2' never occurs"):
+        Task.from_lists(["good", "bad"], [1, 0], validation=(["fine", "meh"], [1, 2]))
+
+
+def test_from_lists_without_validation_holds_out_a_seeded_share():
+    rows = make_sentences(30, seed=5)
+    texts, labels = [t for t, _ in rows], [y for _, y in rows]
+    task = Task.from_lists(texts, labels)
+    assert (len(task.train), len(task.validation), len(task.test)) == (24, 3, 3)
+    assert sorted(task.train.texts + task.validation.texts + task.test.texts) == sorted(texts)
+    assert Task.from_lists(texts, labels).test == task.test
+
+
+def test_from_pandas_with_custom_columns():
+    pd = pytest.importorskip("pandas")
+    train = pd.DataFrame({"review": ["good", "bad", "fun", "dull"], "stars": [5, 1, 5, 1]})
+    dev = pd.DataFrame({"review": ["great", "weak"], "stars": [5, 1]})
+    task = Task.from_pandas(train, text_column="review", label_column="stars", validation=dev)
+    assert task.label_names == ["1", "5"]
+    assert task.train.labels == [1, 0, 1, 0]
+
+
+def test_from_pandas_gap_in_labels_names_split_row_and_column():
+    pd = pytest.importorskip("pandas")
+    train = pd.DataFrame({"sentence": ["good", "bad", "fun"], "label": [1, None, 0]})
+    with pytest.raises(DataError, match=r"train split, row 1: empty label in column 'label'"):
+        Task.from_pandas(train)
+
+
+def test_from_pandas_missing_column_is_named():
+    pd = pytest.importorskip("pandas")
+    with pytest.raises(DataError, match=r"train DataFrame: missing column\(s\) sentence"):
+        Task.from_pandas(pd.DataFrame({"text": ["good"], "label": [1]}))
+
+
+def test_from_dataset_keeps_class_label_names_and_ids():
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+    features = Features({"sentence": Value("string"), "label": ClassLabel(names=["neg", "pos"])})
+    train = Dataset.from_dict({"sentence": ["good", "bad", "fun"], "label": [1, 0, 1]}, features)
+    dev = Dataset.from_dict({"sentence": ["great", "dull"], "label": [1, 0]}, features)
+    hidden = Dataset.from_dict({"sentence": ["fine"], "label": [-1]}, features)
+    task = Task.from_dataset(DatasetDict(train=train, validation=dev, test=hidden))
+    assert task.label_names == ["neg", "pos"]
+    assert task.train.labels == [1, 0, 1]
+    assert task.test.labels is None
+
+
+def test_load_task_dispatches_a_dataset():
+    from datasets import Dataset
+
+    rows = make_sentences(10, seed=6)
+    data = Dataset.from_dict({"text": [t for t, _ in rows], "y": [y for _, y in rows]})
+    task = load_task(data, text_column="text", label_column="y")
+    assert len(task.train) + len(task.validation) + len(task.test) == 10
+
+
+def test_load_task_on_a_folder_with_keyword_columns(tmp_path):
+    lines = [json.dumps({"review": t, "stars": y}) for t, y in make_sentences(8, seed=3)]
+    (tmp_path / "train.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "dev.jsonl").write_text("\n".join(lines[:4]) + "\n")
+    task = load_task(
+        tmp_path,
+        train_file="train.jsonl",
+        validation_file="dev.jsonl",
+        text_column="review",
+        label_column="stars",
+    )
+    assert len(task.train) == 8
+    assert len(task.validation) + len(task.test) == 4
+
+
+def test_load_task_on_a_single_file_holds_out_validation(tmp_path):
+    rows = "review,stars\n" + "\n".join(f'"{t}",{y}' for t, y in make_sentences(20, seed=4))
+    (tmp_path / "reviews.csv").write_text(rows + "\n")
+    task = load_task(str(tmp_path / "reviews.csv"), text_column="review", label_column="stars")
+    assert (len(task.train), len(task.validation), len(task.test)) == (16, 2, 2)
+
+
+def test_load_task_missing_path_and_unknown_setting(tmp_path):
+    from distilrnn.errors import ConfigError, MissingFileError
+
+    with pytest.raises(MissingFileError, match=r"reviews\.csv"):
+        load_task(str(tmp_path / "reviews.csv"))
+    with pytest.raises(ConfigError, match="text_colum"):
+        load_task(tmp_path, text_colum="review")
+
+
+def test_saved_task_loads_back_equal(task_dir, tmp_path):
+    task = load_task(config_for(task_dir))
+    task.save(tmp_path / "data")
+    task.save(tmp_path / "data")  # over an existing copy
+    loaded = Task.load(tmp_path / "data")
+    assert loaded.label_names == task.label_names
+    for split in ("train", "validation", "test"):
+        assert loaded.split(split) == task.split(split)
+    assert not list((tmp_path / "data").glob("*.tmp"))
+
+
+def test_hub_task_drops_hidden_test_labels_and_halves_validation(monkeypatch):
+    import datasets
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+    features = Features({"sentence": Value("string"), "label": ClassLabel(names=["neg", "pos"])})
+    rows = make_sentences(12, seed=7)
+    split = Dataset.from_dict(
+        {"sentence": [t for t, _ in rows], "label": [y for _, y in rows]}, features
+    )
+    hidden = Dataset.from_dict({"sentence": ["fine", "dull"], "label": [-1, -1]}, features)
+    loaded = DatasetDict(train=split, validation=split, test=hidden)
+    monkeypatch.setattr(datasets, "load_dataset", lambda name, subset: loaded)
+    task = load_task("glue/sst2")
+    assert task.label_names == ["neg", "pos"]
+    assert (len(task.validation), len(task.test)) == (6, 6)
+    assert task.test.labels is not None

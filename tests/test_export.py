@@ -15,13 +15,10 @@ from conftest import VOCAB, build_tiny_student
 from typer.testing import CliRunner
 
 from distilrnn.cli import app
-from distilrnn.export import (
-    BundleModel,
-    export_bundle,
-    export_onnx,
-    resolve_student_dir,
-    token_weights,
-)
+from distilrnn.config import ExportSettings
+from distilrnn.errors import ConfigError, MissingFileError, RunFolderError
+from distilrnn.export import BundleModel, export_bundle, export_onnx, export_student
+from distilrnn.run import Run, StudentRecord
 from distilrnn.runtime import (
     BUNDLE_FILES,
     CARD_NAME,
@@ -30,7 +27,7 @@ from distilrnn.runtime import (
     TOKENIZER_NAME,
     Predictor,
 )
-from distilrnn.student import RNNStudent
+from distilrnn.student import RNNStudent, StudentConfig
 
 LABELS = ["negative", "positive"]
 
@@ -51,6 +48,17 @@ def onnx_logits(path: Path, input_ids: np.ndarray, attention_mask: np.ndarray) -
 
 def bundle_logits(bundle_dir: Path, texts: list[str]) -> np.ndarray:
     return Predictor(bundle_dir).logits(texts)
+
+
+def export(student_dir: Path, bundle_dir: Path, **settings) -> dict:
+    """`export_student` of a student folder with `LABELS` and `settings` (`ExportSettings`)."""
+    return export_student(student_dir, bundle_dir, ExportSettings(labels=LABELS, **settings))
+
+
+def text_file(path: Path, texts: list[str]) -> str:
+    """`texts` written one a line to `path`: a text source for `prune_vocab` / `rank_texts`."""
+    path.write_text("".join(f"{text}\n" for text in texts), encoding="utf-8")
+    return str(path)
 
 
 @pytest.mark.parametrize("rnn", ["lstm", "gru"])
@@ -75,7 +83,7 @@ def test_onnx_logits_match_eager_student_on_padded_batches(
 
 def test_bundle_holds_model_tokenizer_labels_config_and_card(tmp_path: Path):
     student_dir = build_tiny_student(tmp_path / "student")
-    summary = export_bundle(student_dir, tmp_path / "bundle", labels=LABELS)
+    summary = export(student_dir, tmp_path / "bundle")
     names = sorted(p.name for p in (tmp_path / "bundle").iterdir())
     assert names == sorted([*BUNDLE_FILES, CARD_NAME])
     assert summary["bundle_bytes"] == sum(
@@ -91,7 +99,7 @@ def test_bundle_tokenizer_is_the_students_without_the_indentation(tmp_path: Path
     from tokenizers import Tokenizer
 
     student_dir = build_tiny_student(tmp_path / "student")
-    export_bundle(student_dir, tmp_path / "bundle", labels=LABELS)
+    export(student_dir, tmp_path / "bundle")
     source, shipped = student_dir / TOKENIZER_NAME, tmp_path / "bundle" / TOKENIZER_NAME
     assert shipped.stat().st_size < source.stat().st_size
     assert json.loads(shipped.read_text()) == json.loads(source.read_text())
@@ -104,7 +112,14 @@ def test_model_card_states_teacher_task_metrics_size_and_usage(tmp_path: Path):
     student_dir = build_tiny_student(tmp_path / "student")
     teacher = {"name": "tiny-bert", "validation_accuracy": 0.91, "test_accuracy": 0.9}
     summary = export_bundle(
-        student_dir, tmp_path / "bundle", labels=LABELS, teacher=teacher, task="glue/sst2"
+        RNNStudent.load(student_dir),
+        student_dir / TOKENIZER_NAME,
+        tmp_path / "bundle",
+        ExportSettings(),
+        labels=LABELS,
+        metrics=StudentRecord.read(student_dir).metrics,
+        teacher=teacher,
+        task="glue/sst2",
     )
     card = (tmp_path / "bundle" / CARD_NAME).read_text()
     assert "`tiny-bert`" in card
@@ -118,9 +133,9 @@ def test_model_card_states_teacher_task_metrics_size_and_usage(tmp_path: Path):
 
 def test_pruned_bundle_matches_unpruned_on_texts_whose_tokens_were_kept(tmp_path: Path):
     student_dir = build_tiny_student(tmp_path / "student")
-    export_bundle(student_dir, tmp_path / "full", labels=LABELS)
+    export(student_dir, tmp_path / "full")
     transfer = ["the film is good", "a dull movie", "the plot is quite boring"]
-    export_bundle(student_dir, tmp_path / "pruned", labels=LABELS, prune_vocab_texts=transfer)
+    export(student_dir, tmp_path / "pruned", prune_vocab=text_file(tmp_path / "t.txt", transfer))
     texts = ["the movie is good", "a quite dull film", "the plot is boring"]
     np.testing.assert_allclose(
         bundle_logits(tmp_path / "pruned", texts),
@@ -129,10 +144,50 @@ def test_pruned_bundle_matches_unpruned_on_texts_whose_tokens_were_kept(tmp_path
     )
 
 
+def test_pruned_student_reads_the_kept_rows_through_its_id_table():
+    torch.manual_seed(0)
+    student = RNNStudent(StudentConfig(vocab_size=len(VOCAB), embedding_dim=8, hidden_size=6))
+    student.eval()
+    keep = np.array([5, 7, 20])
+    pruned, id_table = student.prune_vocabulary(keep, unk_id=VOCAB.index("[UNK]"))
+    assert pruned.config.vocab_size == 5  # padding, unknown and the three kept ids
+    assert id_table.dtype == torch.int64 and id_table.shape == (len(VOCAB),)
+    ids = torch.tensor([[5, 7, 20, 0], [20, 5, 0, 0]])
+    mask = (ids != 0).long()
+    with torch.no_grad():
+        torch.testing.assert_close(pruned(id_table[ids], mask), student(ids, mask))
+        dropped = torch.tensor([[9, 7]])
+        unknown = torch.tensor([[VOCAB.index("[UNK]"), 7]])
+        torch.testing.assert_close(
+            pruned(id_table[dropped], torch.ones_like(dropped)),
+            student(unknown, torch.ones_like(unknown)),
+        )
+
+
+def test_bundle_from_an_in_memory_student_and_tokenizer_object(tmp_path: Path):
+    from transformers import AutoTokenizer
+
+    student_dir = build_tiny_student(tmp_path / "student")
+    export(student_dir, tmp_path / "from-folder")
+    tokenizer = AutoTokenizer.from_pretrained(str(student_dir)).backend_tokenizer
+    before = tokenizer.to_str()
+    settings = ExportSettings(max_length=16)
+    export_bundle(
+        RNNStudent.load(student_dir), tokenizer, tmp_path / "in-memory", settings, labels=LABELS
+    )
+    assert tokenizer.to_str() == before  # the caller's tokenizer is not reconfigured
+    texts = ["the brilliant film", "a dull movie", "the plot is boring"]
+    np.testing.assert_allclose(
+        bundle_logits(tmp_path / "in-memory", texts),
+        bundle_logits(tmp_path / "from-folder", texts),
+        atol=1e-6,
+    )
+
+
 def test_pruned_bundle_maps_unseen_tokens_to_the_unknown_row(tmp_path: Path):
     student_dir = build_tiny_student(tmp_path / "student")
-    export_bundle(student_dir, tmp_path / "full", labels=LABELS)
-    export_bundle(student_dir, tmp_path / "pruned", labels=LABELS, prune_vocab_texts=["the film"])
+    export(student_dir, tmp_path / "full")
+    export(student_dir, tmp_path / "pruned", prune_vocab=text_file(tmp_path / "t", ["the film"]))
     # "brilliant" is in the vocabulary but not in the pruning texts; "zzz" is in neither.
     pruned = bundle_logits(tmp_path / "pruned", ["the brilliant film"])
     unknown = bundle_logits(tmp_path / "full", ["the zzz film"])
@@ -143,9 +198,8 @@ def test_pruned_bundle_maps_unseen_tokens_to_the_unknown_row(tmp_path: Path):
 
 def test_pruning_keeps_rows_of_used_and_special_tokens_only(tmp_path: Path):
     student_dir = build_tiny_student(tmp_path / "student", embedding_dim=16)
-    summary = export_bundle(
-        student_dir, tmp_path / "pruned", labels=LABELS, prune_vocab_texts=["the good film"]
-    )
+    texts = text_file(tmp_path / "t.txt", ["the good film"])
+    summary = export(student_dir, tmp_path / "pruned", prune_vocab=texts)
     pruning = summary["compression"]["prune_vocab"]
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     assert pruning["vocab_size"] == len(VOCAB)
@@ -155,7 +209,7 @@ def test_pruning_keeps_rows_of_used_and_special_tokens_only(tmp_path: Path):
 
 def test_pruned_graph_takes_tokenizer_ids_through_an_id_table(tmp_path: Path):
     student_dir = build_tiny_student(tmp_path / "student", embedding_dim=16)
-    export_bundle(student_dir, tmp_path / "pruned", labels=LABELS, prune_vocab_texts=["the film"])
+    export(student_dir, tmp_path / "pruned", prune_vocab=text_file(tmp_path / "t", ["the film"]))
     graph = onnx.load(str(tmp_path / "pruned" / MODEL_NAME)).graph
     shapes = {i.name: (tuple(i.dims), i.data_type) for i in graph.initializer}
     assert shapes["id_table"] == ((len(VOCAB),), onnx.TensorProto.INT64)
@@ -164,8 +218,8 @@ def test_pruned_graph_takes_tokenizer_ids_through_an_id_table(tmp_path: Path):
 
 def test_quantized_bundle_runs_and_is_smaller(tmp_path: Path):
     student_dir = build_tiny_student(tmp_path / "student", embedding_dim=64, hidden_size=32)
-    full = export_bundle(student_dir, tmp_path / "full", labels=LABELS)
-    quantized = export_bundle(student_dir, tmp_path / "int8", labels=LABELS, quantize=True)
+    full = export(student_dir, tmp_path / "full")
+    quantized = export(student_dir, tmp_path / "int8", quantize=True)
     assert quantized["files"][MODEL_NAME] < full["files"][MODEL_NAME] / 2
     assert (
         quantized["compression"]["quantize"]["float_model_bytes"] > quantized["files"][MODEL_NAME]
@@ -177,16 +231,9 @@ def test_quantized_bundle_runs_and_is_smaller(tmp_path: Path):
 
 def test_full_rank_factorised_bundle_gives_the_students_logits(tmp_path: Path):
     student_dir = build_tiny_student(tmp_path / "student", embedding_dim=16)
-    export_bundle(student_dir, tmp_path / "full", labels=LABELS)
-    summary = export_bundle(
-        student_dir,
-        tmp_path / "rank16",
-        labels=LABELS,
-        embedding_rank=16,
-        token_weights=token_weights(
-            student_dir / TOKENIZER_NAME, ["the good film", "the film"], max_length=16
-        ),
-    )
+    export(student_dir, tmp_path / "full")
+    rank_texts = text_file(tmp_path / "t.txt", ["the good film", "the film"])
+    summary = export(student_dir, tmp_path / "rank16", embedding_rank=16, rank_texts=rank_texts)
     texts = ["the brilliant film", "a dull movie", "the plot is boring"]
     np.testing.assert_allclose(
         bundle_logits(tmp_path / "rank16", texts),
@@ -202,15 +249,15 @@ def test_full_rank_factorised_bundle_gives_the_students_logits(tmp_path: Path):
 
 def test_factorised_bundle_with_a_4bit_embedding_is_smaller_and_runs(tmp_path: Path):
     student_dir = build_tiny_student(tmp_path / "student", embedding_dim=64, hidden_size=32)
-    int8 = export_bundle(student_dir, tmp_path / "int8", labels=LABELS, quantize=True)
-    small = export_bundle(
+    int8 = export(student_dir, tmp_path / "int8", quantize=True)
+    small = export(
         student_dir,
         tmp_path / "small",
-        labels=LABELS,
         embedding_rank=32,
         quantize=True,
         embedding_bits=4,
-        prune_vocab_texts=["the good film", "a dull movie"],  # the id table stays int64
+        # the id table stays int64
+        prune_vocab=text_file(tmp_path / "t.txt", ["the good film", "a dull movie"]),
     )
     assert small["files"][MODEL_NAME] < int8["files"][MODEL_NAME]
     graph = onnx.load(str(tmp_path / "small" / MODEL_NAME)).graph
@@ -224,29 +271,38 @@ def test_factorised_bundle_with_a_4bit_embedding_is_smaller_and_runs(tmp_path: P
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
 
 
-def test_a_4bit_embedding_needs_quantize_and_bits_are_8_or_4(tmp_path: Path):
-    student_dir = build_tiny_student(tmp_path / "student")
-    with pytest.raises(ValueError, match="4-bit embedding is a quantisation: pass quantize"):
-        export_bundle(student_dir, tmp_path / "b", labels=LABELS, embedding_bits=4)
-    with pytest.raises(ValueError, match=r"embedding_bits must be one of \(8, 4\), got 2"):
-        export_bundle(student_dir, tmp_path / "b", labels=LABELS, quantize=True, embedding_bits=2)
-    assert not (tmp_path / "b").exists()
+def test_a_4bit_embedding_needs_quantize_and_bits_are_8_or_4():
+    with pytest.raises(ConfigError, match="4-bit embedding is a quantisation: pass quantize"):
+        ExportSettings(embedding_bits=4)
+    with pytest.raises(ConfigError, match=r"embedding_bits must be one of \(8, 4\), got 2"):
+        ExportSettings(quantize=True, embedding_bits=2)
+    ExportSettings(quantize=True, embedding_bits=4)
+
+
+def test_export_settings_reject_a_negative_rank_and_rank_texts_without_a_rank():
+    with pytest.raises(ConfigError, match=r"export\.embedding_rank"):
+        ExportSettings(embedding_rank=-1)
+    with pytest.raises(ConfigError, match=r"export\.rank_texts"):
+        ExportSettings(rank_texts="transfer")
+    with pytest.raises(ConfigError, match=r"export\.max_length"):
+        ExportSettings(max_length=-3)
 
 
 def test_failed_export_keeps_the_existing_bundle(tmp_path: Path):
     student_dir = build_tiny_student(tmp_path / "student")
-    export_bundle(student_dir, tmp_path / "bundle", labels=LABELS)
+    export(student_dir, tmp_path / "bundle")
     before = {p.name: p.read_bytes() for p in (tmp_path / "bundle").iterdir()}
+    empty = text_file(tmp_path / "empty.txt", [])
     with pytest.raises(ValueError, match="no texts"):
-        export_bundle(student_dir, tmp_path / "bundle", labels=LABELS, prune_vocab_texts=[])
+        export(student_dir, tmp_path / "bundle", prune_vocab=empty)
     assert {p.name: p.read_bytes() for p in (tmp_path / "bundle").iterdir()} == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "student"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "empty.txt", "student"]
 
 
 def test_export_replaces_an_existing_bundle(tmp_path: Path):
     student_dir = build_tiny_student(tmp_path / "student")
-    export_bundle(student_dir, tmp_path / "bundle", labels=LABELS)
-    export_bundle(student_dir, tmp_path / "bundle", labels=["bad", "good"])
+    export(student_dir, tmp_path / "bundle")
+    export_student(student_dir, tmp_path / "bundle", ExportSettings(labels=["bad", "good"]))
     assert Predictor(tmp_path / "bundle").labels == ["bad", "good"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "student"]
 
@@ -256,60 +312,94 @@ def test_export_refuses_to_replace_a_folder_that_is_not_a_bundle(tmp_path: Path)
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("keep me")
     with pytest.raises(ValueError, match="not a distilrnn bundle"):
-        export_bundle(student_dir, tmp_path / "notes", labels=LABELS)
+        export(student_dir, tmp_path / "notes")
     assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me"
 
 
 def test_export_rejects_label_names_that_do_not_fit_the_student(tmp_path: Path):
     student_dir = build_tiny_student(tmp_path / "student")
     with pytest.raises(ValueError, match="3 label names"):
-        export_bundle(student_dir, tmp_path / "bundle", labels=["a", "b", "c"])
+        export_student(student_dir, tmp_path / "bundle", ExportSettings(labels=["a", "b", "c"]))
 
 
 def test_export_outside_a_run_without_labels_says_how_to_name_them(tmp_path: Path):
     student_dir = build_tiny_student(tmp_path / "student")
     with pytest.raises(ValueError, match="--labels"):
-        export_bundle(student_dir, tmp_path / "bundle")
+        export_student(student_dir, tmp_path / "bundle")
 
 
-def test_export_reads_labels_teacher_and_task_from_the_run(tmp_path: Path, monkeypatch):
-    run_dir = tmp_path / "run"
+def build_tiny_run(run_dir: Path) -> Path:
+    """A run folder around a tiny student (`distilled-gru`, seed 0): a data stage (label names,
+    a test half), a teacher stage and its metrics. Returns the student's folder."""
+    from datasets import Dataset, DatasetDict
+
+    from distilrnn.data import Task
+
     student_dir = build_tiny_student(run_dir / "students" / "distilled-gru" / "seed-0")
-    (run_dir / "data").mkdir()
-    (run_dir / "data" / "labels.json").write_text(json.dumps({"names": ["neg", "pos"]}))
-    (run_dir / "data" / "stage.json").write_text(
-        json.dumps(
-            {
-                "settings": {
-                    "data": {"path": "$DATA/sst2", "hub_name": "", "train_file": "train.tsv"}
-                }
-            }
-        )
+    split = Dataset.from_dict(
+        {"text": ["the good film", "a dull movie", "boring"], "label": [1, 0, 0]}
     )
+    Task(DatasetDict(train=split, validation=split, test=split), ["neg", "pos"]).save(
+        run_dir / "data"
+    )
+    data = {"path": "$DATA/sst2", "hub_name": "", "train_file": "train.tsv"}
+    (run_dir / "data" / "stage.json").write_text(json.dumps({"settings": {"data": data}}))
     (run_dir / "teacher" / "model").mkdir(parents=True)
     (run_dir / "teacher" / "stage.json").write_text(
         json.dumps({"settings": {"model": "tiny-bert", "checkpoint": ""}})
     )
     (run_dir / "teacher" / "metrics.json").write_text(json.dumps({"test_accuracy": 0.875}))
+    return student_dir
+
+
+def test_export_reads_labels_teacher_and_task_from_the_run(tmp_path: Path, monkeypatch):
+    student_dir = build_tiny_run(tmp_path / "run")
     monkeypatch.setenv("DATA", "/machine/specific")
-    export_bundle(student_dir, tmp_path / "bundle")
+    export_student(student_dir, tmp_path / "bundle")
     config = json.loads((tmp_path / "bundle" / CONFIG_NAME).read_text())
     assert Predictor(tmp_path / "bundle").labels == ["neg", "pos"]
     assert config["teacher"] == {"name": "tiny-bert", "test_accuracy": 0.875}
     assert config["task"] == "sst2 (train.tsv)"  # the folder's name, not the machine's path
+    assert config["evaluation"]["examples"] == 3  # the run's test half
+
+
+def test_export_of_a_run_names_the_student_by_variant_and_weights_by_its_transfer_set(
+    tmp_path: Path,
+):
+    build_tiny_run(tmp_path / "run")
+    settings = ExportSettings(embedding_rank=6, prune_vocab="transfer")
+    summary = export_student(
+        tmp_path / "run", tmp_path / "bundle", settings, variant="distilled-gru"
+    )
+    assert summary["compression"]["embedding_rank"]["token_weights"] == (
+        "frequency in the given texts"
+    )
+    # the training split: the, good, film, a, dull, movie, boring and the special tokens
+    assert summary["compression"]["prune_vocab"]["kept_rows"] == 7 + 5
+
+
+def test_the_transfer_source_outside_a_run_says_it_needs_the_run(tmp_path: Path):
+    student_dir = build_tiny_student(tmp_path / "student")
+    with pytest.raises(RunFolderError, match="needs the student's run"):
+        export(student_dir, tmp_path / "bundle", prune_vocab="transfer")
 
 
 def test_run_variant_and_seed_name_the_student_folder(tmp_path: Path):
     for seed in (3, 1):
         (tmp_path / "students" / "baseline-lstm" / f"seed-{seed}").mkdir(parents=True)
-    assert resolve_student_dir(tmp_path, "baseline-lstm") == (
+    run = Run(tmp_path)
+    assert run.resolve_student("baseline-lstm") == (
         tmp_path / "students" / "baseline-lstm" / "seed-1"
     )
-    assert resolve_student_dir(tmp_path, "baseline-lstm", 3).name == "seed-3"
-    with pytest.raises(ValueError, match="--variant"):
-        resolve_student_dir(tmp_path)
-    with pytest.raises(FileNotFoundError, match="'gru'"):
-        resolve_student_dir(tmp_path, "gru")
+    assert run.resolve_student("baseline-lstm", 3).name == "seed-3"
+    with pytest.raises(RunFolderError, match="--variant"):
+        export_student(tmp_path, tmp_path / "bundle")
+    with pytest.raises(RunFolderError, match="--variant"):
+        export_student(tmp_path / "students" / "baseline-lstm" / "seed-1", tmp_path / "b", seed=1)
+    with pytest.raises(MissingFileError, match="'gru'"):
+        run.resolve_student("gru")
+    with pytest.raises(MissingFileError, match="'gru'"):
+        export_student(tmp_path, tmp_path / "bundle", variant="gru")
 
 
 def test_cli_export_writes_a_pruned_quantized_bundle(tmp_path: Path):

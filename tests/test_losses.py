@@ -5,7 +5,9 @@ import math
 import pytest
 import torch
 
-from distilrnn.losses import LOSSES, ce_loss, kl_loss, mse_loss, objective_loss, register_loss
+from distilrnn.config import ConfigError, load_config
+from distilrnn.losses import ce_loss, kl_loss, mse_loss, objective_loss, register_loss
+from distilrnn.registry import OBJECTIVES
 
 
 def test_kl_loss_is_zero_when_logits_match():
@@ -59,17 +61,65 @@ def test_objective_falls_back_to_ce_without_teacher_logits():
     )
 
 
-def test_unknown_objective_is_named_in_the_error():
-    with pytest.raises(KeyError, match="hinge"):
+def test_unknown_objective_is_a_config_error_listing_the_registered_ones():
+    with pytest.raises(ConfigError, match=r"unknown objective 'hinge'; registered: ce, mse, kl"):
         objective_loss("hinge", torch.zeros(1, 2), torch.tensor([0]))
 
 
-def test_registered_loss_is_used_by_name():
-    register_loss("zero", lambda student_logits, **_: student_logits.sum() * 0)
+@pytest.fixture
+def zero_loss():
+    """A registered objective `zero` that records its calls; unregistered afterwards."""
+    calls = []
+
+    def loss(student_logits, teacher_logits, temperature, **_):
+        calls.append(temperature)
+        return (student_logits - teacher_logits).sum() * 0
+
+    register_loss("zero", loss)
+    yield calls
+    OBJECTIVES.unregister("zero")
+
+
+def test_registered_loss_is_used_by_name(zero_loss):
+    assert objective_loss("zero", torch.ones(2, 2), teacher_logits=torch.ones(2, 2)) == 0
+    assert zero_loss == [1.0]
+
+
+def test_registered_loss_can_be_chosen_in_a_config_and_trains_with_it(zero_loss):
+    config = load_config(None, ['variant=[{name="mine", objective="zero", temperature=3}]'])
+    settings = config.student_for(config.variant("mine"))
+    assert settings.objective == "zero"
+    # what `DistillationTrainer.compute_loss` calls with the settings
+    objective_loss(
+        settings.objective,
+        torch.ones(2, 2),
+        labels=torch.tensor([0, 1]),
+        teacher_logits=torch.zeros(2, 2),
+        temperature=settings.temperature,
+        alpha=settings.alpha,
+    )
+    assert zero_loss == [3.0]
+
+
+def test_unregistered_objective_in_a_config_lists_the_registered_ones():
+    with pytest.raises(ConfigError, match=r"student\.objective: must be ce, mse or kl, got 'zero'"):
+        load_config(None, ["student.objective=zero"])
+
+
+def test_register_loss_refuses_to_replace_a_builtin_silently():
+    with pytest.raises(ValueError, match="already registered"):
+        register_loss("kl", mse_loss)
+
+
+def test_register_loss_works_as_a_decorator():
+    @register_loss("decorated")
+    def decorated(student_logits, **_):
+        return student_logits.mean()
+
     try:
-        assert objective_loss("zero", torch.ones(2, 2), teacher_logits=torch.ones(2, 2)) == 0
+        assert OBJECTIVES.get("decorated") is decorated
     finally:
-        LOSSES.pop("zero")
+        OBJECTIVES.unregister("decorated")
 
 
 def test_alpha_mix_ignores_unlabelled_transfer_rows():

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from conftest import tiny_run_overrides
 
-from distilrnn import stats
+from distilrnn import calibration, stats
 from distilrnn.config import load_config
-from distilrnn.pipeline import Pipeline
 from distilrnn.report import ReportData, analyse, baseline_of, correct, gap_closed, load_report_data
+from distilrnn.report.plots import plot_reliability
 
 LABELS = np.array([0, 1] * 20)  # 40 examples per split
 
@@ -47,13 +47,14 @@ def row(name, objective, rnn, val, test, seeds=3):
     return entry, logits
 
 
-def synthetic_data(*specs) -> ReportData:
+def synthetic_data(*specs, record=None) -> ReportData:
     rows, logits = [], {}
     for spec in [("teacher", "fine-tuned", None, 0.95, 0.95, 1), *specs]:
         entry, entry_logits = row(*spec)
         rows.append(entry)
         logits[entry["name"]] = entry_logits
-    return ReportData(rows, {"validation": LABELS, "test": LABELS}, logits)
+    labels = {"validation": LABELS, "test": LABELS}
+    return ReportData(rows, labels, logits, calibration=record)
 
 
 def test_gap_closed_is_zero_at_the_baseline_and_one_at_the_teacher():
@@ -100,12 +101,43 @@ def test_variants_are_compared_with_their_baseline_on_paired_test_examples():
     )
 
 
+def test_report_uses_the_recorded_temperature_without_refitting(monkeypatch, tmp_path):
+    def no_fit(*args, **kwargs):
+        raise AssertionError("the report refitted the temperature")
+
+    monkeypatch.setattr(calibration, "fit_temperature", no_fit)
+    record = {
+        "temperature": 1.7,
+        "validation_nll": 0.5,
+        "validation_nll_scaled": 0.4,
+        "validation_ece": 0.1,
+        "validation_ece_scaled": 0.05,
+    }
+    data = synthetic_data(("base", "ce", "lstm", 0.8, 0.8), record=record)
+    confidence = analyse(data, samples=100)["teacher_confidence"]
+    assert confidence["fitted_temperature"] == 1.7
+    assert confidence["validation_ece_scaled"] == 0.05
+    plot_reliability(data, tmp_path / "reliability.png", None)
+
+
+def test_report_without_a_record_fits_the_temperature_once(monkeypatch, tmp_path):
+    fits = []
+    fit = calibration.fit_temperature
+    monkeypatch.setattr(calibration, "fit_temperature", lambda *a: fits.append(1) or fit(*a))
+    data = synthetic_data(("base", "ce", "lstm", 0.8, 0.8))
+    analyse(data, samples=100)
+    plot_reliability(data, tmp_path / "reliability.png", "base")
+    assert len(fits) == 1
+
+
 def test_report_data_without_results_names_the_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"results\.json"):
         load_report_data(tmp_path)
 
 
 def test_run_writes_a_report_whose_plots_exist(task_dir, tiny_teacher_dir, tmp_path):
+    from distilrnn.pipeline import Pipeline
+
     overrides = tiny_run_overrides(task_dir, tiny_teacher_dir, tmp_path / "run")
     overrides += [
         "student.seeds=[0, 1]",

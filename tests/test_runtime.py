@@ -17,7 +17,9 @@ from typer.testing import CliRunner
 import distilrnn
 from distilrnn import cli, runtime
 from distilrnn.cli import app
-from distilrnn.export import export_bundle
+from distilrnn.config import ExportSettings
+from distilrnn.errors import BundleError, MissingFileError
+from distilrnn.export import export_student
 from distilrnn.runtime import BUNDLE_FILES, CONFIG_NAME, LABELS_NAME, Predictor
 from distilrnn.student import RNNStudent
 
@@ -54,7 +56,7 @@ def student_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def bundle_dir(student_dir: Path) -> Path:
     bundle = student_dir.parent / "bundle"
-    export_bundle(student_dir, bundle, labels=LABELS)
+    export_student(student_dir, bundle, ExportSettings(labels=LABELS))
     return bundle
 
 
@@ -119,7 +121,7 @@ def test_package_exposes_predictor_lazily():
 def test_missing_bundle_file_error_names_it(bundle_dir: Path, tmp_path: Path, name: str):
     bundle = copy_bundle(bundle_dir, tmp_path / "bundle")
     (bundle / name).unlink()
-    with pytest.raises(FileNotFoundError, match=str(bundle / name)):
+    with pytest.raises(MissingFileError, match=str(bundle / name)):
         Predictor(bundle)
 
 
@@ -155,7 +157,18 @@ def test_tokenizer_larger_than_the_model_vocabulary_is_rejected(bundle_dir: Path
 def test_config_of_another_format_is_rejected(bundle_dir: Path, tmp_path: Path):
     bundle = copy_bundle(bundle_dir, tmp_path / "bundle")
     (bundle / CONFIG_NAME).write_text(json.dumps({"model_type": "bert"}))
-    with pytest.raises(ValueError, match="not a distilrnn bundle config"):
+    with pytest.raises(BundleError, match="not a distilrnn bundle config"):
+        Predictor(bundle)
+
+
+def test_corrupt_config_and_another_version_are_bundle_errors(bundle_dir: Path, tmp_path: Path):
+    bundle = copy_bundle(bundle_dir, tmp_path / "bundle")
+    config = json.loads((bundle / CONFIG_NAME).read_text())
+    (bundle / CONFIG_NAME).write_text(json.dumps({**config, "version": 99}))
+    with pytest.raises(BundleError, match="bundle version 99"):
+        Predictor(bundle)
+    (bundle / CONFIG_NAME).write_text("{not json")
+    with pytest.raises(BundleError, match=f"corrupt bundle file {bundle / CONFIG_NAME}"):
         Predictor(bundle)
 
 

@@ -10,7 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from distilrnn.student import RNNStudent, StudentConfig
+from distilrnn.errors import ConfigError
+from distilrnn.registry import CELLS, POOLINGS
+from distilrnn.student import RNNStudent, StudentConfig, register_cell, register_pooling
 from distilrnn.student.attention import AttentionPooling
 from distilrnn.student.model import CONFIG_NAME, WEIGHTS_NAME, reverse_within_length
 from distilrnn.student.regularizers import LockedDropout, WeightDrop, embedded_dropout
@@ -225,8 +227,7 @@ def test_gradient_flows_to_attention_vector():
     model = make_model(pooling="attention")
     input_ids, attention_mask = right_padded_batch([4, 6, 2], seed=7)
     model(input_ids, attention_mask).sum().backward()
-    assert model.attention is not None
-    grad = model.attention.attention_vector.grad
+    grad = model.pooling.attention_vector.grad
     assert grad is not None
     assert grad.abs().sum() > 0
 
@@ -245,7 +246,7 @@ def test_attention_pooling_is_weighted_sum_of_states():
     pooling = AttentionPooling(3)
     hidden_states = torch.randn(2, 4, 3)
     mask = torch.tensor([[True, True, False, False], [True, True, True, True]])
-    pooled, weights = pooling(hidden_states, mask)
+    pooled, weights = pooling(hidden_states, mask, return_weights=True)
     expected = torch.einsum("bs,bsh->bh", weights, hidden_states)
     torch.testing.assert_close(pooled, expected)
 
@@ -377,3 +378,85 @@ def test_output_has_one_logit_per_label(head_hidden_size: int):
     model = make_model(head_hidden_size=head_hidden_size, num_labels=5)
     input_ids, attention_mask = right_padded_batch([3, 4], seed=12)
     assert model(input_ids, attention_mask.bool()).shape == (2, 5)
+
+
+class GatedMeanPooling(nn.Module):
+    """A user pooling with parameters: a learned gate per time step, mean over valid steps."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.gate = nn.Linear(size, 1)
+
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        gates = torch.sigmoid(self.gate(hidden_states)) * mask.unsqueeze(-1)  # (batch, seq, 1)
+        return (gates * hidden_states).sum(1) / mask.sum(1, keepdim=True)
+
+
+@pytest.fixture
+def gated_pooling():
+    register_pooling("gated", lambda config: GatedMeanPooling(config.output_size))
+    yield "gated"
+    POOLINGS.unregister("gated")
+
+
+@pytest.fixture
+def elman_cell():
+    register_cell("elman", nn.RNN)
+    yield "elman"
+    CELLS.unregister("elman")
+
+
+def test_registered_pooling_builds_a_student_that_saves_and_loads(gated_pooling, tmp_path: Path):
+    model = make_model(pooling=gated_pooling, **NO_DROPOUT).eval()
+    input_ids, attention_mask = right_padded_batch([4, 6, 2], seed=13)
+    with torch.no_grad():
+        logits = model(input_ids, attention_mask)
+    assert logits.shape == (3, 3)
+    assert "attention.gate.weight" in model.state_dict()
+    model.save(tmp_path)
+    with torch.no_grad():
+        assert torch.equal(RNNStudent.load(tmp_path)(input_ids, attention_mask), logits)
+
+
+def test_registered_cell_builds_a_student(elman_cell):
+    model = make_model(rnn=elman_cell, num_layers=2).eval()
+    assert isinstance(model.encoder.layers[0].forward_rnn.module, nn.RNN)
+    input_ids, attention_mask = right_padded_batch([4, 6], seed=14)
+    assert model(input_ids, attention_mask).shape == (2, 3)
+
+
+def test_registered_pooling_and_cell_pass_config_validation(gated_pooling, elman_cell):
+    from distilrnn.config import load_config
+
+    settings = load_config(None, [f"student.pooling={gated_pooling}", "student.rnn=elman"]).student
+    assert (settings.pooling, settings.rnn) == ("gated", "elman")
+
+
+def test_unknown_pooling_is_a_config_error_listing_the_registered_ones(gated_pooling):
+    with pytest.raises(
+        ConfigError, match=r"must be attention, max, mean, last or gated, got 'sum'"
+    ):
+        make_config(pooling="sum")
+
+
+def test_state_dict_names_are_those_saved_students_have():
+    names = list(make_model(num_layers=2).state_dict())
+    rnn = ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
+    expected = [
+        "embedding.weight",
+        *(
+            f"encoder.layers.{layer}.{direction}_rnn.module.{name}"
+            for layer in (0, 1)
+            for direction in ("forward", "backward")
+            for name in rnn
+        ),
+        "attention.attention_vector",
+        "head.hidden.weight",
+        "head.hidden.bias",
+        "head.output.weight",
+        "head.output.bias",
+    ]
+    assert names == expected
+    assert list(make_model(pooling="max").state_dict()) == [
+        n for n in list(make_model().state_dict()) if not n.startswith("attention.")
+    ]

@@ -2,11 +2,15 @@
 
 import numpy as np
 import pytest
+from conftest import VOCAB
 from datasets import Dataset
 
 from distilrnn import hub
+from distilrnn.config import DataConfig
+from distilrnn.data import Task, load_task
+from distilrnn.errors import ConfigError
 from distilrnn.labeling import label_texts, predict_logits
-from distilrnn.teacher import TeacherError, check_fits, load_teacher
+from distilrnn.teacher import Teacher, TeacherError, check_fits, load_teacher
 
 
 def test_check_fits_rejects_label_count_mismatch(tiny_teacher_dir):
@@ -89,15 +93,12 @@ def test_offline_minilm_backbone_loads_as_a_classifier(monkeypatch):
     hub.hub_reachable.cache_clear()
 
 
-def test_token_budget_batches_respect_budget_and_cover_every_text():
-    from distilrnn.labeling import token_budget_batches
-
-    lengths = [5, 30, 7, 12, 3, 30, 8, 9, 2, 40]
-    batches = token_budget_batches(lengths, max_tokens=40, max_batch_size=4)
-    assert sorted(int(i) for batch in batches for i in batch) == list(range(len(lengths)))
-    for batch in batches:
-        assert len(batch) <= 4
-        assert len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= 40
+def test_logits_under_a_token_budget_match_plain_batches(tiny_teacher_dir):
+    model, tokenizer = load_teacher(str(tiny_teacher_dir))
+    texts = [" ".join(["good"] * n + ["film"]) for n in (1, 9, 3, 12, 2, 7)]
+    plain = predict_logits(model, tokenizer, texts, batch_size=4, max_length=16)
+    budgeted = predict_logits(model, tokenizer, texts, batch_size=4, max_length=16, max_tokens=20)
+    np.testing.assert_allclose(budgeted, plain, atol=1e-5)
 
 
 def test_labelling_resumes_after_a_failure_between_shards(tiny_teacher_dir, tmp_path, monkeypatch):
@@ -134,3 +135,67 @@ def test_tiny_teacher_tokenizer_keeps_fixture_words_apart(tiny_teacher_dir):
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_teacher_dir))
     ids = tokenizer("The film is GOOD")["input_ids"]
     assert tokenizer.convert_ids_to_tokens(ids) == ["[CLS]", "the", "film", "is", "good", "[SEP]"]
+
+
+# the Teacher object ------------------------------------------------------------------------------
+def test_teacher_logits_equal_predict_logits(tiny_teacher_dir):
+    model, tokenizer = load_teacher(str(tiny_teacher_dir))
+    texts = ["good film", "the plot is very dull", "fun", "a bad movie"]
+    teacher = Teacher(model, tokenizer, max_length=16)
+    expected = predict_logits(model, tokenizer, texts, batch_size=512, max_length=16)
+    logits = teacher.logits(texts, batch_size=2)
+    assert logits.dtype == np.float32 and logits.shape == (4, 2)
+    np.testing.assert_allclose(logits, expected, atol=1e-5)
+
+
+def test_teacher_from_pretrained_loads_the_tiny_teacher(tiny_teacher_dir):
+    teacher = Teacher.from_pretrained(tiny_teacher_dir, max_length=16)
+    assert teacher.num_labels == 2
+    assert teacher.label_names == ["LABEL_0", "LABEL_1"]
+    weight = teacher.embedding_weight()
+    assert weight.shape == (len(VOCAB), 32) and not weight.requires_grad
+    weight.zero_()  # a copy: the model keeps its embedding
+    assert teacher.model.get_input_embeddings().weight.abs().sum() > 0
+
+
+def test_teacher_label_names_survive_save_and_load(tiny_teacher_dir, tmp_path):
+    model, tokenizer = load_teacher(str(tiny_teacher_dir))
+    Teacher(model, tokenizer, label_names=["negative", "positive"]).save_pretrained(tmp_path / "t")
+    loaded = Teacher.from_pretrained(tmp_path / "t")
+    assert loaded.label_names == ["negative", "positive"]
+    with pytest.raises(TeacherError, match="3 label names"):
+        Teacher(model, tokenizer, label_names=["a", "b", "c"])
+
+
+def test_teacher_check_fits_the_task(tiny_teacher_dir, task_dir):
+    task = load_task(DataConfig(path=str(task_dir)))
+    teacher = Teacher.from_pretrained(tiny_teacher_dir)
+    teacher.check_fits(task)
+    three = Task.from_lists(["good", "bad", "fun"], [0, 1, 2], validation=(["a", "b"], [0, 1]))
+    with pytest.raises(TeacherError, match="2 labels but the task has 3"):
+        teacher.check_fits(three)
+
+
+def test_teacher_finetune_on_the_tiny_task(tiny_teacher_dir, task_dir, tmp_path):
+    task = load_task(DataConfig(path=str(task_dir)))
+    teacher = Teacher.finetune(
+        tiny_teacher_dir,
+        task,
+        output_dir=tmp_path / "work",
+        epochs=1,
+        max_length=16,
+        batch_size=16,
+        learning_rate=1e-3,
+    )
+    assert teacher.label_names == ["0", "1"]
+    assert teacher.metrics["train_examples"] == 48
+    assert 0.0 <= teacher.evaluate(task.validation)["accuracy"] <= 1.0
+    assert teacher.logits(task.test.texts).shape == (len(task.test), 2)
+
+
+def test_teacher_finetune_rejects_unknown_settings(tiny_teacher_dir, task_dir):
+    task = load_task(DataConfig(path=str(task_dir)))
+    with pytest.raises(ConfigError, match="epoch"):
+        Teacher.finetune(tiny_teacher_dir, task, epoch=1)
+    with pytest.raises(ConfigError, match="report_to: unknown"):
+        Teacher.finetune(tiny_teacher_dir, task, report_to="nowhere")

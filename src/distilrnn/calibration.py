@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from distilrnn import runtime
+
 logger = logging.getLogger(__name__)
 
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # 0.618..., golden-section step ratio
@@ -56,10 +58,11 @@ def _log_softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """Probabilities softmax(logits / temperature), shape (n, num_labels), float64.
 
-    Numerically stable (the row max is subtracted first). Higher temperature -> flatter.
+    The one softmax (`distilrnn.runtime.softmax`) of the scaled logits. Higher temperature ->
+    flatter.
     """
     _check_temperature(temperature)
-    return np.exp(_log_softmax(_as_logits(logits), temperature))
+    return runtime.softmax(_as_logits(logits) / temperature)
 
 
 def _confidence_and_correct(
@@ -207,3 +210,22 @@ def fit_temperature(
             bounds,
         )
     return round(temperature, 4)
+
+
+def calibrate(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """The fitted temperature of validation logits (n, num_labels) with labels (n,), and the
+    NLL (nats per example) and ECE (a fraction) before and after scaling by it.
+
+    Returns {"temperature", "validation_nll", "validation_nll_scaled", "validation_ece",
+    "validation_ece_scaled"}: what the calibration stage records and the report reads.
+    """
+    temperature = fit_temperature(logits, labels)
+    return {
+        "temperature": temperature,
+        "validation_nll": negative_log_likelihood(logits, labels),
+        "validation_nll_scaled": negative_log_likelihood(logits, labels, temperature),
+        "validation_ece": expected_calibration_error(logits, labels),
+        "validation_ece_scaled": expected_calibration_error(
+            logits, labels, temperature=temperature
+        ),
+    }

@@ -1,13 +1,21 @@
-"""Command line: parse flags and the TOML config, then call the pipeline; nothing else."""
+"""Command line: parse flags and the TOML config, call the library, print what came back.
+
+Every setting lives in a dataclass of `distilrnn.config`; the TOML file, `--set section.key=value`
+and `distilrnn settings` all read them from there, and the `export` and `benchmark` commands get
+one flag per field of their section (`settings_options`), so a setting cannot exist in one
+place and not the others.
+"""
 
 from __future__ import annotations
 
-import json
+import dataclasses
+import functools
+import inspect
 import logging
 import sys
-from enum import StrEnum
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, get_type_hints
 
 import typer
 from rich.console import Console
@@ -15,7 +23,10 @@ from rich.logging import RichHandler
 from rich.markup import escape
 from rich.table import Table
 
-from distilrnn.config import ConfigError, RunConfig, describe_settings, load_config
+from distilrnn.cli_predict import predict
+from distilrnn.cli_tables import print_export_summary, print_results
+from distilrnn.config import SECTIONS, RunConfig, describe_settings, load_config
+from distilrnn.errors import DistilrnnError
 
 # What `distilrnn[train]` adds to the runtime install; a command that needs one of them fails
 # with a pointer to the extra instead of a traceback (see `main`). Keep this module's own imports
@@ -24,6 +35,7 @@ TRAINING_MODULES = frozenset(
     {
         "accelerate",
         "datasets",
+        "huggingface_hub",
         "matplotlib",
         "onnx",
         "onnxscript",
@@ -48,6 +60,9 @@ app = typer.Typer(
 ConfigArg = Annotated[
     Path | None, typer.Argument(help="TOML config (see configs/); omitted: defaults.")
 ]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML config whose [section] to start from.")
+]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", "-s", help="Override a setting: section.key=value (TOML value)."),
@@ -55,10 +70,13 @@ SetOpt = Annotated[
 RunDirOpt = Annotated[str | None, typer.Option("--run-dir", help="Override run_dir.")]
 ForceOpt = Annotated[
     list[str] | None,
-    typer.Option("--force", help="Rebuild this stage even if a complete copy exists."),
+    typer.Option("--force", help="Rebuild this stage even if a finished copy exists."),
 ]
 DeviceOpt = Annotated[str, typer.Option(help="torch device for the teacher and students.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
+VariantOpt = Annotated[
+    list[str] | None, typer.Option("--variant", help="Train only these variants (default: all).")
+]
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -72,56 +90,87 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _config(config: Path | None, overrides: list[str] | None, run_dir: str | None) -> RunConfig:
-    overrides = list(overrides or [])
+def _config(
+    config: Path | None,
+    overrides: list[str] | None,
+    run_dir: str | None = None,
+    values: dict[str, Any] | None = None,
+) -> RunConfig:
+    values = dict(values or {})
     if run_dir:
-        overrides.append(f'run_dir="{run_dir}"')
-    return load_config(config, overrides)
+        values["run_dir"] = run_dir
+    return load_config(config, list(overrides or []), values)
 
 
-def _pipeline(config, overrides, run_dir, force, device, verbose, only=None):
+def settings_options(section: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command one `--flag` per field of `[section]`'s settings dataclass (help text
+    from the field); the command receives the flags given as `section_values`, a dict that
+    overrides the config's `[section]`."""
+    cls = SECTIONS[section]
+    hints = get_type_hints(cls)
+
+    def option(field: dataclasses.Field) -> inspect.Parameter:
+        flag = "--" + field.name.replace("_", "-")
+        hint = hints[field.name]
+        help_text = field.metadata.get("help", "")
+        if hint is bool:
+            declared: Any = Annotated[
+                bool | None, typer.Option(f"{flag}/--no-{flag[2:]}", help=help_text)
+            ]
+        elif getattr(hint, "__origin__", None) is list:
+            declared = Annotated[hint | None, typer.Option(flag, help=help_text + " Repeatable.")]
+        else:
+            declared = Annotated[hint | None, typer.Option(flag, help=help_text)]
+        return inspect.Parameter(
+            f"{section}__{field.name}",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=declared,
+        )
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(command)
+        own = [p for p in signature.parameters.values() if p.name != "section_values"]
+        prefix = f"{section}__"
+
+        @functools.wraps(command)
+        def wrapper(**kwargs: Any) -> Any:
+            given = {
+                name.removeprefix(prefix): kwargs.pop(name)
+                for name in [n for n in kwargs if n.startswith(prefix)]
+            }
+            given = {k: v for k, v in given.items() if v is not None and v != []}
+            return command(**kwargs, section_values=given)
+
+        wrapper.__signature__ = signature.replace(
+            parameters=[*own, *(option(f) for f in dataclasses.fields(cls))]
+        )
+        return wrapper
+
+    return decorate
+
+
+# stages ------------------------------------------------------------------------------------
+def _run_stage(until: str, config, set_, run_dir, force, device, verbose, variants=None):
     from distilrnn.pipeline import Pipeline
 
     _setup_logging(verbose)
-    return Pipeline(
-        _config(config, overrides, run_dir),
+    pipeline = Pipeline(
+        _config(config, set_, run_dir),
         device=device,
         force=tuple(force or ()),
-        only=tuple(only or ()),
+        variants=tuple(variants or ()),
     )
+    return pipeline, pipeline.run(until=until)
 
 
-def print_results(results: dict) -> None:
-    from distilrnn.evaluate import format_accuracy
+def _reuse_summary(pipeline) -> None:
+    console.print(f"reused: {', '.join(pipeline.reused) or 'nothing'}")
+    console.print(f"built: {', '.join(pipeline.built) or 'nothing'}")
 
-    table = Table(title=f"distilrnn results: {results['run_dir']}")
-    for column in (
-        "model",
-        "objective",
-        "seeds",
-        "val acc",
-        "test acc",
-        "params",
-        "trainable",
-        "embedding",
-        "size MB",
-        "train s",
-    ):
-        table.add_column(column, justify="left" if column in ("model", "objective") else "right")
-    for row in results["rows"]:
-        table.add_row(
-            row["name"],
-            row["objective"],
-            str(row["seeds"]),
-            format_accuracy(row["validation_accuracy"], row.get("validation_accuracy_std")),
-            format_accuracy(row["test_accuracy"], row.get("test_accuracy_std")),
-            f"{row['parameters']['total'] / 1e6:.2f} M",
-            f"{row['parameters']['trainable'] / 1e6:.2f} M",
-            f"{row['parameters']['embedding'] / 1e6:.2f} M",
-            f"{row['size_bytes'] / 1e6:.1f}",
-            f"{row['train_seconds']:.0f}" if row.get("train_seconds") else "-",
-        )
-    console.print(table)
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f} %"
 
 
 @app.command(epilog=SETTINGS_EPILOG)
@@ -132,13 +181,12 @@ def run(
     force: ForceOpt = None,
     device: DeviceOpt = "cpu",
     verbose: VerboseOpt = False,
+    variant: VariantOpt = None,
 ) -> None:
-    """Run every stage (data, teacher, label, student, evaluate), reusing finished ones."""
-    pipeline = _pipeline(config, set_, run_dir, force, device, verbose)
-    results = pipeline.run()
-    print_results(results)
-    console.print(f"reused: {', '.join(pipeline.reused) or 'nothing'}")
-    console.print(f"built: {', '.join(pipeline.built) or 'nothing'}")
+    """Run every stage (data, teacher, label, student, evaluate, report), reusing finished ones."""
+    pipeline, out = _run_stage("report", config, set_, run_dir, force, device, verbose, variant)
+    print_results(console, out.results)
+    _reuse_summary(pipeline)
 
 
 @app.command(epilog=SETTINGS_EPILOG)
@@ -150,10 +198,9 @@ def data(
     verbose: VerboseOpt = False,
 ) -> None:
     """Load, validate and split the task; save the splits and label names."""
-    pipeline = _pipeline(config, set_, run_dir, force, "cpu", verbose)
-    task, _ = pipeline.data()
-    sizes = {split: len(task.splits[split]) for split in task.splits}
-    console.print(f"labels: {task.label_names}; sizes: {sizes}")
+    _, out = _run_stage("data", config, set_, run_dir, force, "cpu", verbose)
+    sizes = {split: len(out.task.splits[split]) for split in out.task.splits}
+    console.print(f"labels: {out.task.label_names}; sizes: {sizes}")
 
 
 @app.command(epilog=SETTINGS_EPILOG)
@@ -166,14 +213,26 @@ def teacher(
     verbose: VerboseOpt = False,
 ) -> None:
     """Fine-tune the teacher (or check a fine-tuned one) and report its accuracy."""
-    pipeline = _pipeline(config, set_, run_dir, force, device, verbose)
-    task, data_fp = pipeline.data()
-    teacher_dir, _ = pipeline.teacher(task, data_fp)
-    metrics = json.loads((teacher_dir.parent / "metrics.json").read_text())
+    _, out = _run_stage("teacher", config, set_, run_dir, force, device, verbose)
+    record = out.teacher
     console.print(
-        f"teacher at {teacher_dir}: validation {100 * metrics['validation_accuracy']:.2f} %, "
-        f"test {100 * metrics['test_accuracy']:.2f} %"
+        f"teacher at {record.model_dir}: validation {_percent(record.validation_accuracy)}, "
+        f"test {_percent(record.test_accuracy)}"
     )
+
+
+@app.command(epilog=SETTINGS_EPILOG)
+def calibrate(
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    run_dir: RunDirOpt = None,
+    force: ForceOpt = None,
+    device: DeviceOpt = "cpu",
+    verbose: VerboseOpt = False,
+) -> None:
+    """Fit the teacher's temperature on validation (what `temperature = "auto"` uses)."""
+    _, out = _run_stage("calibration", config, set_, run_dir, force, device, verbose)
+    console.print(f"temperature: {out.temperature:.3f}")
 
 
 @app.command(epilog=SETTINGS_EPILOG)
@@ -185,11 +244,9 @@ def augment(
     verbose: VerboseOpt = False,
 ) -> None:
     """Build the transfer set: the training texts plus perturbed copies (Tang et al. 2019)."""
-    pipeline = _pipeline(config, set_, run_dir, force, "cpu", verbose)
-    task, data_fp = pipeline.data()
-    teacher_dir, _ = pipeline.teacher(task, data_fp)
-    transfer, _ = pipeline.augment(task, data_fp, teacher_dir)
-    console.print(f"transfer set: {len(transfer)} texts ({len(task.splits['train'])} training)")
+    _, out = _run_stage("augment", config, set_, run_dir, force, "cpu", verbose)
+    train = len(out.task.splits["train"])
+    console.print(f"transfer set: {len(out.transfer)} texts ({train} training)")
 
 
 @app.command(epilog=SETTINGS_EPILOG)
@@ -201,13 +258,9 @@ def label(
     device: DeviceOpt = "cpu",
     verbose: VerboseOpt = False,
 ) -> None:
-    """Record the teacher's logits for the training texts (sharded, resumable)."""
-    pipeline = _pipeline(config, set_, run_dir, force, device, verbose)
-    task, data_fp = pipeline.data()
-    teacher_output = pipeline.teacher(task, data_fp)
-    texts = pipeline.transfer_texts(task, data_fp, teacher_output[0])
-    labelled, _ = pipeline.label(*texts, *teacher_output)
-    console.print(f"{len(labelled)} texts labelled")
+    """Record the teacher's logits for the transfer texts (sharded, resumable)."""
+    _, out = _run_stage("label", config, set_, run_dir, force, device, verbose)
+    console.print(f"{len(out.labelled)} texts labelled")
 
 
 @app.command(epilog=SETTINGS_EPILOG)
@@ -218,20 +271,14 @@ def student(
     force: ForceOpt = None,
     device: DeviceOpt = "cpu",
     verbose: VerboseOpt = False,
-    variant: Annotated[
-        list[str] | None, typer.Option(help="Train only these variants (default: all).")
-    ] = None,
+    variant: VariantOpt = None,
 ) -> None:
     """Train the student variants (each seed), reusing finished ones."""
-    pipeline = _pipeline(config, set_, run_dir, force, device, verbose, only=variant)
-    task, data_fp = pipeline.data()
-    teacher_output = pipeline.teacher(task, data_fp)
-    labelled = pipeline.labelled(task, data_fp, teacher_output)
-    for directory in pipeline.students(task, teacher_output, data_fp, labelled):
-        metrics = json.loads((directory / "metrics.json").read_text())
+    _, out = _run_stage("student", config, set_, run_dir, force, device, verbose, variant)
+    for record in out.students:
         console.print(
-            f"{directory}: validation {100 * metrics['validation_accuracy']:.2f} %, "
-            f"test {100 * metrics['test_accuracy']:.2f} %"
+            f"{record.directory}: validation {_percent(record.validation_accuracy)}, "
+            f"test {_percent(record.test_accuracy)}"
         )
 
 
@@ -240,12 +287,13 @@ def evaluate(
     config: ConfigArg = None,
     set_: SetOpt = None,
     run_dir: RunDirOpt = None,
-    device: DeviceOpt = "cpu",
     verbose: VerboseOpt = False,
 ) -> None:
     """Collect the finished models' metrics into results.json / results.md and print the table."""
-    pipeline = _pipeline(config, set_, run_dir, None, device, verbose)
-    print_results(pipeline.evaluate_finished())
+    from distilrnn.pipeline import Pipeline
+
+    _setup_logging(verbose)
+    print_results(console, Pipeline(_config(config, set_, run_dir)).evaluate())
 
 
 @app.command(epilog=SETTINGS_EPILOG)
@@ -253,17 +301,21 @@ def report(
     config: ConfigArg = None,
     set_: SetOpt = None,
     run_dir: RunDirOpt = None,
-    device: DeviceOpt = "cpu",
     verbose: VerboseOpt = False,
 ) -> None:
     """Write report.md with its plots (learning curves, accuracy against size and speed, the
     teacher's confidence, reliability) and the seed statistics, from a finished run."""
-    pipeline = _pipeline(config, set_, run_dir, None, device, verbose)
-    print_results(pipeline.evaluate_finished())
+    from distilrnn.pipeline import Pipeline
+
+    _setup_logging(verbose)
+    pipeline = Pipeline(_config(config, set_, run_dir))
+    print_results(console, pipeline.evaluate())
     console.print(f"report: {pipeline.report()}")
 
 
-@app.command()
+# export, predict, benchmark ----------------------------------------------------------------
+@app.command(epilog=SETTINGS_EPILOG)
+@settings_options("export")
 def export(
     student_dir: Annotated[
         Path,
@@ -280,215 +332,53 @@ def export(
     seed: Annotated[
         int | None, typer.Option(help="With --variant: its seed (default: the lowest trained).")
     ] = None,
-    prune_vocab: Annotated[
-        str | None,
-        typer.Option(
-            "--prune-vocab",
-            help="Keep only the embedding rows of tokens in these texts: `transfer` (the run's "
-            "transfer set), a text file (one text a line) or a datasets folder with `text`.",
-        ),
-    ] = None,
-    quantize: Annotated[
-        bool, typer.Option("--quantize", help="Quantise the weights to int8 (dynamic).")
-    ] = False,
-    embedding_bits: Annotated[
-        int,
-        typer.Option(
-            "--embedding-bits",
-            help="With --quantize: 8, or 4 to store the embedding in 4-bit blocks.",
-        ),
-    ] = 8,
-    embedding_rank: Annotated[
-        int | None,
-        typer.Option(
-            "--embedding-rank",
-            help="Factorise the embedding and the first recurrent layer to N columns, without "
-            "training (tokens weighted by their frequency in --rank-texts).",
-        ),
-    ] = None,
-    rank_texts: Annotated[
-        str | None,
-        typer.Option(
-            "--rank-texts",
-            help="Texts whose token counts weight --embedding-rank: `transfer`, a text file or a "
-            "datasets folder (default: `transfer` inside a run, else every token alike).",
-        ),
-    ] = None,
-    labels: Annotated[
-        list[str] | None,
-        typer.Option(help="Label names in logit order, comma-separated (default: the run's)."),
-    ] = None,
-    max_length: Annotated[
-        int | None, typer.Option(help="Tokens per text (default: the student's max_length).")
-    ] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
     verbose: VerboseOpt = False,
+    section_values: dict[str, Any] | None = None,
 ) -> None:
     """Export a student as a self-contained bundle: model.onnx, tokenizer.json, labels.json,
-    config.json and a README.md model card; `distilrnn predict` runs it without torch."""
+    config.json and a README.md model card; `distilrnn predict` runs it without torch. Every
+    flag below is also the `[export]` setting of the same name."""
     from distilrnn.export import export_student
 
     _setup_logging(verbose)
-    names = [name.strip() for item in labels or () for name in item.split(",") if name.strip()]
-    summary = export_student(
-        student_dir,
-        output_dir,
-        variant=variant,
-        seed=seed,
-        prune_vocab=prune_vocab,
-        quantize=quantize,
-        labels=names or None,
-        max_length=max_length,
-        embedding_rank=embedding_rank,
-        rank_texts=rank_texts,
-        embedding_bits=embedding_bits,
-    )
-    print_export_summary(summary)
-
-
-def print_export_summary(summary: dict) -> None:
-    table = Table(title=f"bundle: {summary['bundle_dir']}")
-    table.add_column("file")
-    table.add_column("bytes", justify="right")
-    for name, size in summary["files"].items():
-        table.add_row(name, f"{size:,}")
-    table.add_row("bundle", f"{summary['bundle_bytes']:,}")
-    console.print(table)
-    factorised = summary["compression"]["embedding_rank"]
-    if factorised:
-        console.print(
-            f"embedding factorised: {factorised['from_width']} -> {factorised['rank']} columns "
-            f"(tokens weighted: {factorised['token_weights']})"
-        )
-    pruning = summary["compression"]["prune_vocab"]
-    if pruning:
-        console.print(
-            f"vocabulary pruning: {pruning['kept_rows']:,} of {pruning['vocab_size']:,} rows "
-            f"kept, {pruning['bytes_saved']:,} bytes saved"
-        )
-    quantized = summary["compression"]["quantize"]
-    if quantized:
-        bits = " (embedding 4-bit)" if quantized["embedding_bits"] == 4 else ""
-        console.print(
-            f"int8 quantisation{bits}: model.onnx {quantized['float_model_bytes']:,} -> "
-            f"{summary['files']['model.onnx']:,} bytes"
-        )
-    evaluation = summary["evaluation"]
-    if evaluation:
-        delta = evaluation["delta_points"]
-        console.print(
-            f"test accuracy: {100 * evaluation['accuracy']:.2f} % on {evaluation['examples']} "
-            "texts" + ("" if delta is None else f" ({delta:+.2f} points against the student)")
-        )
-    latency = summary["latency_ms"]
-    console.print(
-        f"one-sentence latency (1 thread): p50 {latency['p50']:.3f} ms, p90 {latency['p90']:.3f} ms"
-    )
-
-
-class OutputFormat(StrEnum):
-    table = "table"
-    jsonl = "jsonl"
-
-
-@app.command()
-def predict(
-    bundle: Annotated[Path, typer.Argument(help="Bundle folder written by `distilrnn export`.")],
-    texts: Annotated[
-        list[str] | None,
-        typer.Argument(help="Texts to classify; none: --file, else stdin (one text a line)."),
-    ] = None,
-    file: Annotated[
-        Path | None, typer.Option("--file", "-f", help="Read the texts from a file, one a line.")
-    ] = None,
-    output_format: Annotated[
-        OutputFormat, typer.Option("--format", help="A table, or one JSON object a line.")
-    ] = OutputFormat.table,
-    batch_size: Annotated[int, typer.Option(help="Texts per model call.")] = 64,
-    threads: Annotated[int, typer.Option(help="onnxruntime threads (0: its default).")] = 1,
-) -> None:
-    """Classify texts with an exported bundle: labels and probabilities. Needs only
-    `distilrnn[runtime]` (onnxruntime, tokenizers, numpy), no torch."""
-    from distilrnn.runtime import Predictor
-
-    inputs = _predict_inputs(texts, file)
-    predictions = Predictor(bundle, batch_size=batch_size, threads=threads).predict(inputs)
-    if output_format is OutputFormat.jsonl:
-        for prediction in predictions:
-            typer.echo(json.dumps(prediction.to_dict(), ensure_ascii=False))
-        return
-    labels = list(predictions[0].probabilities)
-    table = Table()
-    table.add_column("text", overflow="fold")
-    table.add_column("label")
-    for name in labels:
-        table.add_column(f"p({escape(name)})", justify="right")
-    for prediction in predictions:
-        table.add_row(
-            escape(prediction.text),
-            escape(prediction.label),
-            *(f"{prediction.probabilities[name]:.4f}" for name in labels),
-        )
-    console.print(table)
-
-
-def _predict_inputs(texts: list[str] | None, file: Path | None) -> list[str]:
-    """The texts to classify: the arguments, the file's lines, or stdin's lines."""
-    from distilrnn.runtime import texts_from_lines
-
-    if texts and file is not None:
-        raise ValueError("give the texts as arguments or with --file, not both")
-    if texts:
-        return list(texts)
-    if file is not None:
-        if not file.is_file():
-            raise FileNotFoundError(f"text file not found: {file}")
-        with file.open(encoding="utf-8") as handle:
-            lines = texts_from_lines(handle)
-        if not lines:
-            raise ValueError(f"no texts to classify: {file} holds no non-blank line")
-        return lines
-    if sys.stdin.isatty():
-        raise ValueError("no texts to classify: give them as arguments, with --file, or on stdin")
-    lines = texts_from_lines(sys.stdin)
-    if not lines:
-        raise ValueError("no texts to classify: stdin held no non-blank line")
-    return lines
+    values = dict(section_values or {})
+    if "labels" in values:  # --labels a,b or --labels a --labels b
+        values["labels"] = [n.strip() for item in values["labels"] for n in item.split(",")]
+        values["labels"] = [name for name in values["labels"] if name]
+    settings = _config(config, set_, values={"export": values}).export
+    summary = export_student(student_dir, output_dir, settings, variant=variant, seed=seed)
+    print_export_summary(console, summary)
 
 
 @app.command(epilog=SETTINGS_EPILOG)
+@settings_options("benchmark")
 def benchmark(
     config: ConfigArg = None,
     set_: SetOpt = None,
     run_dir: RunDirOpt = None,
-    student: Annotated[
-        str | None, typer.Option("--student", help="Variant to time (default: the config's first).")
-    ] = None,
-    seed: Annotated[
-        int | None, typer.Option(help="Its seed (default: the variant's first).")
-    ] = None,
-    sample: Annotated[
-        int, typer.Option(help="Training texts timed for the time per epoch (0: skip).")
-    ] = 2000,
-    threads: Annotated[
-        list[int] | None,
-        typer.Option("--threads", help="CPU threads; repeat for several (default: 1 and 2)."),
-    ] = None,
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Also write the results to this file.")
     ] = None,
     verbose: VerboseOpt = False,
+    section_values: dict[str, Any] | None = None,
 ) -> None:
     """Time teacher against student on CPU (size, latency, throughput, training); write
-    benchmark-<variant>.json in the run directory (the report reads it) and print the tables."""
+    benchmark-<variant>.json in the run directory (the report reads it) and print the tables.
+    Every flag below is also the `[benchmark]` setting of the same name."""
     from distilrnn.atomic import write_json_atomic
-    from distilrnn.benchmark import benchmark_run, markdown_table
+    from distilrnn.bench import benchmark_run, markdown_table
 
     _setup_logging(verbose)
-    run_config = _config(config, set_, run_dir)
-    results = benchmark_run(run_config, student, seed, sample=sample, threads=threads or (1, 2))
+    run_config = _config(config, set_, run_dir, values={"benchmark": section_values or {}})
+    results = benchmark_run(run_config, run_config.benchmark)
     if json_path is not None:
         write_json_atomic(json_path, results)
     console.print(markdown_table(results), markup=False, highlight=False, soft_wrap=True)
+
+
+app.command()(predict)
 
 
 @app.command()
@@ -503,15 +393,14 @@ def settings() -> None:
 
 
 def main() -> None:
+    """The console script: a user's mistake is one line and a non-zero exit; a bug keeps its
+    traceback."""
     try:
         app()
-    except ConfigError as error:
-        console.print(f"[red]config error:[/red] {error}")
-        sys.exit(2)
-    except (ValueError, FileNotFoundError) as error:
-        # data, teacher and checkpoint errors already name the file, line or setting
-        console.print(f"[red]error:[/red] {error}")
-        sys.exit(1)
+    except DistilrnnError as error:
+        kind = "config error" if error.exit_code == 2 else "error"
+        console.print(f"[red]{kind}:[/red] {escape(str(error))}")
+        sys.exit(error.exit_code)
     except ModuleNotFoundError as error:
         if (error.name or "").partition(".")[0] not in TRAINING_MODULES:
             raise

@@ -11,15 +11,15 @@ import json
 import logging
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from distilrnn.errors import ConfigError
+from distilrnn.registry import CELLS, OBJECTIVES, POOLINGS, one_of
+
 logger = logging.getLogger(__name__)
-
-
-class ConfigError(ValueError):
-    """A bad configuration key or value; the message names the setting."""
 
 
 def setting(default: Any, help: str, **kwargs: Any) -> Any:
@@ -34,8 +34,78 @@ def _check(condition: bool, name: str, message: str) -> None:
         raise ConfigError(f"{name}: {message}")
 
 
-def _check_fraction(value: float, name: str) -> None:
-    _check(0.0 <= value < 1.0, name, f"must be in [0, 1), got {value}")
+def _report(name: str, problem: str | None) -> None:
+    """Raise `problem` (a check's result: None when the value is fine) as `name`'s error."""
+    if problem is not None:
+        raise ConfigError(f"{name}: {problem}")
+
+
+def _fraction(value: object) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1.0:
+        return f"must be a number in [0, 1), got {value!r}"
+    return None
+
+
+def _choice(value: object, choices: tuple[str, ...]) -> str | None:
+    return None if value in choices else f"must be {one_of(choices)}, got {value!r}"
+
+
+Check = Callable[[Any], str | None]  # None: the value is fine; else what is wrong with it
+
+
+def integer_check(minimum: int, maximum: int | None = None) -> Check:
+    """A check that a value is an int (not a bool) in [minimum, maximum]."""
+    allowed = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+
+    def check(value: object) -> str | None:
+        in_range = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+        if not in_range or (maximum is not None and value > maximum):
+            return f"must be an integer {allowed}, got {value!r}"
+        return None
+
+    return check
+
+
+def boolean_check(value: object) -> str | None:
+    return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
+
+
+MAX_LAYERS = 4
+DROPOUT_FIELDS = (
+    "embedding_dropout",
+    "input_dropout",
+    "hidden_dropout",
+    "weight_dropout",
+    "head_dropout",
+)
+# a student's shape: what must agree between a student and the variant it starts from
+SHAPE_FIELDS = ("rnn", "num_layers", "hidden_size", "bidirectional", "pooling", "head_hidden_size")
+
+# One check per architecture field, read by both the config (`StudentSettings`) and the model
+# (`distilrnn.student.StudentConfig`). Cells and poolings are checked against their registries,
+# so registered ones pass.
+ARCHITECTURE_CHECKS: dict[str, Check] = {
+    "rnn": CELLS.problem,
+    "num_layers": integer_check(1, MAX_LAYERS),
+    "hidden_size": integer_check(1),
+    "bidirectional": boolean_check,
+    "pooling": POOLINGS.problem,
+    "head_hidden_size": integer_check(0),
+    **dict.fromkeys(DROPOUT_FIELDS, _fraction),
+}
+
+
+def check_fields(values: Any, checks: dict[str, Check], prefix: str) -> None:
+    """Run `checks` (field -> check) on the attributes of `values`; raise `ConfigError` naming
+    the first bad field as `<prefix><field>`."""
+    for name, check in checks.items():
+        _report(f"{prefix}{name}", check(getattr(values, name)))
+
+
+def check_architecture(values: Any, prefix: str) -> None:
+    """Check the architecture fields (`ARCHITECTURE_CHECKS`) of `values`: `StudentSettings`
+    with prefix "student.", `StudentConfig` with "StudentConfig."."""
+    check_fields(values, ARCHITECTURE_CHECKS, prefix)
 
 
 @dataclass
@@ -70,11 +140,7 @@ class DataConfig:
     )
 
     def __post_init__(self) -> None:
-        _check(
-            self.format in {"auto", "tsv", "csv", "jsonl"},
-            "data.format",
-            f"must be auto, tsv, csv or jsonl, got {self.format!r}",
-        )
+        _report("data.format", _choice(self.format, ("auto", "tsv", "csv", "jsonl")))
         _check(self.max_train_samples >= 0, "data.max_train_samples", "must be >= 0")
 
     def resolved_path(self) -> Path | None:
@@ -116,6 +182,15 @@ class TeacherConfig:
     trust_remote_code: bool = setting(
         False, "Allow model code from the checkpoint's repository to run. Off unless you trust it."
     )
+    report_to: str = field(
+        default="none",
+        metadata={
+            "help": "Where the Trainer reports training logs: `none`, `tensorboard` (offline, "
+            "event files under the stage's logs/ folder) or any `report_to` value transformers "
+            "accepts.",
+            "fingerprint": False,  # where logs go cannot change a result
+        },
+    )
 
     def __post_init__(self) -> None:
         _check(self.epochs > 0, "teacher.epochs", "must be > 0")
@@ -124,7 +199,7 @@ class TeacherConfig:
         _check(self.eval_batch_size > 0, "teacher.eval_batch_size", "must be > 0")
         _check(self.max_length > 1, "teacher.max_length", "must be > 1")
         _check(self.eval_steps >= 0, "teacher.eval_steps", "must be >= 0")
-        _check_fraction(self.warmup_ratio, "teacher.warmup_ratio")
+        _report("teacher.warmup_ratio", _fraction(self.warmup_ratio))
 
 
 @dataclass
@@ -181,28 +256,25 @@ class AugmentSettings:
         _check(self.p_mask + self.p_pos <= 1.0, "augment.p_mask", "p_mask + p_pos must be <= 1")
         _check(self.max_ngram >= 1, "augment.max_ngram", "must be >= 1")
         _check(self.n_iter >= 1, "augment.n_iter", "must be >= 1")
-        _check(
-            self.mask_mode in {"word", "whole_word"},
-            "augment.mask_mode",
-            f"must be word or whole_word, got {self.mask_mode!r}",
-        )
+        _report("augment.mask_mode", _choice(self.mask_mode, ("word", "whole_word")))
         _check(self.workers >= 1, "augment.workers", "must be >= 1")
         _check(self.seed >= 0, "augment.seed", "must be >= 0")
-
-
-OBJECTIVES = ("ce", "mse", "kl")
 
 
 @dataclass
 class StudentSettings:
     """Student architecture and training settings; `[[variant]]` tables override any of them."""
 
-    rnn: str = setting("lstm", "Recurrent cell: `lstm` or `gru`.")
+    rnn: str = setting(
+        "lstm", "Recurrent cell: `lstm`, `gru` or one added by `distilrnn.student.register_cell`."
+    )
     num_layers: int = setting(1, "Recurrent layers, 1 to 4.")
     hidden_size: int = setting(256, "Hidden units per direction.")
     bidirectional: bool = setting(True, "Read the text in both directions.")
     pooling: str = setting(
-        "attention", "Sequence pooling: `attention` (DeepMoji), `max`, `mean` or `last`."
+        "attention",
+        "Sequence pooling: `attention` (DeepMoji), `max`, `mean`, `last` or one added by "
+        "`distilrnn.student.register_pooling`.",
     )
     head_hidden_size: int = setting(256, "Width of the MLP head (0: a single linear layer).")
     embeddings: str = setting(
@@ -245,7 +317,8 @@ class StudentSettings:
     objective: str = setting(
         "ce",
         "Training objective: `ce` on labels, `mse` on teacher logits (Tang et al. 2019), `kl` "
-        "on temperature-softened teacher distributions (Hinton et al. 2015).",
+        "on temperature-softened teacher distributions (Hinton et al. 2015), or one added by "
+        "`distilrnn.losses.register_loss`.",
     )
     temperature: float | str = setting(
         "auto",
@@ -266,47 +339,29 @@ class StudentSettings:
     max_length: int = setting(128, "Maximum tokens per text.")
     seeds: list[int] = setting([0], "Seeds; each variant trains once per seed.")
     eval_steps: int = setting(0, "Evaluate every N steps (0: once an epoch); the best is kept.")
+    report_to: str = field(
+        default="none",
+        metadata={
+            "help": "Where the Trainer reports training logs: `none`, `tensorboard` (offline, "
+            "event files under the stage's logs/ folder) or any `report_to` value transformers "
+            "accepts.",
+            "fingerprint": False,  # where logs go cannot change a result
+        },
+    )
 
     def __post_init__(self) -> None:
-        _check(self.rnn in {"lstm", "gru"}, "student.rnn", f"must be lstm or gru, got {self.rnn!r}")
-        _check(1 <= self.num_layers <= 4, "student.num_layers", "must be between 1 and 4")
-        _check(self.hidden_size > 0, "student.hidden_size", "must be > 0")
-        _check(
-            self.pooling in {"attention", "max", "mean", "last"},
-            "student.pooling",
-            f"must be attention, max, mean or last, got {self.pooling!r}",
-        )
-        _check(self.head_hidden_size >= 0, "student.head_hidden_size", "must be >= 0")
-        _check(
-            self.embeddings in {"frozen", "trainable", "random"},
-            "student.embeddings",
-            f"must be frozen, trainable or random, got {self.embeddings!r}",
-        )
+        check_architecture(self, "student.")
+        _report("student.embeddings", _choice(self.embeddings, ("frozen", "trainable", "random")))
         _check(self.embedding_projection >= 0, "student.embedding_projection", "must be >= 0")
-        _check(
-            self.train_layers in {"all", "first"},
-            "student.train_layers",
-            f"must be all or first, got {self.train_layers!r}",
-        )
+        _report("student.train_layers", _choice(self.train_layers, ("all", "first")))
         _check(
             self.train_layers == "all" or bool(self.init_from),
             "student.train_layers",
             "`first` needs init_from: a fresh student trains all its weights",
         )
-        for name in ("embedding_dropout", "input_dropout", "hidden_dropout", "weight_dropout"):
-            _check_fraction(getattr(self, name), f"student.{name}")
-        _check_fraction(self.head_dropout, "student.head_dropout")
-        _check_fraction(self.warmup_ratio, "student.warmup_ratio")
-        _check(
-            self.objective in OBJECTIVES,
-            "student.objective",
-            f"must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}",
-        )
-        _check(
-            self.transfer_set in {"train", "augmented"},
-            "student.transfer_set",
-            f"must be train or augmented, got {self.transfer_set!r}",
-        )
+        _report("student.warmup_ratio", _fraction(self.warmup_ratio))
+        _report("student.objective", OBJECTIVES.problem(self.objective))
+        _report("student.transfer_set", _choice(self.transfer_set, ("train", "augmented")))
         if isinstance(self.temperature, str):
             _check(
                 self.temperature == "auto",
@@ -337,6 +392,77 @@ class Variant:
 
 
 @dataclass
+class ExportSettings:
+    """What `distilrnn export` does to a student on its way into a bundle (`distilrnn.export`)."""
+
+    prune_vocab: str = setting(
+        "",
+        "Keep only the embedding rows of tokens in these texts: `transfer` (the run's transfer "
+        "set), a text file (one text a line) or a datasets folder with `text`. Empty: every row.",
+    )
+    quantize: bool = setting(False, "Quantise the weights to int8 (dynamic).")
+    embedding_bits: int = setting(
+        8, "With --quantize: 8, or 4 to store the embedding in 4-bit blocks."
+    )
+    embedding_rank: int = setting(
+        0,
+        "Factorise the embedding and the first recurrent layer to N columns, without training "
+        "(tokens weighted by their frequency in --rank-texts). 0: keep the width.",
+    )
+    rank_texts: str = setting(
+        "",
+        "Texts whose token counts weight --embedding-rank: `transfer`, a text file or a "
+        "datasets folder (default: `transfer` inside a run, else every token alike).",
+    )
+    labels: list[str] = setting([], "Label names in logit order (default: the run's).")
+    max_length: int = setting(0, "Tokens per text (0: the student's max_length).")
+
+    def __post_init__(self) -> None:
+        _check(
+            self.embedding_bits in (8, 4),
+            "export.embedding_bits",
+            f"embedding_bits must be one of (8, 4), got {self.embedding_bits!r}",
+        )
+        _check(
+            self.embedding_bits == 8 or self.quantize,
+            "export.embedding_bits",
+            "a 4-bit embedding is a quantisation: pass quantize as well",
+        )
+        _check(self.embedding_rank >= 0, "export.embedding_rank", "must be >= 0 (0: none)")
+        _check(
+            not self.rank_texts or self.embedding_rank > 0,
+            "export.rank_texts",
+            "weights the factorisation: set embedding_rank as well",
+        )
+        _check(self.max_length >= 0, "export.max_length", "must be >= 0 (0: the student's)")
+        _check(
+            all(isinstance(name, str) and name.strip() for name in self.labels),
+            "export.labels",
+            f"label names must be non-empty strings, got {self.labels!r}",
+        )
+
+
+@dataclass
+class BenchmarkSettings:
+    """Which student `distilrnn benchmark` times against the teacher, and how
+    (`distilrnn.bench.benchmark_run`)."""
+
+    student: str = setting("", "Variant to time (empty: the config's first).")
+    seed: int = setting(-1, "Its seed (-1: the variant's first).")
+    sample: int = setting(2000, "Training texts timed for the time per epoch (0: skip).")
+    threads: list[int] = setting([1, 2], "CPU thread counts to time latency and throughput at.")
+
+    def __post_init__(self) -> None:
+        _check(self.seed >= -1, "benchmark.seed", "must be >= 0, or -1 for the variant's first")
+        _check(self.sample >= 0, "benchmark.sample", "must be >= 0 (0: skip training time)")
+        _check(
+            len(self.threads) > 0 and all(count >= 1 for count in self.threads),
+            "benchmark.threads",
+            f"must be one or more counts >= 1, got {self.threads!r}",
+        )
+
+
+@dataclass
 class RunConfig:
     run_dir: str = setting("runs/default", "Directory of the run's artifacts.")
     data: DataConfig = field(default_factory=DataConfig)
@@ -344,6 +470,8 @@ class RunConfig:
     label: LabelConfig = field(default_factory=LabelConfig)
     augment: AugmentSettings = field(default_factory=AugmentSettings)
     student: StudentSettings = field(default_factory=StudentSettings)
+    export: ExportSettings = field(default_factory=ExportSettings)
+    benchmark: BenchmarkSettings = field(default_factory=BenchmarkSettings)
     variants: list[Variant] = field(default_factory=list)
 
     def student_for(self, variant: Variant) -> StudentSettings:
@@ -371,6 +499,8 @@ class RunConfig:
             "label": dataclasses.asdict(self.label),
             "augment": dataclasses.asdict(self.augment),
             "student": dataclasses.asdict(self.student),
+            "export": dataclasses.asdict(self.export),
+            "benchmark": dataclasses.asdict(self.benchmark),
             "variant": [{"name": v.name, **v.overrides} for v in self.variants],
         }
         return out
@@ -382,6 +512,8 @@ SECTIONS: dict[str, type] = {
     "label": LabelConfig,
     "augment": AugmentSettings,
     "student": StudentSettings,
+    "export": ExportSettings,
+    "benchmark": BenchmarkSettings,
 }
 
 DEFAULT_VARIANTS = [
@@ -472,14 +604,10 @@ def config_from_dict(raw: dict[str, Any]) -> RunConfig:
     return config
 
 
-# a student's shape: what must agree between a student and the variant it starts from
-SHAPE_FIELDS = ("rnn", "num_layers", "hidden_size", "bidirectional", "pooling", "head_hidden_size")
-
-
 def _check_init_from(config: RunConfig) -> None:
     """Each `init_from` names another variant with the same architecture, without a cycle, and
     narrows (or keeps) its embedding width."""
-    by_name = {v.name: v for v in config.variants}
+    names = [v.name for v in config.variants]
     for variant in config.variants:
         settings = config.student_for(variant)
         if not settings.init_from:
@@ -489,10 +617,10 @@ def _check_init_from(config: RunConfig) -> None:
         parent = settings
         while parent.init_from:
             _check(
-                parent.init_from in by_name,
+                parent.init_from in names,
                 where,
                 f"names {parent.init_from!r}, which is not a variant of this config "
-                f"(variants: {', '.join(by_name)})",
+                f"(variants: {', '.join(names)})",
             )
             _check(
                 parent.init_from not in chain,
@@ -500,8 +628,8 @@ def _check_init_from(config: RunConfig) -> None:
                 f"makes a cycle: {' -> '.join([*chain, parent.init_from])}",
             )
             chain.append(parent.init_from)
-            parent = config.student_for(by_name[parent.init_from])
-        source = config.student_for(by_name[settings.init_from])
+            parent = config.student_for(config.variant(parent.init_from))
+        source = config.student_for(config.variant(settings.init_from))
         for name in SHAPE_FIELDS:
             _check(
                 getattr(source, name) == getattr(settings, name),
@@ -531,8 +659,14 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
-def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
-    """Read a TOML config (or start from defaults) and apply `section.key=value` overrides."""
+def load_config(
+    path: str | Path | None,
+    overrides: list[str] | tuple[str, ...] = (),
+    values: dict[str, Any] | None = None,
+) -> RunConfig:
+    """Read a TOML config (or start from defaults), apply `section.key=value` overrides (TOML
+    values), then `values` (`{"run_dir": ..., "export": {"quantize": True}}`: Python values, set
+    as they are, never spliced into TOML text)."""
     raw: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -550,6 +684,14 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
             if not isinstance(target, dict):
                 raise ConfigError(f"override {text!r}: {key} is not a table")
         target[keys[-1]] = value
+    for key, value in (values or {}).items():
+        if isinstance(value, dict):
+            section = raw.setdefault(key, {})
+            if not isinstance(section, dict):
+                raise ConfigError(f"{key}: expected a table [{key}]")
+            section.update(value)
+        else:
+            raw[key] = value
     return config_from_dict(raw)
 
 
@@ -574,3 +716,10 @@ def describe_settings() -> list[tuple[str, str, str]]:
         )
     )
     return rows
+
+
+def student_settings(base: StudentSettings | None = None, **overrides: Any) -> StudentSettings:
+    """`base` (default: the defaults) with `overrides` applied, checked as TOML values are:
+    `student_settings(objective="kl", rnn="gru")`."""
+    values = dataclasses.asdict(base) if base is not None else {}
+    return _build(StudentSettings, {**values, **overrides}, "student")

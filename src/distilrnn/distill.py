@@ -1,54 +1,40 @@
 """Student training: one path for the `ce` baseline and every distilled student.
 
-transformers' `Trainer` owns the loop (schedules, length-grouped batches, evaluation, best-model
-selection, checkpoints); `DistillationTrainer.compute_loss` swaps in the objective from
-`distilrnn.losses`.
+`distill(teacher, task, transfer=...)` is the library's entry point: objects in, an
+`RNNStudent` out. `train_student` is the same training for the pipeline, which reads the teacher
+from its folder and writes the student to the run. transformers' `Trainer` owns the loop
+(schedules, length-grouped batches, evaluation, best-model selection, checkpoints);
+`DistillationTrainer.compute_loss` swaps in the objective from `distilrnn.losses`.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+import tempfile
 import time
-from dataclasses import asdict
+from collections.abc import Sequence
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from datasets import Dataset
-from transformers import (
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
-    PreTrainedTokenizerBase,
-    Trainer,
-    TrainingArguments,
-)
+from transformers import PreTrainedTokenizerBase, Trainer, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
-from distilrnn.config import SHAPE_FIELDS, StudentSettings
-from distilrnn.data import Task
-from distilrnn.evaluate import save_predictions
+from distilrnn.batching import run_batched
+from distilrnn.config import StudentSettings, student_settings
+from distilrnn.errors import DataError, StudentError
 from distilrnn.losses import objective_loss
-from distilrnn.student import RNNStudent, StudentConfig
-from distilrnn.student.factorize import (
-    factorize_embedding,
-    first_layer_input_names,
-    frequency_weights,
-)
-from distilrnn.teacher import accuracy_metrics, selection_arguments, tokenize
+from distilrnn.run import save_predictions
+from distilrnn.student import RNNStudent
+from distilrnn.student.build import build_student, start_from
+from distilrnn.teacher import Teacher, accuracy_metrics, selection_arguments, tokenize
 
 logger = logging.getLogger(__name__)
-
-DROPOUT_FIELDS = (
-    "embedding_dropout",
-    "input_dropout",
-    "hidden_dropout",
-    "weight_dropout",
-    "head_dropout",
-)
-ARCHITECTURE_FIELDS = SHAPE_FIELDS + DROPOUT_FIELDS
 
 
 class StudentCollator:
@@ -104,112 +90,6 @@ class DistillationTrainer(Trainer):
         return LengthGroupedSampler(batch, lengths=dataset.data.column("length").to_pylist())
 
 
-def pca_project(weight: torch.Tensor, components: int) -> torch.Tensor:
-    """Project embedding rows onto their top principal components.
-
-    Args:
-        weight: `(vocab_size, embedding_dim)` embedding matrix.
-        components: output width, 1 <= components <= embedding_dim.
-
-    Returns:
-        `(vocab_size, components)`: the mean-centred rows in the basis of the leading right
-        singular vectors, highest variance first.
-    """
-    if not 1 <= components <= weight.shape[1]:
-        raise ValueError(
-            f"student.embedding_projection: {components} components asked of a "
-            f"{weight.shape[1]}-wide embedding; use 1 to {weight.shape[1]}, or 0 for none"
-        )
-    centred = weight.double() - weight.double().mean(dim=0, keepdim=True)
-    _, singular, basis = torch.linalg.svd(centred, full_matrices=False)  # basis (dim, dim)
-    kept = float((singular[:components] ** 2).sum() / (singular**2).sum())
-    logger.info(
-        "embedding projection: %d components keep %.1f %% of the variance", components, 100 * kept
-    )
-    return (centred @ basis[:components].T).to(weight.dtype)  # (vocab_size, components)
-
-
-def build_student(
-    settings: StudentSettings, teacher_dir: Path, num_labels: int, pad_token_id: int
-) -> RNNStudent:
-    """A fresh student with the teacher's word embeddings (unless `embeddings = "random"`),
-    projected onto their principal components when `embedding_projection` is set."""
-    teacher = AutoModelForSequenceClassification.from_pretrained(str(teacher_dir))
-    embedding = teacher.get_input_embeddings().weight.detach().clone()  # (vocab, embedding_dim)
-    if settings.embedding_projection:
-        embedding = pca_project(embedding, settings.embedding_projection)  # (vocab, projection)
-    config = StudentConfig(
-        vocab_size=embedding.shape[0],
-        embedding_dim=embedding.shape[1],
-        num_labels=num_labels,
-        padding_idx=pad_token_id,
-        freeze_embeddings=settings.embeddings == "frozen",
-        **{name: getattr(settings, name) for name in ARCHITECTURE_FIELDS},
-    )
-    return RNNStudent(config, None if settings.embeddings == "random" else embedding)
-
-
-def dataset_token_counts(dataset: Dataset, vocab_size: int) -> np.ndarray:
-    """How often each token id occurs in a tokenised dataset's `input_ids`: `(vocab_size,)`
-    (`distilrnn.export.token_counts` does the same for raw texts and a tokenizer)."""
-    import pyarrow.compute as pc
-
-    counts = np.zeros(vocab_size, dtype=np.int64)
-    for table in dataset.select_columns(["input_ids"]).with_format("arrow").iter(65536):
-        ids = pc.list_flatten(table.column("input_ids")).to_numpy()
-        counts += np.bincount(ids, minlength=vocab_size)[:vocab_size]
-    return counts
-
-
-def start_from(
-    init_dir: Path, settings: StudentSettings, num_labels: int, train_set: Dataset
-) -> RNNStudent:
-    """The finished student in `init_dir` as the starting point of a student with `settings`:
-    its weights; this student's dropouts and embedding freezing; its embedding factorised to
-    `embedding_projection` columns (weighted by √(token count in `train_set`) + 1) if set."""
-    parent = RNNStudent.load(init_dir)
-    config = parent.config
-    for name in SHAPE_FIELDS:
-        if getattr(config, name) != getattr(settings, name):
-            raise ValueError(
-                f"student.init_from: the student in {init_dir} has {name} = "
-                f"{getattr(config, name)!r}, this variant {getattr(settings, name)!r}"
-            )
-    if config.num_labels != num_labels:
-        raise ValueError(
-            f"student.init_from: the student in {init_dir} has {config.num_labels} outputs, "
-            f"the task {num_labels} labels"
-        )
-    model = parent
-    width = settings.embedding_projection
-    if width and width != config.embedding_dim:
-        if width > config.embedding_dim:
-            raise ValueError(
-                f"student.embedding_projection = {width} is wider than the "
-                f"{config.embedding_dim}-wide embedding of the student in {init_dir}"
-            )
-        counts = dataset_token_counts(train_set, config.vocab_size)
-        model = factorize_embedding(parent, width, frequency_weights(counts))
-    regularised = StudentConfig.from_dict(
-        {
-            **model.config.to_dict(),
-            **{name: getattr(settings, name) for name in DROPOUT_FIELDS},
-            "freeze_embeddings": settings.embeddings == "frozen",
-        }
-    )
-    student = RNNStudent(regularised)
-    student.load_state_dict(model.state_dict(), strict=True)
-    if settings.train_layers == "first":
-        trained = {
-            name.replace("weight_ih", suffix)
-            for name in first_layer_input_names(regularised)
-            for suffix in ("weight_ih", "bias_ih")
-        }
-        for name, parameter in student.named_parameters():
-            parameter.requires_grad_(name in trained)
-    return student
-
-
 def student_arguments(
     settings: StudentSettings, seed: int, work_dir: Path, device: str
 ) -> TrainingArguments:
@@ -224,6 +104,7 @@ def student_arguments(
         eval_steps=settings.eval_steps,
         seed=seed,
         device=device,
+        report_to=getattr(settings, "report_to", "none"),
         max_grad_norm=settings.max_grad_norm,
         remove_unused_columns=False,  # the student's forward does not name teacher_logits
         label_names=["labels"],
@@ -243,53 +124,55 @@ def _prepare(dataset: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: i
 
 
 @torch.inference_mode()
+def logits_of_ids(
+    model: RNNStudent, input_ids: Sequence[Sequence[int]], pad_token_id: int, batch_size: int = 256
+) -> np.ndarray:
+    """Logits `(n, num_labels)` for token id lists, in their order (`distilrnn.batching`)."""
+    model.eval()
+    device = next(model.parameters()).device
+
+    def call(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        logits = model(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device))
+        return logits.float().cpu().numpy()
+
+    return run_batched(
+        input_ids, call, model.config.num_labels, pad_id=pad_token_id, batch_size=batch_size
+    )
+
+
 def student_logits(
     model: RNNStudent, dataset: Dataset, pad_token_id: int, batch_size: int = 256
 ) -> np.ndarray:
-    """Logits (n, num_labels) for a tokenised dataset, in its order, length-sorted batches."""
-    model.eval()
-    collate = StudentCollator(pad_token_id)
-    lengths = np.array([len(ids) for ids in dataset["input_ids"]])
-    order = np.argsort(lengths, kind="stable")
-    out = np.zeros((len(dataset), model.config.num_labels), dtype=np.float32)
-    device = next(model.parameters()).device
-    input_ids = dataset["input_ids"]
-    for start in range(0, len(order), batch_size):
-        index = order[start : start + batch_size]
-        batch = collate([{"input_ids": input_ids[i]} for i in index])
-        logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
-        out[index] = logits.float().cpu().numpy()
-    return out
+    """Logits `(n, num_labels)` for a tokenised dataset, in its order."""
+    return logits_of_ids(model, dataset["input_ids"], pad_token_id, batch_size)
 
 
-def train_student(
+def fit_student(
     settings: StudentSettings,
     seed: int,
     train: Dataset,
-    task: Task,
-    teacher_dir: Path,
-    output_dir: Path,
+    task: Any,
+    teacher: Teacher | Path,
+    tokenizer: PreTrainedTokenizerBase,
     work_dir: Path,
     device: str = "cpu",
-    init_dir: Path | None = None,
-) -> dict[str, Any]:
-    """Train one student on `train` (text, label [, teacher_logits]); keep the best by validation.
+    init: RNNStudent | Path | None = None,
+) -> tuple[RNNStudent, dict[str, Any], dict[str, np.ndarray]]:
+    """Train one student on `train` (text, label [, teacher_logits]); keep the best by
+    validation accuracy. A fresh student from the teacher's embedding by default; with `init`,
+    that finished student (or its folder) is the starting point (`start_from`).
 
-    A fresh student by default; with `init_dir`, the finished student there is the starting
-    point (`start_from`).
-
-    Saves the student (safetensors + config) and the tokenizer to `output_dir` and returns its
-    metrics: validation / test accuracy, parameter counts, training time, learning curves.
+    Returns the student, its metrics (validation / test accuracy, parameter counts, training
+    time, learning curves) and its validation / test logits.
     """
     if settings.objective != "ce" and "teacher_logits" not in train.column_names:
-        raise ValueError(f"objective {settings.objective!r} needs teacher logits in the train set")
-    tokenizer = AutoTokenizer.from_pretrained(str(teacher_dir))
+        raise StudentError(f"objective {settings.objective!r} needs teacher logits")
     torch.manual_seed(seed)
     train_set = _prepare(train, tokenizer, settings.max_length)
-    if init_dir is None:
-        model = build_student(settings, teacher_dir, task.num_labels, tokenizer.pad_token_id)
+    if init is None:
+        model = build_student(settings, teacher, task.num_labels, tokenizer.pad_token_id)
     else:
-        model = start_from(init_dir, settings, task.num_labels, train_set)
+        model = start_from(init, settings, task.num_labels, train_set)
     evaluation = {
         s: _prepare(task.splits[s], tokenizer, settings.max_length) for s in ("validation", "test")
     }
@@ -322,10 +205,6 @@ def train_student(
         metrics[f"{split}_accuracy"] = float(
             (predictions[split].argmax(-1) == np.array(dataset["labels"])).mean()
         )
-    save_predictions(output_dir, predictions)
-    model.save(output_dir)
-    tokenizer.save_pretrained(str(output_dir))
-    shutil.rmtree(work_dir, ignore_errors=True)
     logger.info(
         "student %s seed %d: validation %.4f, test %.4f",
         settings.rnn,
@@ -333,4 +212,132 @@ def train_student(
         metrics["validation_accuracy"],
         metrics["test_accuracy"],
     )
+    return model, metrics, predictions
+
+
+def train_student(
+    settings: StudentSettings,
+    seed: int,
+    train: Dataset,
+    task: Any,
+    teacher_dir: Path,
+    output_dir: Path,
+    work_dir: Path,
+    device: str = "cpu",
+    init_dir: Path | None = None,
+) -> dict[str, Any]:
+    """`fit_student` for the pipeline: the teacher from its folder; the student (safetensors,
+    config, tokenizer, validation / test logits) saved to `output_dir`; its metrics returned.
+    Checkpoints in `work_dir` make a killed training resume, and are removed at the end."""
+    from distilrnn.teacher import load_tokenizer
+
+    tokenizer = load_tokenizer(str(teacher_dir))
+    model, metrics, predictions = fit_student(
+        settings, seed, train, task, teacher_dir, tokenizer, work_dir, device, init_dir
+    )
+    save_predictions(output_dir, predictions)
+    model.save(output_dir)
+    tokenizer.save_pretrained(str(output_dir))
+    shutil.rmtree(work_dir, ignore_errors=True)
     return metrics
+
+
+def distill(
+    teacher: Teacher,
+    task: Any,
+    *,
+    transfer: Sequence[str] | None = None,
+    settings: StudentSettings | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    init_from: RNNStudent | None = None,
+    work_dir: str | Path | None = None,
+    **overrides: Any,
+) -> RNNStudent:
+    """Distil `teacher` into a recurrent student and return it.
+
+    Args:
+        teacher: a `distilrnn.Teacher` (fine-tuned classifier + tokenizer).
+        task: a `distilrnn.Task`; its validation split chooses the best epoch and its test
+            split is scored. Its training texts need labels only for the `ce` objective (or
+            `alpha` > 0); without labels, validation and test are scored by agreement with the
+            teacher.
+        transfer: the texts the teacher labels and the student learns from (e.g. the output of
+            `distilrnn.augment`); default: the task's training texts.
+        settings: a `StudentSettings`; `overrides` are any of its fields (`objective="kl"`,
+            `rnn="gru"`, `epochs=3`, `temperature="auto"`, ...).
+        init_from: a finished student to start from (see `student.init_from`).
+        work_dir: where checkpoints go (default: a temporary folder, removed afterwards).
+
+    Returns:
+        The student, carrying `tokenizer`, `label_names` and `metrics`.
+    """
+    settings = student_settings(settings, **overrides)
+    task = _with_teacher_labels_where_missing(task, teacher, device)
+    if settings.objective == "ce":
+        train = task.splits["train"]
+        if min(train["label"], default=-1) < 0:
+            raise DataError("the ce objective trains on labels: the task's training split has none")
+    else:
+        train = _labelled_transfer(teacher, task, transfer, device)
+    if settings.temperature == "auto":
+        temperature = 1.0
+        if settings.objective == "kl":
+            from distilrnn.calibration import calibrate
+
+            validation = task.splits["validation"]
+            logits = teacher.logits(list(validation["text"]), device=device)
+            temperature = calibrate(logits, np.asarray(validation["label"]))["temperature"]
+        settings = replace(settings, temperature=temperature)
+    with tempfile.TemporaryDirectory() as scratch:
+        model, metrics, _ = fit_student(
+            settings,
+            seed,
+            train,
+            task,
+            teacher,
+            teacher.tokenizer,
+            Path(work_dir) if work_dir else Path(scratch),
+            device,
+            init_from,
+        )
+    model.tokenizer = teacher.tokenizer
+    model.label_names = list(task.label_names or teacher.label_names)
+    model.metrics = {**metrics, "seed": seed}
+    return model
+
+
+def _labelled_transfer(
+    teacher: Teacher, task: Any, transfer: Sequence[str] | None, device: str
+) -> Dataset:
+    """The transfer texts with the teacher's logits, and the training labels on the rows that
+    are the training texts (`distilrnn.run.TRANSFER_SET_RULE`), -1 elsewhere."""
+    train = task.splits["train"]
+    train_texts = list(train["text"])
+    texts = list(transfer) if transfer is not None else train_texts
+    if not texts:
+        raise DataError("the transfer set is empty: give texts to distil on")
+    labels = [-1] * len(texts)
+    if texts[: len(train_texts)] == train_texts:
+        labels[: len(train_texts)] = list(train["label"])
+    logits = teacher.logits(texts, device=device, progress=len(texts) > 10_000)
+    return Dataset.from_dict({"text": texts, "label": labels, "teacher_logits": list(logits)})
+
+
+def _with_teacher_labels_where_missing(task: Any, teacher: Teacher, device: str) -> Any:
+    """`task` with the teacher's predictions standing in for missing validation / test labels
+    (scores then mean agreement with the teacher)."""
+    from datasets import DatasetDict
+
+    splits = dict(task.splits)
+    changed = False
+    for name in ("validation", "test"):
+        split = splits[name]
+        if len(split) and min(split["label"]) < 0:
+            predicted = teacher.logits(list(split["text"]), device=device).argmax(-1)
+            splits[name] = split.remove_columns("label").add_column("label", predicted.tolist())
+            changed = True
+    if not changed:
+        return task
+    logger.info("the task's validation / test splits have no labels: scoring agreement")
+    return type(task)(DatasetDict(splits), task.label_names or teacher.label_names)

@@ -6,44 +6,25 @@ module adds what can be read off the artifacts (parameters, bytes on disk) and a
 
 from __future__ import annotations
 
-import json
 import logging
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from safetensors import safe_open
 
 from distilrnn import stats
-from distilrnn.atomic import write_json_atomic
+from distilrnn.atomic import write_atomically, write_json_atomic
 from distilrnn.config import RunConfig
+from distilrnn.errors import RunFolderError
+
+# Re-exported until every caller imports them from `distilrnn.run`.
+from distilrnn.run import Run, StudentRecord, TeacherRecord, load_predictions, save_predictions  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
-
-PREDICTIONS_NAME = "predictions.json"
-
-
-def save_predictions(directory: Path, logits: dict[str, np.ndarray]) -> None:
-    """Write a model's logits per split, `{split: (n_examples, num_labels)}`, to
-    `directory/predictions.json` (atomically), for per-example statistics later."""
-    write_json_atomic(
-        Path(directory) / PREDICTIONS_NAME,
-        {split: np.asarray(values, dtype=np.float32).tolist() for split, values in logits.items()},
-    )
-
-
-def load_predictions(directory: Path) -> dict[str, np.ndarray] | None:
-    """The logits `save_predictions` wrote, or None when the folder has none."""
-    path = Path(directory) / PREDICTIONS_NAME
-    if not path.is_file():
-        return None
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"corrupt predictions file {path}: {error}") from None
-    return {split: np.asarray(values, dtype=np.float32) for split, values in raw.items()}
+SPLITS = ("validation", "test")
 
 
 def safetensors_parameters(path: Path, embedding_key: str = "word_embeddings") -> dict[str, int]:
@@ -63,53 +44,59 @@ def folder_bytes(directory: Path, pattern: str = "*.safetensors") -> int:
     return sum(p.stat().st_size for p in directory.glob(pattern))
 
 
-def teacher_row(teacher_dir: Path) -> dict[str, Any]:
-    metrics = json.loads((teacher_dir.parent / "metrics.json").read_text())
-    weights = sorted(teacher_dir.glob("*.safetensors"))
+def teacher_row(teacher: TeacherRecord) -> dict[str, Any]:
+    """The teacher's results row: accuracy from its metrics, size from its checkpoint."""
     parameters = {"total": 0, "trainable": 0, "embedding": 0}
-    for path in weights:
+    for path in sorted(teacher.model_dir.glob("*.safetensors")):
         for key, value in safetensors_parameters(path).items():
             parameters[key] += value
     return {
         "name": "teacher",
         "objective": "fine-tuned",
         "seeds": 1,
-        "directories": [str(teacher_dir.parent)],
-        "validation_accuracy": metrics["validation_accuracy"],
-        "test_accuracy": metrics["test_accuracy"],
+        "directories": [str(teacher.directory)],
+        "validation_accuracy": _required(teacher.metrics, "validation_accuracy", teacher),
+        "test_accuracy": _required(teacher.metrics, "test_accuracy", teacher),
         "parameters": parameters,
-        "size_bytes": folder_bytes(teacher_dir),
-        "train_seconds": metrics.get("train_seconds"),
+        "size_bytes": folder_bytes(teacher.model_dir),
+        "train_seconds": teacher.metrics.get("train_seconds"),
     }
 
 
-def student_rows(student_dirs: list[Path]) -> list[dict[str, Any]]:
+def _required(metrics: dict[str, Any], key: str, record: TeacherRecord | StudentRecord) -> Any:
+    if key not in metrics:
+        raise RunFolderError(f"{record.directory} has no {key} in its metrics: rebuild that stage")
+    return metrics[key]
+
+
+def student_rows(students: Sequence[StudentRecord]) -> list[dict[str, Any]]:
     """One row per variant, accuracy as mean and standard deviation over its seeds."""
-    by_variant: dict[str, list[tuple[Path, dict]]] = {}
-    for directory in student_dirs:
-        metrics = json.loads((directory / "metrics.json").read_text())
-        by_variant.setdefault(metrics["variant"], []).append((directory, metrics))
+    by_variant: dict[str, list[StudentRecord]] = {}
+    for student in students:
+        by_variant.setdefault(student.variant, []).append(student)
     rows = []
     for name, runs in by_variant.items():
-        first_dir, first = runs[0]
-        settings = first["settings"]
+        first = runs[0]
         row = {
             "name": name,
-            "objective": settings["objective"],
-            "rnn": settings["rnn"],
-            "temperature": settings.get("temperature"),
-            "transfer_set": settings.get("transfer_set", "train"),
+            "objective": first.objective,
+            "rnn": first.settings.get("rnn"),
+            "temperature": first.settings.get("temperature"),
+            "transfer_set": first.settings.get("transfer_set", "train"),
             "seeds": len(runs),
-            "directories": [str(directory) for directory, _ in runs],
-            "parameters": first["parameters"],
-            "size_bytes": folder_bytes(first_dir),
-            "train_seconds": statistics.fmean(m["train_seconds"] for _, m in runs),
+            "directories": [str(run.directory) for run in runs],
+            "parameters": _required(first.metrics, "parameters", first),
+            "size_bytes": folder_bytes(first.directory),
+            "train_seconds": statistics.fmean(
+                _required(run.metrics, "train_seconds", run) for run in runs
+            ),
             "per_seed": {
-                m["seed"]: {s: m[f"{s}_accuracy"] for s in ("validation", "test")} for _, m in runs
+                run.seed: {s: _required(run.metrics, f"{s}_accuracy", run) for s in SPLITS}
+                for run in runs
             },
         }
-        for split in ("validation", "test"):
-            summary = stats.summarize([m[f"{split}_accuracy"] for _, m in runs])
+        for split in SPLITS:
+            summary = stats.summarize([run.metrics[f"{split}_accuracy"] for run in runs])
             row[f"{split}_accuracy"], row[f"{split}_accuracy_std"] = summary.mean, summary.std
             row[f"{split}_summary"] = summary.to_dict()
         rows.append(row)
@@ -145,12 +132,22 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 
 def collect_results(
-    config: RunConfig, run_dir: Path, teacher_dir: Path, student_dirs: list[Path]
+    config: RunConfig, run: Run | str | Path, student_dirs: Sequence[Path] | None = None
 ) -> dict[str, Any]:
-    """Write run_dir/results.json and results.md; return the results."""
-    rows = [teacher_row(teacher_dir), *student_rows(student_dirs)]
-    results = {"run_dir": str(run_dir), "config": config.to_dict(), "rows": rows}
-    write_json_atomic(run_dir / "results.json", results)
-    text = f"# distilrnn results: {run_dir}\n\n" + markdown_table(rows)
-    (run_dir / "results.md").write_text(text)
+    """Write results.json and results.md into the run folder; return the results.
+
+    The rows are the teacher's, then one per variant of `student_dirs` (in their order;
+    default: every finished student of the run).
+    """
+    run = run if isinstance(run, Run) else Run(run)
+    if student_dirs is None:
+        student_dirs = run.finished_students()
+    students = [StudentRecord.read(Path(directory)) for directory in student_dirs]
+    rows = [teacher_row(run.teacher()), *student_rows(students)]
+    results = {"run_dir": str(run.root), "config": config.to_dict(), "rows": rows}
+    write_json_atomic(run.results_file, results)
+    text = f"# distilrnn results: {run.root}\n\n" + markdown_table(rows)
+    write_atomically(
+        run.results_file.with_suffix(".md"), lambda tmp: tmp.write_text(text, encoding="utf-8")
+    )
     return results

@@ -16,6 +16,8 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import urlparse
 
+from distilrnn.errors import MissingFileError
+
 logger = logging.getLogger(__name__)
 
 OfflineLocator = Callable[[], Path]
@@ -26,7 +28,7 @@ def _module_model_path(module: str) -> OfflineLocator:
         try:
             package = importlib.import_module(module)
         except ImportError:
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"the offline copy needs the Python package {module!r}"
             ) from None
         return Path(package.get_model_path())
@@ -78,7 +80,7 @@ def resolve_model(name: str) -> str:
     if name in OFFLINE_MODELS and not _in_hub_cache(name) and not hub_reachable():
         path = OFFLINE_MODELS[name]()
         if not path.is_dir():
-            raise FileNotFoundError(f"offline copy of {name} expected at {path}, not found")
+            raise MissingFileError(f"offline copy of {name} expected at {path}, not found")
         logger.info("hub out of reach: %s resolves to the offline copy at %s", name, path)
         return str(path)
     return name

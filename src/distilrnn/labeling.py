@@ -1,8 +1,8 @@
 """Run a teacher over texts and store its logits beside them, in shards, on disk.
 
-Texts are batched in length order, so a batch pads to similar lengths, and run under
-`torch.inference_mode`. Each shard is written atomically as it finishes; a killed run picks up
-at the first missing shard.
+Texts are batched in length order under a token budget (the shared `distilrnn.batching` loop),
+so a batch pads to similar lengths, and run under `torch.inference_mode`. Each shard is written
+atomically as it finishes; a killed run picks up at the first missing shard.
 """
 
 from __future__ import annotations
@@ -18,32 +18,10 @@ from datasets import Dataset, concatenate_datasets
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from distilrnn.batching import run_batched
+from distilrnn.errors import MissingFileError
+
 logger = logging.getLogger(__name__)
-
-
-def token_budget_batches(
-    lengths: Sequence[int], max_tokens: int, max_batch_size: int
-) -> list[np.ndarray]:
-    """Group indices into length-sorted batches whose padded size stays within `max_tokens`.
-
-    A batch of n texts padded to length L costs n * L tokens; short texts therefore travel in
-    large batches and long ones in small batches, so the teacher does about the same work per
-    batch and little of it on padding.
-    """
-    order = np.argsort(np.asarray(lengths), kind="stable")
-    batches, start = [], 0
-    while start < len(order):
-        end = start + 1
-        # lengths ascend, so the last text of the candidate batch sets its padded length
-        while (
-            end < len(order)
-            and end - start < max_batch_size
-            and (end - start + 1) * lengths[order[end]] <= max_tokens
-        ):
-            end += 1
-        batches.append(order[start:end])
-        start = end
-    return batches
 
 
 def predict_logits(
@@ -58,23 +36,30 @@ def predict_logits(
 ) -> np.ndarray:
     """Teacher logits for `texts`, in their order: float32 array of shape (len(texts), labels).
 
-    Texts run in length order, in batches of at most `batch_size` texts and, when `max_tokens`
-    is set, at most `max_tokens` padded tokens.
+    Texts run in length order (`distilrnn.batching.run_batched`), in batches of at most
+    `batch_size` texts and, when `max_tokens` is set, at most `max_tokens` padded tokens.
     """
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
-    lengths = [len(ids) for ids in encoded]
-    budget = max_tokens or batch_size * max(lengths, default=1)
-    logits = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     model.eval().to(device)
+
+    def call(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        batch = {
+            "input_ids": torch.from_numpy(input_ids).to(device),  # (batch, longest)
+            "attention_mask": torch.from_numpy(attention_mask).to(device),
+        }
+        return model(**batch).logits.float().cpu().numpy()  # (batch, num_labels)
+
     with torch.inference_mode():
-        for index in token_budget_batches(lengths, budget, batch_size):
-            batch = tokenizer.pad(
-                {"input_ids": [encoded[i] for i in index]}, return_tensors="pt"
-            ).to(device)
-            logits[index] = model(**batch).logits.float().cpu().numpy()
-            if progress is not None:
-                progress.update(len(index))
-    return logits
+        return run_batched(
+            encoded,
+            call,
+            model.config.num_labels,
+            pad_id=pad_id,
+            batch_size=batch_size,
+            max_tokens=max_tokens,
+            on_batch=progress.update if progress is not None else None,
+        )
 
 
 def label_texts(
@@ -129,5 +114,5 @@ def load_labelled(output_dir: Path) -> Dataset:
     """The finished shards of `label_texts`, concatenated (memory-mapped)."""
     paths = sorted((output_dir / "shards").glob("shard-?????"))
     if not paths:
-        raise FileNotFoundError(f"{output_dir}: no labelled shards")
+        raise MissingFileError(f"{output_dir}: no labelled shards")
     return concatenate_datasets([Dataset.load_from_disk(str(p)) for p in paths])

@@ -1,8 +1,8 @@
-"""Training objectives as pure functions, and a name -> function registry.
+"""Training objectives as pure functions, chosen by name from `distilrnn.registry.OBJECTIVES`.
 
 Every function takes `student_logits` (batch, num_labels) and returns a scalar mean over the
 batch. Distillation objectives read `teacher_logits` (batch, num_labels); `ce` reads integer
-`labels` (batch,).
+`labels` (batch,). `register_loss` adds an objective that a config can then name.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+
+from distilrnn.registry import OBJECTIVES
 
 Loss = Callable[..., torch.Tensor]
 
@@ -44,12 +46,15 @@ def kl_loss(
     return kl * temperature**2
 
 
-LOSSES: dict[str, Loss] = {"ce": ce_loss, "mse": mse_loss, "kl": kl_loss}
+def register_loss(name: str, loss: Loss | None = None, *, replace: bool = False) -> Loss:
+    """Make `loss` available as `student.objective = name` (or, without `loss`, a decorator).
 
-
-def register_loss(name: str, loss: Loss) -> None:
-    """Make `loss` available as a `student.objective`."""
-    LOSSES[name] = loss
+    A distillation objective is called as `loss(student_logits, teacher_logits=...,
+    temperature=...)` and returns a scalar; accept `**kwargs` to ignore what it does not read.
+    `alpha` mixes `ce` in as for the built-ins. Register before the config is built: its
+    validation reads the registry.
+    """
+    return OBJECTIVES.register(name, loss, replace=replace)
 
 
 def objective_loss(
@@ -64,14 +69,16 @@ def objective_loss(
 
     Without teacher logits (e.g. on the validation split) the loss is `ce` on the labels. Rows
     with label -1 (generated transfer texts) have no label and add nothing to the `ce` part.
+
+    Raises:
+        ConfigError: `objective` is not registered; the message lists the registered ones.
     """
-    if objective not in LOSSES:
-        raise KeyError(f"unknown objective {objective!r}; known: {', '.join(LOSSES)}")
+    loss_function = OBJECTIVES.get(objective)
     if objective == "ce" or teacher_logits is None:
         if labels is None:
             raise ValueError("the ce objective needs labels")
         return ce_loss(student_logits, labels)
-    loss = LOSSES[objective](student_logits, teacher_logits=teacher_logits, temperature=temperature)
+    loss = loss_function(student_logits, teacher_logits=teacher_logits, temperature=temperature)
     if alpha > 0:
         if labels is None:
             raise ValueError("alpha > 0 mixes in ce, which needs labels")

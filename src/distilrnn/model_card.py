@@ -1,9 +1,18 @@
-"""The README.md of a bundle: what the model is, how well and how fast it does, how to call it."""
+"""The README.md of a bundle: what the model is, how well and how fast it does, how to call it.
+
+It opens with Hugging Face Hub card metadata (YAML front matter: library, tags, pipeline and a
+`model-index` with the accuracies), so a bundle pushed to the Hub is listed and its results
+shown there.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+LIBRARY_NAME = "distilrnn"
+HUB_TAGS = ["distilrnn", "text-classification", "onnx", "distillation"]
+PIPELINE_TAG = "text-classification"
 _CARD_METRICS = ("variant", "seed", "validation_accuracy", "test_accuracy", "train_seconds")
 
 
@@ -11,15 +20,64 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f} %"
 
 
+def hub_metadata(config: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    """The card's Hub metadata: library, tags, pipeline and, when any accuracy is known, a
+    `model-index` entry with the eager student's test / validation accuracy and the bundle's."""
+    meta: dict[str, Any] = {
+        "library_name": LIBRARY_NAME,
+        "tags": list(HUB_TAGS),
+        "pipeline_tag": PIPELINE_TAG,
+    }
+    evaluation = config.get("evaluation") or {}
+    measured = [
+        ("test accuracy", metrics.get("test_accuracy")),
+        ("validation accuracy", metrics.get("validation_accuracy")),
+        ("bundle test accuracy", evaluation.get("accuracy")),
+    ]
+    results = [
+        {"type": "accuracy", "value": float(value), "name": name}
+        for name, value in measured
+        if value is not None
+    ]
+    if results:
+        task = str(config.get("task") or "unknown")
+        meta["model-index"] = [
+            {
+                "name": str(metrics.get("variant") or "distilrnn-student"),
+                "results": [
+                    {
+                        "task": {"type": PIPELINE_TAG},
+                        "dataset": {"name": task, "type": task},
+                        "metrics": results,
+                    }
+                ],
+            }
+        ]
+    return meta
+
+
+def front_matter(meta: dict[str, Any]) -> str:
+    """`meta` as a card's YAML front matter, `---` lines included."""
+    try:
+        import yaml
+    except ImportError:  # JSON is YAML (flow style), and strings come out quoted
+        body = json.dumps(meta, indent=2, ensure_ascii=False)
+    else:
+        body = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).rstrip("\n")
+    return f"---\n{body}\n---\n"
+
+
 def model_card(
     config: dict[str, Any], labels: list[str], metrics: dict[str, Any], sizes: dict[str, int]
 ) -> str:
-    """The bundle's README.md: what it is, how well and how fast it does, how to call it."""
+    """The bundle's README.md: Hub metadata, then what it is, how well and how fast it does,
+    how to call it."""
     student = config["student"]
     teacher = config.get("teacher") or {}
     settings = metrics.get("settings", {})
     direction = "bidirectional" if student["bidirectional"] else "unidirectional"
     lines = [
+        front_matter(hub_metadata(config, metrics)),
         f"# distilrnn student: {metrics.get('variant', 'RNN classifier')}",
         "",
         f"A {direction} {student['rnn'].upper()} text classifier ({student['num_layers']} "

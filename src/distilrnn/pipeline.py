@@ -1,27 +1,21 @@
-"""Stages, the run directory, and caching by content hash.
+"""The pipeline: the library's stages with a run folder and caching around them.
 
-A stage's directory is complete when its `stage.json` names the fingerprint of the stage's
-inputs (its resolved settings and the fingerprints of the stages it reads). `stage.json` is
-written last and atomically, so a killed stage never looks complete; a stage whose inputs
-changed is rebuilt, one whose inputs did not is reused.
+Each stage calls the public API (`distilrnn.data`, `Teacher`, `augment`, `label_texts`,
+`train_student`, `calibrate`, `collect_results`, `write_report`) and keeps its output in the run
+folder (`distilrnn.run.Run`) under a fingerprint of its inputs (`distilrnn.stages`): a stage
+whose inputs did not change is reused, one whose inputs changed is rebuilt.
 
-    run_dir/
-      data/                 splits/ (Arrow), labels.json
-      teacher/              model/ (transformers checkpoint), metrics.json
-      labels/               logits-<fingerprint>/shards/ teacher logits beside the texts
-      students/<variant>/seed-<n>/   model.safetensors, config.json, metrics.json
-      results.json, results.md
+    Pipeline(config).run(until="label")          # data, teacher, the transfer set's logits
+    Pipeline(config, variants=["kl"]).run()       # everything, training only the `kl` students
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,151 +23,174 @@ import numpy as np
 from datasets import Dataset
 
 from distilrnn.atomic import replace_directory, write_json_atomic
-from distilrnn.config import ConfigError, RunConfig, StudentSettings, Variant
+from distilrnn.config import RunConfig, StudentSettings, Variant
 from distilrnn.data import Task, data_files, load_task
-from distilrnn.evaluate import load_predictions, save_predictions
-from distilrnn.labeling import label_texts, load_labelled, predict_logits
-from distilrnn.teacher import check_fits, finetune, load_classifier, load_teacher
+from distilrnn.errors import ConfigError, RunFolderError
+from distilrnn.run import (
+    Run,
+    StudentRecord,
+    TeacherRecord,
+    load_predictions,
+    save_predictions,
+    training_rows,
+)
+from distilrnn.stages import (
+    STAGES,
+    Stage,
+    file_digest,
+    fingerprint,
+    fingerprinted,
+    folder_digest,
+    settings_of_version,
+)
+from distilrnn.teacher import Teacher, check_fits, finetune
 
 logger = logging.getLogger(__name__)
 
-STAGE_FILE = "stage.json"
 
+@dataclass
+class Built:
+    """A stage's output with the fingerprint the stages after it read (and, for students, the
+    fingerprints older run formats gave it, by format)."""
 
-# Student settings added after runs existed, with the value that means "as before": left out of
-# the fingerprint at that value, so adding a setting does not make every finished student stale.
-LATER_STUDENT_SETTINGS = {"embedding_projection": 0, "init_from": "", "train_layers": "all"}
-
-
-def student_fingerprint_settings(settings: StudentSettings) -> dict[str, Any]:
-    """The settings a student's fingerprint covers: all but the seeds (the seed is an input of
-    its own) and the later settings at their neutral value."""
-    values = dataclasses.asdict(settings)
-    values.pop("seeds")
-    for name, neutral in LATER_STUDENT_SETTINGS.items():
-        if values.get(name) == neutral:
-            del values[name]
-    return values
-
-
-def fingerprint(*parts: Any) -> str:
-    """A stable hash of JSON-serialisable parts."""
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def folder_digest(path: Path) -> str:
-    """Digest of a model folder's files (names and contents), for already fine-tuned teachers."""
-    if not path.is_dir():
-        return str(path)  # a hub id: its name is its identity
-    return fingerprint([(p.name, file_digest(p)) for p in sorted(path.iterdir()) if p.is_file()])
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text())
+    value: Any
+    fingerprint: str
+    legacy: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass
-class Stage:
-    """A stage's directory and the fingerprint of its inputs."""
+class RunOutputs:
+    """What `Pipeline.run` built or reused, up to the stage it was asked for."""
 
-    directory: Path
-    fingerprint: str
-
-    def is_complete(self) -> bool:
-        record = self.directory / STAGE_FILE
-        if not record.is_file():
-            return False
-        try:
-            return read_json(record).get("fingerprint") == self.fingerprint
-        except (json.JSONDecodeError, OSError):
-            return False
-
-    def begin(self) -> None:
-        """Mark the directory incomplete before rebuilding it."""
-        (self.directory / STAGE_FILE).unlink(missing_ok=True)
-        self.directory.mkdir(parents=True, exist_ok=True)
-
-    def finish(self, settings: Any) -> None:
-        write_json_atomic(
-            self.directory / STAGE_FILE, {"fingerprint": self.fingerprint, "settings": settings}
-        )
-
-
-class PieceCounter:
-    """Subword pieces per word under a tokenizer (picklable, for augmentation workers)."""
-
-    def __init__(self, tokenizer: Any):
-        self.tokenizer = tokenizer
-
-    def __call__(self, word: str) -> int:
-        return max(1, len(self.tokenizer.tokenize(word)))
+    task: Task | None = None
+    teacher: TeacherRecord | None = None
+    temperature: float | None = None
+    transfer: Dataset | None = None
+    labelled: Dataset | None = None
+    students: list[StudentRecord] = field(default_factory=list)
+    results: dict[str, Any] | None = None
+    report: Path | None = None
 
 
 class Pipeline:
-    """The stages of one run; each method runs its stage unless a complete copy is there."""
+    """The stages of one run; each runs unless a finished copy with the same inputs is there."""
 
     def __init__(
         self,
         config: RunConfig,
         device: str = "cpu",
         force: tuple[str, ...] = (),
+        variants: tuple[str, ...] | list[str] = (),
         only: tuple[str, ...] = (),
     ):
-        """`only` names the variants to train (default: all). The transfer set and its logits
-        are still those of the whole config, so training a subset never relabels."""
-        unknown = set(only) - {v.name for v in config.variants}
+        """`variants` (or `only`) names the variants to train (default: all). The transfer set
+        and its logits are still those of the whole config, so a subset never relabels."""
+        selected = tuple(variants) or tuple(only)
+        unknown = set(selected) - {v.name for v in config.variants}
         if unknown:
             raise ConfigError(f"--variant: unknown variant(s) {', '.join(sorted(unknown))}")
+        unknown_stages = set(force) - set(STAGES)
+        if unknown_stages:
+            raise ConfigError(
+                f"--force: unknown stage(s) {', '.join(sorted(unknown_stages))}; "
+                f"stages: {', '.join(STAGES)}"
+            )
         self.config = config
-        self.only = set(only)
-        self.run_dir = Path(config.run_dir)
+        self.selected = set(selected)
+        self.folder = Run(config.run_dir)
         self.device = device
         self.force = set(force)
         self.reused: list[str] = []
         self.built: list[str] = []
+        self._cache: dict[Any, Built] = {}
+        self._opened = False
 
-    def _stage(self, name: str, directory: Path, *parts: Any) -> tuple[Stage, bool]:
-        stage = Stage(directory, fingerprint(name, *parts))
-        done = stage.is_complete() and name not in self.force
-        (self.reused if done else self.built).append(f"{name}:{directory.name}")
+    @property
+    def run_dir(self) -> Path:
+        return self.folder.root
+
+    # the whole chain ------------------------------------------------------------------------
+    def run(self, until: str = "report") -> RunOutputs:
+        """Build every stage up to and including `until` (see `distilrnn.stages.STAGES`),
+        reusing finished ones. `augment` and `label` are built when asked for, or when a selected
+        variant needs them; `evaluate` and `report` read every finished student of the run."""
+        if until not in STAGES:
+            raise ConfigError(f"unknown stage {until!r}; stages: {', '.join(STAGES)}")
+        order = list(STAGES)
+        wanted = set(order[: order.index(until) + 1])
+        out = RunOutputs()
+        data = self.data()
+        out.task = data.value
+        if "teacher" in wanted:
+            out.teacher = self.teacher().value
+        if until == "calibration":
+            out.temperature = self.calibration().value
+        if until == "augment":
+            out.transfer = self.augment().value
+        if until == "label":
+            out.labelled = self.label().value
+        if "student" in wanted:
+            labelled = self.labelled()
+            out.labelled = labelled.value if labelled else None
+            out.students = self.students()
+        if "evaluate" in wanted:
+            out.results = self.evaluate([s.directory for s in out.students])
+        if "report" in wanted:
+            out.report = self.report()
+        return out
+
+    def _open(self) -> None:
+        """Check (or write) the run folder's format marker before the first stage touches it."""
+        if not self._opened:
+            self.folder.open()
+            self._opened = True
+
+    def _stage(self, name: str, directory: Path, *parts: Any) -> Stage:
+        self._open()
+        return Stage(name, directory, fingerprint(name, *parts))
+
+    def _done(self, stage: Stage) -> bool:
+        done = stage.is_complete() and stage.name not in self.force
+        (self.reused if done else self.built).append(f"{stage.name}:{stage.directory.name}")
         if done:
-            logger.info("%s: reusing %s", name, directory)
-        return stage, done
+            logger.info("%s: reusing %s", stage.name, stage.directory)
+        return done
 
-    # data -------------------------------------------------------------------------------
-    def data(self) -> tuple[Task, str]:
-        settings = dataclasses.asdict(self.config.data)
+    def _cached(self, key: Any, build) -> Built:
+        if key not in self._cache:
+            self._cache[key] = build()
+        return self._cache[key]
+
+    # data -----------------------------------------------------------------------------------
+    def data(self) -> Built:
+        """The validated splits and label names."""
+        return self._cached("data", self._data)
+
+    def _data(self) -> Built:
+        settings = fingerprinted(self.config.data)
         files = [(str(p), file_digest(p)) for p in data_files(self.config.data) if p.is_file()]
-        stage, done = self._stage("data", self.run_dir / "data", settings, files)
-        if done:
-            return Task.load(stage.directory), stage.fingerprint
-        task = load_task(self.config.data)
-        stage.begin()
-        tmp = stage.directory / "splits.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        task.splits.save_to_disk(str(tmp))
-        replace_directory(tmp, stage.directory / "splits")
-        write_json_atomic(stage.directory / "labels.json", {"names": task.label_names})
-        sizes = {split: len(task.splits[split]) for split in task.splits}
-        write_json_atomic(stage.directory / "metrics.json", {"sizes": sizes})
-        stage.finish({"data": settings, "files": files})
-        logger.info("data: %s examples, labels %s", sizes, task.label_names)
-        return Task.load(stage.directory), stage.fingerprint
+        stage = self._stage("data", self.folder.data_dir, settings, files)
+        if not self._done(stage):
+            task = load_task(self.config.data)
+            stage.begin()
+            task.save(stage.directory)
+            sizes = {split: len(task.splits[split]) for split in task.splits}
+            write_json_atomic(stage.directory / "metrics.json", {"sizes": sizes})
+            stage.finish({"data": settings, "files": files})
+            logger.info("data: %s examples, labels %s", sizes, task.label_names)
+        return Built(self.folder.task(), stage.fingerprint)
 
-    # teacher ----------------------------------------------------------------------------
-    def teacher(self, task: Task, data_fp: str) -> tuple[Path, str]:
-        """The fine-tuned teacher's folder (fine-tuned here unless `teacher.checkpoint`)."""
+    # teacher --------------------------------------------------------------------------------
+    def teacher(self) -> Built:
+        """The fine-tuned teacher (fine-tuned here unless `teacher.checkpoint`), with its
+        validation / test logits saved beside it."""
+        return self._cached("teacher", self._teacher)
+
+    def _teacher(self) -> Built:
+        data = self.data()
+        task: Task = data.value
         cfg = self.config.teacher
-        settings = dataclasses.asdict(cfg)
+        settings = fingerprinted(cfg)
         if cfg.checkpoint:  # no training: the teacher is what it is, only its evaluation is ours
             settings = {
                 "checkpoint": cfg.checkpoint,
@@ -181,83 +198,128 @@ class Pipeline:
                 "eval_batch_size": cfg.eval_batch_size,
                 "digest": folder_digest(Path(cfg.checkpoint)),
             }
-        stage, done = self._stage("teacher", self.run_dir / "teacher", data_fp, settings)
-        model_dir = stage.directory / "model"
-        if done:
-            return model_dir, stage.fingerprint
-        stage.begin()
-        metrics: dict[str, Any] = {}
-        if cfg.checkpoint:
-            model = load_classifier(cfg.checkpoint, cfg.trust_remote_code)
-            check_fits(model, task.label_names, cfg.checkpoint)
-            source = cfg.checkpoint
-        else:
-            work_dir = self.run_dir / ".work" / f"teacher-{stage.fingerprint[:12]}"
-            tmp = stage.directory / "model.tmp"
-            shutil.rmtree(tmp, ignore_errors=True)
-            metrics = finetune(task, cfg, work_dir, tmp, self.device)
-            replace_directory(tmp, model_dir)
-            shutil.rmtree(work_dir, ignore_errors=True)
-            source = str(model_dir)
-        model, tokenizer = load_teacher(source, cfg.trust_remote_code)
-        predictions = self._split_logits(model, tokenizer, task)
-        for split, logits in predictions.items():
-            labels = np.asarray(task.splits[split]["label"])
-            metrics[f"{split}_accuracy"] = float((logits.argmax(-1) == labels).mean())
-        if cfg.checkpoint:
-            model.save_pretrained(str(model_dir))
-            tokenizer.save_pretrained(str(model_dir))
-        save_predictions(stage.directory, predictions)
-        write_json_atomic(stage.directory / "metrics.json", metrics)
-        stage.finish(settings)
-        logger.info(
-            "teacher: validation %.4f, test %.4f",
-            metrics["validation_accuracy"],
-            metrics["test_accuracy"],
-        )
-        return model_dir, stage.fingerprint
+        stage = self._stage("teacher", self.folder.teacher_dir, data.fingerprint, settings)
+        if not self._done(stage):
+            stage.begin()
+            metrics: dict[str, Any] = {}
+            model_dir = self.folder.teacher_model_dir
+            if cfg.checkpoint:
+                teacher = Teacher.from_pretrained(
+                    cfg.checkpoint,
+                    trust_remote_code=cfg.trust_remote_code,
+                    max_length=cfg.max_length,
+                )
+                check_fits(teacher.model, task.label_names, cfg.checkpoint)
+            else:
+                work_dir = self.folder.work_dir / f"teacher-{stage.fingerprint[:12]}"
+                tmp = stage.directory / "model.tmp"
+                shutil.rmtree(tmp, ignore_errors=True)
+                metrics = finetune(task, cfg, work_dir, tmp, self.device)
+                replace_directory(tmp, model_dir)
+                shutil.rmtree(work_dir, ignore_errors=True)
+                teacher = Teacher.from_pretrained(str(model_dir), max_length=cfg.max_length)
+            predictions = self._split_logits(teacher, task)
+            for split, logits in predictions.items():
+                labels = np.asarray(task.splits[split]["label"])
+                metrics[f"{split}_accuracy"] = float((logits.argmax(-1) == labels).mean())
+            if cfg.checkpoint:
+                teacher.save_pretrained(model_dir)
+            save_predictions(stage.directory, predictions)
+            write_json_atomic(stage.directory / "metrics.json", metrics)
+            stage.finish(settings)
+            logger.info(
+                "teacher: validation %.4f, test %.4f",
+                metrics["validation_accuracy"],
+                metrics["test_accuracy"],
+            )
+        return Built(self.folder.teacher(), stage.fingerprint)
 
-    # label ------------------------------------------------------------------------------
-    def augment(self, task: Task, data_fp: str, teacher_dir: Path) -> tuple[Dataset, str]:
+    def _split_logits(self, teacher: Teacher, task: Task) -> dict[str, np.ndarray]:
+        """The teacher's logits `{split: (n, num_labels)}` on the validation and test halves."""
+        return {
+            split: teacher.logits(
+                list(task.splits[split]["text"]),
+                batch_size=self.config.teacher.eval_batch_size,
+                max_tokens=0,
+                device=self.device,
+            )
+            for split in ("validation", "test")
+        }
+
+    def teacher_predictions(self) -> dict[str, np.ndarray]:
+        """The teacher's validation / test logits, computed and saved first when missing (runs
+        whose teacher stage predates `predictions.json`)."""
+        record = self.folder.teacher()
+        predictions = load_predictions(record.directory)
+        if predictions is None:
+            teacher = Teacher.from_pretrained(
+                str(record.model_dir), max_length=self.config.teacher.max_length
+            )
+            predictions = self._split_logits(teacher, self.folder.task())
+            save_predictions(record.directory, predictions)
+        return predictions
+
+    # calibration ----------------------------------------------------------------------------
+    def calibration(self) -> Built:
+        """The temperature minimising the teacher's validation NLL (Guo et al. 2017), for
+        `temperature = "auto"`; fitted once per teacher."""
+        return self._cached("calibration", self._calibration)
+
+    def _calibration(self) -> Built:
+        from distilrnn.calibration import calibrate
+
+        teacher = self.teacher()
+        stage = self._stage("calibration", self.folder.calibration_dir, teacher.fingerprint)
+        if not self._done(stage):
+            logits = self.teacher_predictions()["validation"]
+            labels = np.asarray(self.folder.task().splits["validation"]["label"])
+            stage.begin()
+            write_json_atomic(stage.directory / "calibration.json", calibrate(logits, labels))
+            stage.finish({"teacher": teacher.fingerprint})
+        fitted = self.folder.calibration()
+        logger.info("teacher: validation NLL is lowest at temperature %.3f", fitted["temperature"])
+        return Built(float(fitted["temperature"]), stage.fingerprint)
+
+    # transfer set and its logits ------------------------------------------------------------
+    def augment(self) -> Built:
         """The transfer set: the training texts (with labels), then generated ones (label -1)."""
+        return self._cached("augment", self._augment)
+
+    def _augment(self) -> Built:
+        from distilrnn.augment import build_transfer_set
+        from distilrnn.teacher import load_tokenizer
+
         cfg = self.config
-        settings = dataclasses.asdict(cfg.augment)
+        data = self.data()
+        settings = fingerprinted(cfg.augment)
         extra = Path(cfg.augment.extra_text_file) if cfg.augment.extra_text_file else None
         inputs = [
-            data_fp,
+            data.fingerprint,
             cfg.teacher.checkpoint or cfg.teacher.model,
             file_digest(extra) if extra and extra.is_file() else str(extra),
         ]
-        stage, done = self._stage("augment", self.run_dir / "augment", inputs, settings)
-        transfer_dir = stage.directory / "transfer"
-        if not done:
-            from transformers import AutoTokenizer
-
-            from distilrnn.augment import build_transfer_set
-
+        stage = self._stage("augment", self.folder.augment_dir, inputs, settings)
+        if not self._done(stage):
             stage.begin()
-            tokenizer = AutoTokenizer.from_pretrained(str(teacher_dir))
-            train = task.splits["train"]
+            tokenizer = load_tokenizer(str(self.teacher().value.model_dir))
+            train = data.value.splits["train"]
             texts, labels = list(train["text"]), list(train["label"])
             started = time.perf_counter()
             generated = build_transfer_set(
                 texts,
                 cfg.augment,
-                self.run_dir / ".work" / "pos-tags",
+                self.folder.work_dir / "pos-tags",
                 tokenizer.mask_token,
                 count_pieces=PieceCounter(tokenizer),
             )
             seconds = time.perf_counter() - started
             transfer = Dataset.from_dict(
-                {
-                    "text": texts + generated,
-                    "label": labels + [-1] * len(generated),
-                }
+                {"text": texts + generated, "label": labels + [-1] * len(generated)}
             )
             tmp = stage.directory / "transfer.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
             transfer.save_to_disk(str(tmp))
-            replace_directory(tmp, transfer_dir)
+            replace_directory(tmp, self.folder.transfer_dir)
             metrics = {
                 "train_texts": len(train),
                 "generated_texts": len(generated),
@@ -272,27 +334,42 @@ class Pipeline:
                 len(generated),
                 seconds,
             )
-        return Dataset.load_from_disk(str(transfer_dir)), stage.fingerprint
+        return Built(self.folder.transfer_set(), stage.fingerprint)
 
-    def label(
-        self, texts: Dataset, texts_fp: str, teacher_dir: Path, teacher_fp: str
-    ) -> tuple[Dataset, str]:
-        """Teacher logits for every text of `texts` (the training split or the transfer set)."""
+    def transfer_texts(self) -> Built:
+        """What the label stage labels: the transfer set if a student needs it, else train."""
+        if self.needs_augment():
+            return self.augment()
+        data = self.data()
+        return Built(data.value.splits["train"], data.fingerprint)
+
+    def label(self) -> Built:
+        """Teacher logits for every text of the transfer set (or the training split)."""
+        return self._cached("label", self._label)
+
+    def _label(self) -> Built:
+        from distilrnn.labeling import label_texts, load_labelled
+
         cfg = self.config
-        settings = {"max_length": cfg.teacher.max_length, "label": dataclasses.asdict(cfg.label)}
-        stage, done = self._stage("label", self.run_dir / "labels", teacher_fp, texts_fp, settings)
+        texts, teacher = self.transfer_texts(), self.teacher()
+        settings = {"max_length": cfg.teacher.max_length, "label": fingerprinted(cfg.label)}
+        stage = self._stage(
+            "label", self.folder.labels_dir, teacher.fingerprint, texts.fingerprint, settings
+        )
         shards = stage.directory / f"logits-{stage.fingerprint[:12]}"
-        if not done:
+        if not self._done(stage):
             stage.begin()
             for stale in stage.directory.glob("logits-*"):
                 if stale != shards:
                     shutil.rmtree(stale)
-            model, tokenizer = load_teacher(str(teacher_dir))
+            model = Teacher.from_pretrained(
+                str(teacher.value.model_dir), max_length=cfg.teacher.max_length
+            )
             started = time.perf_counter()
             label_texts(
-                model,
-                tokenizer,
-                texts,
+                model.model,
+                model.tokenizer,
+                texts.value,
                 shards,
                 cfg.label.batch_size,
                 cfg.label.shard_size,
@@ -302,145 +379,95 @@ class Pipeline:
             )
             seconds = time.perf_counter() - started
             write_json_atomic(
-                stage.directory / "metrics.json", {"texts": len(texts), "seconds_this_run": seconds}
+                stage.directory / "metrics.json",
+                {"texts": len(texts.value), "seconds_this_run": seconds},
             )
             stage.finish(settings)
-        return load_labelled(shards), stage.fingerprint
+        return Built(load_labelled(shards), stage.fingerprint)
 
-    # students ---------------------------------------------------------------------------
-    def student(
-        self,
-        variant: Variant,
-        seed: int,
-        task: Task,
-        teacher: tuple[Path, str],
-        data_fp: str,
-        labelled: tuple[Dataset, str] | None,
-    ) -> tuple[Path, str]:
+    def labelled(self) -> Built | None:
+        """The label stage's output when a selected variant (or one it starts from) distils."""
+        selected = [
+            self.config.student_for(v) for v in self._with_parents(self.selected_variants())
+        ]
+        if all(s.objective == "ce" for s in selected):
+            return None
+        return self.label()
+
+    # students -------------------------------------------------------------------------------
+    def selected_variants(self) -> list[Variant]:
+        return [v for v in self.config.variants if not self.selected or v.name in self.selected]
+
+    def students(self) -> list[StudentRecord]:
+        """Every selected variant, each seed (a variant's `init_from` parent first)."""
+        return [
+            self.student(variant, seed).value
+            for variant in self.selected_variants()
+            for seed in self.config.student_for(variant).seeds
+        ]
+
+    def student(self, variant: Variant, seed: int) -> Built:
         """Train (or reuse) one student, after the student it starts from (`init_from`, same
-        seed), whose fingerprint is then one of its inputs. Returns its folder and fingerprint."""
+        seed), whose fingerprint is then one of its inputs."""
+        return self._cached(("student", variant.name, seed), lambda: self._student(variant, seed))
+
+    def _student(self, variant: Variant, seed: int) -> Built:
         from distilrnn.distill import train_student
 
-        student_cfg: StudentSettings = self.config.student_for(variant)
-        parent = None
-        if student_cfg.init_from:
-            parent_variant = self.config.variant(student_cfg.init_from)
-            parent = self.student(parent_variant, seed, task, teacher, data_fp, labelled)
-        transfer = None
-        if student_cfg.objective != "ce":
-            if labelled is None:
-                raise ValueError(f"variant {variant.name!r} needs teacher logits")
-            dataset, fp = labelled
-            if student_cfg.transfer_set == "train" and len(dataset) > len(task.splits["train"]):
-                # the transfer set starts with train
-                dataset = dataset.select(range(len(task.splits["train"])))
-            transfer = (dataset, fp)
-        settings = student_fingerprint_settings(student_cfg)
-        inputs = [data_fp, teacher[1], transfer[1] if transfer else None]
-        if parent is not None:
-            inputs.append(parent[1])
-        directory = self.run_dir / "students" / variant.name / f"seed-{seed}"
-        stage, done = self._stage("student", directory, inputs, settings, seed)
-        if done:
-            return directory, stage.fingerprint
-        stage.begin()
-        if student_cfg.temperature == "auto":  # only `kl` reads the temperature
-            temperature = 1.0
-            if student_cfg.objective == "kl":
-                temperature = self.teacher_temperature(task, *teacher)
-            student_cfg = dataclasses.replace(student_cfg, temperature=temperature)
-        train = transfer[0] if transfer else task.splits["train"]
-        tmp = directory.with_name(directory.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        metrics = train_student(
-            student_cfg,
-            seed,
-            train,
-            task,
-            teacher[0],
-            tmp,
-            self.run_dir / ".work" / f"student-{stage.fingerprint[:12]}",
-            self.device,
-            init_dir=parent[0] if parent else None,
+        settings: StudentSettings = self.config.student_for(variant)
+        parent = (
+            self.student(self.config.variant(settings.init_from), seed)
+            if settings.init_from
+            else None
         )
-        metrics.update(variant=variant.name, seed=seed)
-        write_json_atomic(tmp / "metrics.json", metrics)
-        replace_directory(tmp, directory)
-        stage.finish(settings)
-        return directory, stage.fingerprint
+        data, teacher = self.data(), self.teacher()
+        labelled = self.label() if settings.objective != "ce" else None
+        values = fingerprinted(settings, drop=("seeds",))  # the seed is an input of its own
 
-    def _split_logits(self, model: Any, tokenizer: Any, task: Task) -> dict[str, np.ndarray]:
-        """The teacher's logits `{split: (n, num_labels)}` on the validation and test halves."""
-        cfg = self.config.teacher
-        return {
-            split: predict_logits(
-                model,
-                tokenizer,
-                list(task.splits[split]["text"]),
-                cfg.eval_batch_size,
-                cfg.max_length,
-                self.device,
+        def stage_fingerprint(values: dict[str, Any], parent_fingerprint: str | None) -> str:
+            inputs = [data.fingerprint, teacher.fingerprint, labelled and labelled.fingerprint]
+            if parent_fingerprint is not None:
+                inputs.append(parent_fingerprint)
+            return fingerprint("student", inputs, values, seed)
+
+        legacy = {
+            1: stage_fingerprint(
+                settings_of_version("student", values, 1), parent and parent.legacy.get(1)
             )
-            for split in ("validation", "test")
         }
-
-    def teacher_predictions(self, task: Task, teacher_dir: Path) -> dict[str, np.ndarray]:
-        """The teacher's validation / test logits saved beside it, computed and saved first
-        when missing (runs whose teacher stage predates `predictions.json`)."""
-        predictions = load_predictions(teacher_dir.parent)
-        if predictions is None:
-            predictions = self._split_logits(*load_teacher(str(teacher_dir)), task)
-            save_predictions(teacher_dir.parent, predictions)
-        return predictions
-
-    def teacher_temperature(self, task: Task, teacher_dir: Path, teacher_fp: str) -> float:
-        """The temperature minimising the teacher's validation NLL (Guo et al. 2017).
-
-        Fitted once per teacher and kept beside it in `calibration.json`.
-        """
-        from distilrnn import calibration
-
-        path = teacher_dir.parent / "calibration.json"
-        fitted = read_json(path) if path.is_file() else {}
-        if fitted.get("teacher") == teacher_fp:
-            return float(fitted["temperature"])
-        logits = self.teacher_predictions(task, teacher_dir)["validation"]
-        labels = np.asarray(task.splits["validation"]["label"])
-        temperature = calibration.fit_temperature(logits, labels)
-        write_json_atomic(
-            path,
-            {
-                "teacher": teacher_fp,
-                "temperature": temperature,
-                "validation_nll": calibration.negative_log_likelihood(logits, labels),
-                "validation_nll_scaled": calibration.negative_log_likelihood(
-                    logits, labels, temperature=temperature
-                ),
-                "validation_ece": calibration.expected_calibration_error(logits, labels),
-                "validation_ece_scaled": calibration.expected_calibration_error(
-                    logits, labels, temperature=temperature
-                ),
-            },
-        )
-        logger.info("teacher: validation NLL is lowest at temperature %.3f", temperature)
-        return temperature
-
-    def students(
-        self,
-        task: Task,
-        teacher: tuple[Path, str],
-        data_fp: str,
-        labelled: tuple[Dataset, str] | None,
-    ) -> list[Path]:
-        directories = []
-        for variant in self.selected_variants():
-            for seed in self.config.student_for(variant).seeds:
-                directory, _ = self.student(variant, seed, task, teacher, data_fp, labelled)
-                directories.append(directory)
-        return directories
-
-    def selected_variants(self) -> list[Variant]:
-        return [v for v in self.config.variants if not self.only or v.name in self.only]
+        directory = self.folder.student_dir(variant.name, seed)
+        self._open()
+        current = stage_fingerprint(values, parent and parent.fingerprint)
+        stage = Stage("student", directory, current, legacy)
+        if not self._done(stage):
+            stage.begin()
+            if settings.temperature == "auto":  # only `kl` reads the temperature
+                temperature = self.calibration().value if settings.objective == "kl" else 1.0
+                settings = dataclasses.replace(settings, temperature=temperature)
+            task: Task = data.value
+            train = (
+                training_rows(labelled.value, len(task.splits["train"]), settings.transfer_set)
+                if labelled
+                else task.splits["train"]
+            )
+            tmp = directory.with_name(directory.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            metrics = train_student(
+                settings,
+                seed,
+                train,
+                task,
+                teacher.value.model_dir,
+                tmp,
+                self.folder.work_dir / f"student-{stage.fingerprint[:12]}",
+                self.device,
+                init_dir=parent.value.directory if parent else None,
+            )
+            metrics.update(variant=variant.name, seed=seed)
+            write_json_atomic(tmp / "metrics.json", metrics)
+            replace_directory(tmp, directory)
+            stage.finish(values)
+        return Built(StudentRecord.read(directory), stage.fingerprint, legacy)
 
     def _with_parents(self, variants: list[Variant]) -> list[Variant]:
         """`variants` and every variant they start from (`init_from`), transitively."""
@@ -456,60 +483,42 @@ class Pipeline:
                 pending.append(self.config.variant(parent))
         return out
 
-    def _distilled(self) -> list[StudentSettings]:
-        settings = [self.config.student_for(v) for v in self.config.variants]
-        return [s for s in settings if s.objective != "ce"]
-
     def needs_augment(self) -> bool:
-        return any(s.transfer_set == "augmented" for s in self._distilled())
+        """Whether any distilled variant of the config trains on the transfer set."""
+        settings = [self.config.student_for(v) for v in self.config.variants]
+        return any(s.objective != "ce" and s.transfer_set == "augmented" for s in settings)
 
-    def transfer_texts(self, task: Task, data_fp: str, teacher_dir: Path) -> tuple[Dataset, str]:
-        """What the label stage labels: the transfer set if a student needs it, else train."""
-        if self.needs_augment():
-            return self.augment(task, data_fp, teacher_dir)
-        return task.splits["train"], data_fp
-
-    def labelled(self, task: Task, data_fp: str, teacher: tuple[Path, str]):
-        selected = [
-            self.config.student_for(v) for v in self._with_parents(self.selected_variants())
-        ]
-        if all(s.objective == "ce" for s in selected):
-            return None
-        return self.label(*self.transfer_texts(task, data_fp, teacher[0]), *teacher)
-
-    # everything -------------------------------------------------------------------------
-    def run(self) -> dict:
+    # results --------------------------------------------------------------------------------
+    def evaluate(self, students: list[Path] | None = None) -> dict:
+        """results.json / results.md from the teacher and `students` (default: every finished
+        student of the run, in the config's variant order, variants no longer in it last)."""
         from distilrnn.evaluate import collect_results
 
-        task, data_fp = self.data()
-        teacher = self.teacher(task, data_fp)
-        labelled = self.labelled(task, data_fp, teacher)
-        student_dirs = self.students(task, teacher, data_fp, labelled)
-        results = collect_results(self.config, self.run_dir, teacher[0], student_dirs)
-        self.report()
-        return results
-
-    def evaluate_finished(self) -> dict:
-        """results.json / results.md from the teacher and every finished student folder, in
-        the config's variant order (variants no longer in the config last)."""
-        from distilrnn.evaluate import collect_results
-
-        teacher_dir = self.run_dir / "teacher" / "model"
-        if not (teacher_dir.parent / STAGE_FILE).is_file():
-            raise FileNotFoundError(f"no finished teacher in {teacher_dir.parent}: run it first")
-        finished = sorted(p.parent for p in (self.run_dir / "students").glob(f"*/*/{STAGE_FILE}"))
-        order = {v.name: i for i, v in enumerate(self.config.variants)}
-        student_dirs = sorted(
-            finished, key=lambda d: (order.get(d.parent.name, len(order)), d.name)
-        )
-        return collect_results(self.config, self.run_dir, teacher_dir, student_dirs)
+        if students is None:
+            order = {v.name: i for i, v in enumerate(self.config.variants)}
+            students = sorted(
+                self.folder.finished_students(),
+                key=lambda d: (order.get(d.parent.name, len(order)), d.name),
+            )
+        return collect_results(self.config, self.folder, students)
 
     def report(self) -> Path:
         """report.md and its plots, from the finished stages (and any benchmark*.json)."""
         from distilrnn.report import write_report
 
-        self.teacher_predictions(
-            Task.load(self.run_dir / "data"), self.run_dir / "teacher" / "model"
+        if not self.folder.teacher_dir.joinpath("stage.json").is_file():
+            raise RunFolderError(f"no finished teacher in {self.folder.teacher_dir}: run it first")
+        self.teacher_predictions()
+        return write_report(
+            self.run_dir, self.folder.benchmark_files(), title=f"distilrnn report: {self.run_dir}"
         )
-        benchmarks = sorted(self.run_dir.glob("benchmark*.json"))
-        return write_report(self.run_dir, benchmarks, title=f"distilrnn report: {self.run_dir}")
+
+
+class PieceCounter:
+    """Subword pieces per word under a tokenizer (picklable, for augmentation workers)."""
+
+    def __init__(self, tokenizer: Any):
+        self.tokenizer = tokenizer
+
+    def __call__(self, word: str) -> int:
+        return max(1, len(self.tokenizer.tokenize(word)))

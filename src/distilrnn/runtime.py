@@ -9,7 +9,8 @@ A bundle is a folder written by `distilrnn.export`:
     README.md        the model card
 
 This module is the whole predict path; `distilrnn[runtime]` installs what it needs and nothing
-else, and a test checks that using it imports neither torch nor transformers.
+else, and a test checks that using it imports neither torch nor transformers. A bundle that is
+missing, corrupt or of another version raises `MissingFileError` / `BundleError`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
+
+from distilrnn.batching import run_batched
+from distilrnn.errors import BundleError, ConfigError, DataError, MissingFileError
 
 logger = logging.getLogger(__name__)
 
@@ -56,34 +60,34 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"corrupt bundle file {path}: {error}") from None
+        raise BundleError(f"corrupt bundle file {path}: {error}") from None
 
 
 def read_bundle_config(bundle_dir: str | Path) -> dict[str, Any]:
     """`config.json` of a bundle, checked for format, version and required keys.
 
     Raises:
-        FileNotFoundError: the folder or one of its files is missing; the message names it.
-        ValueError: the config is corrupt, of another format or version, or incomplete.
+        MissingFileError: the folder or one of its files is missing; the message names it.
+        BundleError: the config is corrupt, of another format or version, or incomplete.
     """
     bundle_dir = Path(bundle_dir)
     if not bundle_dir.is_dir():
-        raise FileNotFoundError(f"bundle not found: {bundle_dir} is not a directory")
+        raise MissingFileError(f"bundle not found: {bundle_dir} is not a directory")
     for name in BUNDLE_FILES:
         if not (bundle_dir / name).is_file():
-            raise FileNotFoundError(f"bundle file missing: {bundle_dir / name}")
+            raise MissingFileError(f"bundle file missing: {bundle_dir / name}")
     path = bundle_dir / CONFIG_NAME
     config = _read_json(path)
     if not isinstance(config, dict) or config.get("format") != BUNDLE_FORMAT:
-        raise ValueError(f"{path} is not a distilrnn bundle config (no format {BUNDLE_FORMAT!r})")
+        raise BundleError(f"{path} is not a distilrnn bundle config (no format {BUNDLE_FORMAT!r})")
     if config.get("version") != BUNDLE_VERSION:
-        raise ValueError(
+        raise BundleError(
             f"{path}: bundle version {config.get('version')!r}, this distilrnn reads version "
             f"{BUNDLE_VERSION}; export the student again"
         )
     missing = [key for key in _REQUIRED_CONFIG if key not in config]
     if missing:
-        raise ValueError(f"{path} lacks {', '.join(missing)}")
+        raise BundleError(f"{path} lacks {', '.join(missing)}")
     return config
 
 
@@ -92,7 +96,7 @@ def read_label_names(path: Path) -> list[str]:
     raw = _read_json(path)
     names = raw.get("names") if isinstance(raw, dict) else None
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        raise ValueError(f"{path} must hold {{'names': [label, ...]}} with at least one name")
+        raise BundleError(f"{path} must hold {{'names': [label, ...]}} with at least one name")
     return names
 
 
@@ -113,16 +117,16 @@ class Predictor:
     """Classify texts with an exported bundle.
 
     Texts are tokenised with the bundle's `tokenizer.json` (truncated to its `max_length`),
-    sorted by length, right-padded in batches of at most `batch_size` and run through
-    onnxruntime on `threads` intra-op threads (0: onnxruntime's default). The student ignores
-    padding, so batching changes no result beyond float rounding.
+    sorted by length, right-padded in batches of at most `batch_size` (`distilrnn.batching`)
+    and run through onnxruntime on `threads` intra-op threads (0: onnxruntime's default). The
+    student ignores padding, so batching changes no result beyond float rounding.
     """
 
     def __init__(self, bundle_dir: str | Path, *, batch_size: int = 64, threads: int = 1):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+            raise ConfigError(f"batch_size must be an int >= 1, got {batch_size!r}")
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
-            raise ValueError(f"threads must be an int >= 0, got {threads!r}")
+            raise ConfigError(f"threads must be an int >= 0, got {threads!r}")
         self.bundle_dir = Path(bundle_dir)
         self.batch_size = batch_size
         self.threads = threads
@@ -131,7 +135,7 @@ class Predictor:
         self.num_labels = int(self.config["num_labels"])
         self.pad_token_id = int(self.config["pad_token_id"])
         if len(self.labels) != self.num_labels:
-            raise ValueError(
+            raise BundleError(
                 f"{self.bundle_dir / LABELS_NAME} names {len(self.labels)} labels but "
                 f"{self.bundle_dir / CONFIG_NAME} says the model has {self.num_labels}"
             )
@@ -143,10 +147,10 @@ class Predictor:
         try:
             tokenizer = Tokenizer.from_file(str(path))
         except Exception as error:  # tokenizers raises a bare Exception on a bad file
-            raise ValueError(f"cannot read the tokenizer {path}: {error}") from None
+            raise BundleError(f"cannot read the tokenizer {path}: {error}") from None
         vocab_size = int(self.config["vocab_size"])
         if tokenizer.get_vocab_size(with_added_tokens=True) > vocab_size:
-            raise ValueError(
+            raise BundleError(
                 f"{path} has {tokenizer.get_vocab_size(with_added_tokens=True)} tokens but the "
                 f"model in {self.bundle_dir} takes ids below {vocab_size}: they do not belong "
                 "together"
@@ -171,17 +175,17 @@ class Predictor:
                 str(path), sess_options=options, providers=["CPUExecutionProvider"]
             )
         except Exception as error:  # onnxruntime raises its own error types on a bad model
-            raise ValueError(f"cannot load the ONNX model {path}: {error}") from None
+            raise BundleError(f"cannot load the ONNX model {path}: {error}") from None
         inputs = tuple(i.name for i in session.get_inputs())
         outputs = session.get_outputs()
         if inputs != INPUT_NAMES or [o.name for o in outputs] != [OUTPUT_NAME]:
-            raise ValueError(
+            raise BundleError(
                 f"{path} takes {list(inputs)} and gives {[o.name for o in outputs]}; a bundle "
                 f"model takes {list(INPUT_NAMES)} and gives [{OUTPUT_NAME!r}]"
             )
         width = outputs[0].shape[-1]
         if isinstance(width, int) and width != self.num_labels:
-            raise ValueError(
+            raise BundleError(
                 f"{path} gives {width} logits per text but {self.bundle_dir / LABELS_NAME} "
                 f"names {self.num_labels} labels"
             )
@@ -192,7 +196,7 @@ class Predictor:
             raise TypeError("pass a list of texts, not a single string")
         texts = list(texts)
         if not texts:
-            raise ValueError("no texts to classify: the input is empty")
+            raise DataError("no texts to classify: the input is empty")
         for index, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"text {index} is a {type(text).__name__}, not a str")
@@ -205,29 +209,24 @@ class Predictor:
         token_ids = [encoding.ids for encoding in encodings]
         for index, ids in enumerate(token_ids):
             if not ids:
-                raise ValueError(f"text {index} ({texts[index]!r}) has no tokens")
+                raise DataError(f"text {index} ({texts[index]!r}) has no tokens")
         return token_ids
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """Logits `(len(texts), num_labels)` float32, in the order of `texts`."""
-        token_ids = self._encode(texts)
-        lengths = np.array([len(ids) for ids in token_ids])
-        order = np.argsort(lengths, kind="stable")
-        out = np.empty((len(token_ids), self.num_labels), dtype=np.float32)
-        for start in range(0, len(order), self.batch_size):
-            index = order[start : start + self.batch_size]
-            longest = int(lengths[index].max())
-            input_ids = np.full((len(index), longest), self.pad_token_id, dtype=np.int64)
-            attention_mask = np.zeros((len(index), longest), dtype=np.int64)
-            for row, position in enumerate(index):
-                ids = token_ids[position]
-                input_ids[row, : len(ids)] = ids
-                attention_mask[row, : len(ids)] = 1
-            (logits,) = self.session.run(
-                [OUTPUT_NAME], {"input_ids": input_ids, "attention_mask": attention_mask}
-            )
-            out[index] = logits
-        return out
+        return run_batched(
+            self._encode(texts),
+            self._run,
+            self.num_labels,
+            pad_id=self.pad_token_id,
+            batch_size=self.batch_size,
+        )
+
+    def _run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """The model on one padded batch `(batch, seq)` int64 -> logits `(batch, num_labels)`."""
+        feed = {"input_ids": input_ids, "attention_mask": attention_mask}
+        (logits,) = self.session.run([OUTPUT_NAME], feed)
+        return logits
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Label probabilities `(len(texts), num_labels)` float64, rows summing to 1."""

@@ -1,19 +1,27 @@
-"""The teacher: fine-tune a transformers sequence classifier, or load and check a fine-tuned one.
+"""The teacher: a transformers sequence classifier and its tokenizer, fine-tuned on a task or
+loaded already fine-tuned, that gives the logits a student learns from.
 
-transformers' `Trainer` owns the loop (dynamic padding, length-grouped batches, evaluation,
-checkpoints, resume, best-model selection); this module only configures it.
+transformers' `Trainer` owns the fine-tuning loop (dynamic padding, length-grouped batches,
+evaluation, checkpoints, resume, best-model selection, experiment tracking through `report_to`);
+this module only configures it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import shutil
+import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from datasets import Dataset
 from safetensors import SafetensorError
+from tqdm.auto import tqdm
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -23,17 +31,18 @@ from transformers import (
     Trainer,
     TrainingArguments,
 )
+from transformers.integrations import TensorBoardCallback, is_tensorboard_available
+from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
 from transformers.trainer_utils import get_last_checkpoint
 
+from distilrnn.atomic import replace_directory
 from distilrnn.config import TeacherConfig
-from distilrnn.data import Task
+from distilrnn.data import Split, Task
+from distilrnn.errors import ConfigError, DataError, TeacherError
 from distilrnn.hub import resolve_model
+from distilrnn.labeling import predict_logits
 
 logger = logging.getLogger(__name__)
-
-
-class TeacherError(ValueError):
-    """A teacher that does not fit the task, or cannot be loaded."""
 
 
 def tokenize(dataset: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int) -> Dataset:
@@ -55,7 +64,12 @@ def accuracy_metrics(prediction: Any) -> dict[str, float]:
 
 
 def load_tokenizer(name: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
-    return AutoTokenizer.from_pretrained(resolve_model(name), trust_remote_code=trust_remote_code)
+    try:
+        return AutoTokenizer.from_pretrained(
+            resolve_model(name), trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError) as error:
+        raise TeacherError(f"cannot load the tokenizer of {name!r}: {error}") from None
 
 
 def load_classifier(name: str, trust_remote_code: bool = False, **kwargs: Any) -> PreTrainedModel:
@@ -86,6 +100,33 @@ def check_fits(model: PreTrainedModel, label_names: list[str], source: str) -> N
             )
 
 
+# experiment tracking and Trainer settings --------------------------------------------------------
+def reporting_integrations(report_to: str) -> list[str] | str:
+    """`report_to` (`none`, `all`, or integration names separated by commas) as `Trainer`
+    takes it, checked: an unknown name or a missing tensorboard is a `ConfigError`."""
+    names = [name.strip() for name in report_to.split(",") if name.strip()]
+    if names in ([], ["none"]):
+        return []
+    if names == ["all"]:
+        return "all"
+    unknown = [name for name in names if name not in INTEGRATION_TO_CALLBACK]
+    if unknown:
+        known = ", ".join(["none", "all", *INTEGRATION_TO_CALLBACK])
+        raise ConfigError(f"report_to: unknown {', '.join(unknown)}; known: {known}")
+    if "tensorboard" in names and not is_tensorboard_available():
+        raise ConfigError("report_to: tensorboard needs the tensorboard package installed")
+    return names
+
+
+def send_logs_to(trainer: Trainer, logging_dir: Path) -> None:
+    """Have `trainer` write its TensorBoard event files (when it reports to tensorboard) under
+    `logging_dir`. transformers 5 has no `logging_dir` argument: its callback otherwise writes
+    under the checkpoint folder, which a finished stage removes."""
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, TensorBoardCallback):
+            callback.logging_dir = str(logging_dir)
+
+
 def selection_arguments(
     output_dir: Path,
     *,
@@ -98,10 +139,13 @@ def selection_arguments(
     eval_steps: int,
     seed: int,
     device: str = "cpu",
+    report_to: str = "none",
     **extra: object,
 ) -> TrainingArguments:
     """`Trainer` settings shared by teacher and students: evaluate and checkpoint every epoch
-    (or every `eval_steps`), length-grouped batches, and the best validation accuracy kept."""
+    (or every `eval_steps`), length-grouped batches, and the best validation accuracy kept.
+    `report_to` names where training logs go (`none`, `tensorboard`, ...); a TensorBoard
+    folder is set on the `Trainer` with `send_logs_to`."""
     strategy = "steps" if eval_steps else "epoch"
     return TrainingArguments(
         output_dir=str(output_dir),
@@ -122,7 +166,7 @@ def selection_arguments(
         train_sampling_strategy="group_by_length",
         logging_steps=50,
         seed=seed,
-        report_to="none",
+        report_to=reporting_integrations(report_to),
         use_cpu=device == "cpu",
         dataloader_pin_memory=False,
         **extra,
@@ -141,23 +185,199 @@ def training_arguments(config: TeacherConfig, output_dir: Path, device: str) -> 
         eval_steps=config.eval_steps,
         seed=config.seed,
         device=device,
+        report_to=config.report_to,
     )
 
 
-def finetune(
-    task: Task, config: TeacherConfig, work_dir: Path, model_dir: Path, device: str = "cpu"
-) -> dict:
-    """Fine-tune `config.model` on the task; keep the best checkpoint by validation accuracy.
+def teacher_config(backbone: str, settings: dict[str, Any]) -> TeacherConfig:
+    """A `TeacherConfig` fine-tuning `backbone` with `settings` (its other fields) on top."""
+    known = [
+        f.name for f in dataclasses.fields(TeacherConfig) if f.name not in {"model", "checkpoint"}
+    ]
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"unknown teacher setting(s) {', '.join(unknown)}; known: {', '.join(known)}"
+        )
+    config = TeacherConfig(model=backbone, **settings)
+    reporting_integrations(config.report_to)  # fail before loading anything
+    return config
 
-    Checkpoints go to `work_dir` and a killed run resumes from the newest one; the best model
-    and its tokenizer are saved to `model_dir`. Returns training metrics.
+
+# the teacher object ------------------------------------------------------------------------------
+def _config_label_names(model: PreTrainedModel) -> list[str]:
+    id2label = {int(k): str(v) for k, v in (model.config.id2label or {}).items()}
+    return [id2label.get(i, str(i)) for i in range(model.config.num_labels)]
+
+
+class Teacher:
+    """A transformers sequence classifier and its tokenizer, in eval mode.
+
+    `Teacher(model, tokenizer)` wraps objects in memory, `Teacher.from_pretrained(name)` loads a
+    fine-tuned classifier (hub id or folder), `Teacher.finetune(backbone, task)` fine-tunes one.
+    `label_names` default to the model's `id2label`; given, they are written into it, so
+    `save_pretrained` keeps them. `metrics` holds the fine-tuning metrics (empty otherwise).
     """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        label_names: Sequence[str] | None = None,
+        max_length: int = 128,
+        name: str | None = None,
+    ):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.name = name or str(getattr(model.config, "name_or_path", "") or "teacher")
+        self.metrics: dict[str, Any] = {}
+        if label_names is not None:
+            names = [str(n) for n in label_names]
+            if len(names) != self.num_labels:
+                raise TeacherError(
+                    f"teacher {self.name} has {self.num_labels} labels but {len(names)} label "
+                    f"names were given ({', '.join(names)})"
+                )
+            model.config.id2label = dict(enumerate(names))
+            model.config.label2id = {n: i for i, n in enumerate(names)}
+        self.label_names = _config_label_names(model)
+
+    def __repr__(self) -> str:
+        return f"Teacher({self.name!r}, labels={self.label_names})"
+
+    @property
+    def num_labels(self) -> int:
+        return int(self.model.config.num_labels)
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_dir: str | Path, *, trust_remote_code: bool = False, max_length: int = 128
+    ) -> Teacher:
+        """A fine-tuned classifier: a folder, a hub id, or a known hub id's offline copy."""
+        model, tokenizer = load_teacher(str(name_or_dir), trust_remote_code)
+        return cls(model, tokenizer, max_length=max_length, name=str(name_or_dir))
+
+    @classmethod
+    def finetune(
+        cls,
+        backbone: str | Path,
+        task: Task,
+        *,
+        output_dir: str | Path | None = None,
+        logging_dir: str | Path | None = None,
+        device: str = "cpu",
+        **settings: Any,
+    ) -> Teacher:
+        """Fine-tune `backbone` (hub id or folder) on `task`; keep the best checkpoint by
+        validation accuracy. `settings` are `TeacherConfig` fields (`epochs`, `learning_rate`,
+        `batch_size`, `max_length`, `report_to`, ...).
+
+        Checkpoints go to `output_dir` (a temporary folder, removed after, when None); a killed
+        run given the same `output_dir` resumes from its newest checkpoint. TensorBoard event
+        files go to `logging_dir` (default: `output_dir/logs`).
+        """
+        config = teacher_config(str(backbone), settings)
+        if output_dir is not None:
+            logs = Path(logging_dir or Path(output_dir) / "logs")
+            return _finetune(task, config, Path(output_dir), device, logs)
+        if logging_dir is None and "tensorboard" in config.report_to:
+            raise ConfigError(
+                "report_to: tensorboard needs an output_dir or logging_dir to keep its event files"
+            )
+        with tempfile.TemporaryDirectory(prefix="distilrnn-teacher-") as work:
+            return _finetune(task, config, Path(work), device, Path(logging_dir or work))
+
+    def logits(
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int = 512,
+        max_tokens: int = 8192,
+        device: torch.device | str = "cpu",
+        progress: bool = False,
+    ) -> np.ndarray:
+        """Logits for `texts`, in their order: float32 `(len(texts), num_labels)`. Texts run in
+        length-sorted batches of at most `batch_size` texts and `max_tokens` padded tokens."""
+        bar = tqdm(total=len(texts), desc="teacher", unit="text") if progress else None
+        try:
+            return predict_logits(
+                self.model,
+                self.tokenizer,
+                texts,
+                batch_size,
+                self.max_length,
+                device,
+                bar,
+                max_tokens,
+            )
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def evaluate(
+        self,
+        data: Split | Dataset | tuple[Sequence[str], Sequence[int]],
+        *,
+        batch_size: int = 128,
+        device: torch.device | str = "cpu",
+    ) -> dict[str, float]:
+        """Accuracy on a labelled split (`task.test`), a `datasets.Dataset` with `text` and
+        `label`, or `(texts, label ids)`: `{"accuracy": ..., "examples": ...}`."""
+        if isinstance(data, Split):
+            texts, labels = data.texts, data.labels
+        elif isinstance(data, Dataset):
+            texts, labels = list(data["text"]), list(data["label"])
+        else:
+            texts, labels = data
+        if labels is None or min(labels, default=0) < 0:
+            raise DataError("cannot evaluate the teacher on unlabelled texts")
+        logits = self.logits(texts, batch_size=batch_size, device=device)
+        accuracy = float((logits.argmax(-1) == np.asarray(labels)).mean())
+        return {"accuracy": accuracy, "examples": len(texts)}
+
+    def embedding_weight(self) -> torch.Tensor:
+        """A detached copy of the word-embedding matrix: `(vocab_size, embedding_dim)`."""
+        return self.model.get_input_embeddings().weight.detach().clone()
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Save the model and its tokenizer to `directory`, atomically (built beside it, then
+        moved into place); `from_pretrained(directory)` loads them."""
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = directory.with_name(f".{directory.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.model.save_pretrained(str(tmp))
+        self.tokenizer.save_pretrained(str(tmp))
+        replace_directory(tmp, directory)
+
+    def check_fits(self, task: Task) -> None:
+        """Raise `TeacherError` unless this teacher's labels fit the task's (count, and names
+        when both have real ones; for a task without names, every label id)."""
+        if task.label_names:
+            check_fits(self.model, task.label_names, self.name)
+            return
+        top = max(max(task.splits[s]["label"], default=-1) for s in task.splits)
+        if top >= self.num_labels:
+            raise TeacherError(
+                f"teacher {self.name} has {self.num_labels} labels but the task has label id {top}"
+            )
+
+
+# fine-tuning -------------------------------------------------------------------------------------
+def _finetune(
+    task: Task, config: TeacherConfig, work_dir: Path, device: str, logging_dir: Path
+) -> Teacher:
+    for split in ("train", "validation"):
+        if task.split(split).labels is None:
+            raise DataError(f"fine-tuning a teacher needs a labelled {split} split")
     tokenizer = load_tokenizer(config.model, config.trust_remote_code)
     names = task.label_names
     model = load_classifier(
         config.model,
         config.trust_remote_code,
-        num_labels=task.num_labels,
+        num_labels=len(names),
         id2label=dict(enumerate(names)),
         label2id={name: i for i, name in enumerate(names)},
     )
@@ -172,15 +392,15 @@ def finetune(
         processing_class=tokenizer,
         compute_metrics=accuracy_metrics,
     )
+    send_logs_to(trainer, logging_dir)
     last = get_last_checkpoint(str(work_dir)) if work_dir.is_dir() else None
     if last:
         logger.info("resuming teacher fine-tuning from %s", last)
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=last)
     seconds = time.perf_counter() - started
-    trainer.save_model(str(model_dir))
-    tokenizer.save_pretrained(str(model_dir))
-    return {
+    teacher = Teacher(trainer.model, tokenizer, max_length=config.max_length, name=config.model)
+    teacher.metrics = {
         "train_seconds": seconds,
         "train_runtime": result.metrics.get("train_runtime"),
         "epochs": config.epochs,
@@ -189,6 +409,23 @@ def finetune(
         "train_examples": len(train),
         "log_history": trainer.state.log_history,
     }
+    return teacher
+
+
+def finetune(
+    task: Task,
+    config: TeacherConfig,
+    work_dir: Path,
+    model_dir: Path,
+    device: str = "cpu",
+    logging_dir: Path | None = None,
+) -> dict:
+    """Fine-tune `config.model` on the task (`Teacher.finetune` with checkpoints in `work_dir`)
+    and save the best model with its tokenizer to `model_dir`. TensorBoard event files go to
+    `logging_dir` (default `work_dir/logs`). Returns the training metrics."""
+    teacher = _finetune(task, config, work_dir, device, logging_dir or work_dir / "logs")
+    teacher.save_pretrained(model_dir)
+    return teacher.metrics
 
 
 def load_teacher(

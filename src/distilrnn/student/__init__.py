@@ -1,5 +1,6 @@
-"""The RNN student: config, model, attention pooling and AWD-LSTM regularisers."""
+"""The RNN student: config, model, pooling and AWD-LSTM regularisers, and the registration of
+your own cells and poolings."""
 
-from distilrnn.student.model import RNNStudent, StudentConfig
+from distilrnn.student.model import RNNStudent, StudentConfig, register_cell, register_pooling
 
-__all__ = ["RNNStudent", "StudentConfig"]
+__all__ = ["RNNStudent", "StudentConfig", "register_cell", "register_pooling"]

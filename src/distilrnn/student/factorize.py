@@ -1,6 +1,11 @@
-"""Narrowing a trained student's embedding: a low-rank factorisation of the embedding and the
-first recurrent layer that reads it (used by `student.embedding_projection` with `init_from`, and
-by `distilrnn export --embedding-rank`)."""
+"""Surgery on a trained student's embedding, without training (`RNNStudent.narrow` and
+`RNNStudent.prune_vocabulary` call these):
+
+- narrowing: a low-rank factorisation of the embedding and the first recurrent layer that reads
+  it (used by `student.embedding_projection` with `init_from`, and by `distilrnn export
+  --embedding-rank`);
+- vocabulary pruning: only some embedding rows kept, with an id table from the tokenizer's ids
+  to the kept rows (used by `distilrnn export --prune-vocab`)."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import logging
 import numpy as np
 import torch
 
+from distilrnn.errors import StudentError
 from distilrnn.student.model import RNNStudent, StudentConfig
 
 logger = logging.getLogger(__name__)
@@ -42,13 +48,13 @@ def factorize_embedding(
     """
     config = student.config
     if not 1 <= rank <= config.embedding_dim:
-        raise ValueError(
+        raise StudentError(
             f"student.embedding_projection: {rank} asked of a {config.embedding_dim}-wide "
             f"student embedding; use 1 to {config.embedding_dim}"
         )
     weights = np.ones(config.vocab_size) if token_weights is None else np.asarray(token_weights)
     if weights.shape != (config.vocab_size,) or (weights < 0).any() or weights.sum() <= 0:
-        raise ValueError(
+        raise StudentError(
             f"token_weights must be {config.vocab_size} non-negative numbers, not all zero"
         )
     state = {name: t.detach().clone() for name, t in student.state_dict().items()}
@@ -85,3 +91,32 @@ def frequency_weights(counts: np.ndarray) -> np.ndarray:
     √count + 1, so frequent tokens count more without drowning the rare ones, and tokens the
     texts never hold still count a little (test sentences have words training never saw)."""
     return np.sqrt(np.asarray(counts, dtype=np.float64)) + 1.0
+
+
+def prune_embedding(
+    student: RNNStudent, keep_ids: np.ndarray, unk_id: int
+) -> tuple[RNNStudent, torch.Tensor]:
+    """The student with only the embedding rows `keep_ids` (plus the padding and unknown rows),
+    in id order, and the id table `(vocab_size,)` int64 that maps every original id to its new
+    row, every dropped id to the unknown token's row. Everything but the embedding is kept."""
+    config = student.config
+    keep = np.union1d(np.asarray(keep_ids, dtype=np.int64), [config.padding_idx, unk_id])
+    if keep[0] < 0 or keep[-1] >= config.vocab_size:
+        bad = int(keep[0] if keep[0] < 0 else keep[-1])
+        raise StudentError(
+            f"token id {bad} is outside the student's vocabulary of {config.vocab_size}"
+        )
+    new_row = np.full(config.vocab_size, np.searchsorted(keep, unk_id), dtype=np.int64)
+    new_row[keep] = np.arange(len(keep))
+    pruned_config = StudentConfig.from_dict(
+        {
+            **config.to_dict(),
+            "vocab_size": len(keep),
+            "padding_idx": int(new_row[config.padding_idx]),
+        }
+    )
+    state = student.state_dict()
+    state["embedding.weight"] = state["embedding.weight"][torch.from_numpy(keep)]
+    pruned = RNNStudent(pruned_config)
+    pruned.load_state_dict(state, strict=True)
+    return pruned.train(student.training), torch.from_numpy(new_row)

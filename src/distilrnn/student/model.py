@@ -1,5 +1,8 @@
 """The student: an embedding, a stacked (bi)directional LSTM/GRU, a pooling step and an MLP head.
 
+Cells and poolings are chosen by name from `distilrnn.registry.CELLS` and `POOLINGS`;
+`register_cell` and `register_pooling` add your own, which configs can then name.
+
 The recurrent stack is built from single-layer, single-direction RNNs and never packs its input:
 the forward direction runs on the right-padded batch as is (outputs at valid positions cannot see
 the trailing pads) and the backward direction runs on each sequence reversed within its own length.
@@ -12,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +25,17 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from distilrnn.atomic import write_atomically
+from distilrnn.config import (
+    DROPOUT_FIELDS,
+    boolean_check,
+    check_architecture,
+    check_fields,
+    integer_check,
+)
+from distilrnn.errors import ConfigError
+from distilrnn.registry import CELLS, POOLINGS
 from distilrnn.student.attention import AttentionPooling
+from distilrnn.student.pretrained import PretrainedMixin
 from distilrnn.student.regularizers import LockedDropout, WeightDrop, embedded_dropout
 
 logger = logging.getLogger(__name__)
@@ -29,16 +43,33 @@ logger = logging.getLogger(__name__)
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
-RNN_TYPES = ("lstm", "gru")
-POOLINGS = ("attention", "max", "mean", "last")
-MAX_LAYERS = 4
-_DROPOUT_FIELDS = (
-    "embedding_dropout",
-    "input_dropout",
-    "hidden_dropout",
-    "weight_dropout",
-    "head_dropout",
-)
+PoolingFactory = Callable[["StudentConfig"], nn.Module]
+
+
+def register_pooling(
+    name: str, factory: PoolingFactory | None = None, *, replace: bool = False
+) -> PoolingFactory:
+    """Make `factory` available as `pooling = name` (or, without `factory`, a decorator).
+
+    `factory(config: StudentConfig)` builds an `nn.Module` called as `module(hidden_states,
+    mask) -> pooled`: `hidden_states` `(batch, seq, config.output_size)`, `mask` `(batch, seq)`
+    bool (True at valid tokens, right-padded), `pooled` `(batch, config.output_size)`. Its
+    parameters are saved as `attention.*`. Register before the config is built.
+    """
+    return POOLINGS.register(name, factory, replace=replace)
+
+
+def register_cell(
+    name: str, rnn_class: type[nn.Module] | None = None, *, replace: bool = False
+) -> type[nn.Module]:
+    """Make `rnn_class` available as `rnn = name` (or, without it, a decorator).
+
+    `rnn_class(input_size, hidden_size, batch_first=True)` is a single-layer `nn.LSTM`/`nn.GRU`-
+    like module returning `(outputs (batch, seq, hidden_size), state)`, with its
+    hidden-to-hidden weights in `weight_hh_l0` (DropConnect) and its input weights in
+    `weight_ih_l0` (embedding factorisation). Register before the config is built.
+    """
+    return CELLS.register(name, rnn_class, replace=replace)
 
 
 @dataclass
@@ -48,11 +79,11 @@ class StudentConfig:
     vocab_size: int
     embedding_dim: int
     num_labels: int = 2
-    rnn: str = "lstm"  # "lstm" | "gru"
+    rnn: str = "lstm"  # a `distilrnn.registry.CELLS` name: "lstm" | "gru" | registered
     num_layers: int = 1  # 1..4
     hidden_size: int = 256  # per direction
     bidirectional: bool = True
-    pooling: str = "attention"  # "attention" | "max" | "mean" | "last"
+    pooling: str = "attention"  # a `POOLINGS` name: "attention" | "max" | "mean" | "last" | ...
     head_hidden_size: int = 256  # MLP head hidden width; 0 = a single linear layer
     padding_idx: int = 0
     embedding_dropout: float = 0.1  # whole-word dropout on embedding rows (Merity et al. 2017)
@@ -63,24 +94,17 @@ class StudentConfig:
     freeze_embeddings: bool = True
 
     def __post_init__(self) -> None:
-        _check_int("vocab_size", self.vocab_size, minimum=1)
-        _check_int("embedding_dim", self.embedding_dim, minimum=1)
-        _check_int("num_labels", self.num_labels, minimum=1)
-        _check_choice("rnn", self.rnn, RNN_TYPES)
-        _check_int("num_layers", self.num_layers, minimum=1, maximum=MAX_LAYERS)
-        _check_int("hidden_size", self.hidden_size, minimum=1)
-        _check_bool("bidirectional", self.bidirectional)
-        _check_choice("pooling", self.pooling, POOLINGS)
-        _check_int("head_hidden_size", self.head_hidden_size, minimum=0)
-        _check_int("padding_idx", self.padding_idx, minimum=0, maximum=self.vocab_size - 1)
-        for name in _DROPOUT_FIELDS:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"{name} must be a float in [0, 1), got {value!r}")
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"{name} must be a float in [0, 1), got {value!r}")
-            setattr(self, name, float(value))
-        _check_bool("freeze_embeddings", self.freeze_embeddings)
+        """Raises `ConfigError` naming the first bad field as `StudentConfig.<field>`."""
+        sizes = {name: integer_check(1) for name in ("vocab_size", "embedding_dim", "num_labels")}
+        check_fields(self, sizes, "StudentConfig.")
+        check_architecture(self, "StudentConfig.")  # the same checks as `student.*` settings
+        model_only = {
+            "padding_idx": integer_check(0, self.vocab_size - 1),
+            "freeze_embeddings": boolean_check,
+        }
+        check_fields(self, model_only, "StudentConfig.")
+        for name in DROPOUT_FIELDS:
+            setattr(self, name, float(getattr(self, name)))
 
     @property
     def num_directions(self) -> int:
@@ -100,7 +124,7 @@ class StudentConfig:
         fields = {field.name: field for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - set(fields))
         if unknown:
-            raise ValueError(f"unknown StudentConfig keys: {unknown}; allowed: {sorted(fields)}")
+            raise ConfigError(f"unknown StudentConfig keys: {unknown}; allowed: {sorted(fields)}")
         missing = sorted(
             name
             for name, field in fields.items()
@@ -109,26 +133,8 @@ class StudentConfig:
             and field.default_factory is dataclasses.MISSING
         )
         if missing:
-            raise ValueError(f"missing required StudentConfig keys: {missing}")
+            raise ConfigError(f"missing required StudentConfig keys: {missing}")
         return cls(**values)
-
-
-def _check_int(name: str, value: object, minimum: int, maximum: int | None = None) -> None:
-    allowed = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an int {allowed}, got {value!r}")
-    if value < minimum or (maximum is not None and value > maximum):
-        raise ValueError(f"{name} must be an int {allowed}, got {value!r}")
-
-
-def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
-
-
-def _check_bool(name: str, value: object) -> None:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be true or false, got {value!r}")
 
 
 def reverse_within_length(inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -153,7 +159,8 @@ def reverse_within_length(inputs: torch.Tensor, lengths: torch.Tensor) -> torch.
 
 class RecurrentLayer(nn.Module):
     """One RNN layer: a forward RNN and, if bidirectional, a backward one, each a single-layer
-    `nn.LSTM`/`nn.GRU` with DropConnect on its hidden-to-hidden weights (Merity et al. 2017)."""
+    cell from `distilrnn.registry.CELLS` (`nn.LSTM`, `nn.GRU` or a registered one) with
+    DropConnect on its hidden-to-hidden weights (Merity et al. 2017)."""
 
     def __init__(
         self,
@@ -164,7 +171,7 @@ class RecurrentLayer(nn.Module):
         weight_dropout: float,
     ) -> None:
         super().__init__()
-        rnn_class = nn.LSTM if rnn == "lstm" else nn.GRU
+        rnn_class = CELLS.get(rnn)
 
         def make_direction() -> WeightDrop:
             return WeightDrop(rnn_class(input_size, hidden_size, batch_first=True), weight_dropout)
@@ -231,7 +238,7 @@ class ClassifierHead(nn.Module):
         return self.output(features)
 
 
-class RNNStudent(nn.Module):
+class RNNStudent(PretrainedMixin, nn.Module):
     """Embedding -> locked input dropout -> stacked (bi)RNN -> pooling -> MLP head -> logits."""
 
     def __init__(self, config: StudentConfig, embedding_weight: torch.Tensor | None = None) -> None:
@@ -259,9 +266,9 @@ class RNNStudent(nn.Module):
         self.embedding.weight.requires_grad_(not config.freeze_embeddings)
         self.input_dropout = LockedDropout(config.input_dropout)
         self.encoder = RecurrentEncoder(config)
-        self.attention = (
-            AttentionPooling(config.output_size) if config.pooling == "attention" else None
-        )
+        # The pooling module lives under the name `attention`, whatever the pooling: students
+        # have always saved their attention weights as `attention.attention_vector`.
+        self.attention = POOLINGS.get(config.pooling)(config)
         self.head = ClassifierHead(
             config.output_size, config.head_hidden_size, config.num_labels, config.head_dropout
         )
@@ -284,7 +291,7 @@ class RNNStudent(nn.Module):
         Returns:
             logits `(batch, num_labels)`, or `(logits, attention_weights)`.
         """
-        if return_attention and self.attention is None:
+        if return_attention and not isinstance(self.pooling, AttentionPooling):
             raise ValueError(
                 f"return_attention needs pooling='attention', got {self.config.pooling!r}"
             )
@@ -295,38 +302,17 @@ class RNNStudent(nn.Module):
         )  # (batch, seq, embedding_dim)
         embedded = self.input_dropout(embedded)
         hidden_states = self.encoder(embedded, lengths)  # (batch, seq, output_size)
-        attention_weights = None
-        if self.attention is not None:
-            pooled, attention_weights = self.attention(hidden_states, mask)
-        else:
-            pooled = self._pool(hidden_states, mask, lengths)  # (batch, output_size)
-        logits = self.head(pooled)  # (batch, num_labels)
         if return_attention:
-            return logits, attention_weights
-        return logits
+            pooled, attention_weights = self.pooling(hidden_states, mask, return_weights=True)
+            return self.head(pooled), attention_weights
+        pooled = self.pooling(hidden_states, mask)  # (batch, output_size)
+        return self.head(pooled)  # (batch, num_labels)
 
-    def _pool(
-        self, hidden_states: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor
-    ) -> torch.Tensor:
-        """Max, mean or last-state pooling over valid positions: `(batch, seq, output_size)` ->
-        `(batch, output_size)`."""
-        pooling = self.config.pooling
-        if pooling == "max":
-            lowest = torch.finfo(hidden_states.dtype).min
-            return hidden_states.masked_fill(~mask.unsqueeze(-1), lowest).amax(dim=1)
-        if pooling == "mean":
-            weights = mask.unsqueeze(-1).to(hidden_states.dtype)  # (batch, seq, 1)
-            total = (hidden_states * weights).sum(dim=1)  # (batch, output_size)
-            return total / lengths.unsqueeze(-1).to(hidden_states.dtype)
-        # "last": the forward state at the last valid token; the backward state at token 0,
-        # which is where the backward direction has read the whole sentence.
-        hidden_size = self.config.hidden_size
-        last_index = (lengths - 1).view(-1, 1, 1).expand(-1, 1, hidden_size)  # (batch, 1, hidden)
-        forward_last = hidden_states[..., :hidden_size].gather(1, last_index).squeeze(1)
-        if not self.config.bidirectional:
-            return forward_last  # (batch, hidden)
-        backward_first = hidden_states[:, 0, hidden_size:]  # (batch, hidden)
-        return torch.cat([forward_last, backward_first], dim=-1)  # (batch, 2 * hidden)
+    @property
+    def pooling(self) -> nn.Module:
+        """The pooling module, `(batch, seq, output_size)`, `(batch, seq)` -> `(batch,
+        output_size)` (held as `attention`, the name its weights are saved under)."""
+        return self.attention
 
     def parameter_counts(self) -> dict[str, int]:
         """Parameter counts: `total`, `trainable` (requires_grad) and `embedding`."""
@@ -382,3 +368,19 @@ class RNNStudent(nn.Module):
                 f"student weights {weights_path} do not match {config_path}: {error}"
             ) from error
         return model.to(device).eval()
+
+    def prune_vocabulary(self, keep_ids: Any, unk_id: int) -> tuple[RNNStudent, torch.Tensor]:
+        """A student whose embedding holds only the rows `keep_ids` (plus the padding and
+        unknown rows), and the int64 id table `(vocab_size,)` mapping every original id to its
+        new row (dropped ids to the unknown token's row); see `student.factorize`."""
+        from distilrnn.student.factorize import prune_embedding  # it imports this module
+
+        return prune_embedding(self, keep_ids, unk_id)
+
+    def narrow(self, rank: int, token_weights: Any = None) -> RNNStudent:
+        """This student with a `rank`-wide embedding and its first recurrent layer refitted to
+        it, without training; `token_weights` `(vocab_size,)` weighs each token in the fit (see
+        `student.factorize.factorize_embedding`)."""
+        from distilrnn.student.factorize import factorize_embedding  # it imports this module
+
+        return factorize_embedding(self, rank, token_weights)

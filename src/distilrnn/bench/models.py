@@ -2,8 +2,9 @@
 
 Both models read the same token ids (the teacher's tokenizer, truncated to `max_length`) in the
 same batches, so the numbers compare the networks and not their preprocessing; only the model
-calls are timed. Every speed-up is teacher time / student time. The numbers belong to the machine
-that made them: quote them with `machine` and the command that produced them.
+calls are timed (`distilrnn.timing`). Every speed-up is teacher time / student time. The numbers
+belong to the machine that made them: quote them with `machine` and the command that produced
+them.
 """
 
 from __future__ import annotations
@@ -11,11 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-import json
 import logging
-import os
-import platform
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,17 +24,19 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from distilrnn.atomic import write_json_atomic
-from distilrnn.config import ConfigError, RunConfig, Variant
-from distilrnn.data import Task
-from distilrnn.distill import StudentCollator
+from distilrnn.batching import pad_batch
+from distilrnn.bench.tables import MODELS, machine
+from distilrnn.config import BenchmarkSettings, RunConfig, Variant
+from distilrnn.errors import ConfigError, DataError, MissingFileError, StudentError
 from distilrnn.evaluate import folder_bytes
+from distilrnn.run import Run
 from distilrnn.student import RNNStudent
 from distilrnn.teacher import load_teacher
+from distilrnn.timing import percentiles_ms, time_calls
 
 logger = logging.getLogger(__name__)
 
-MODELS = ("teacher", "student")
-Batch = dict[str, torch.Tensor]  # input_ids, attention_mask: (batch, seq) int64, right-padded
+Batch = tuple[torch.Tensor, torch.Tensor]  # input_ids, attention_mask: (batch, seq) int64
 Call = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # ids, mask -> (batch, num_labels)
 ModelCall = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -66,26 +65,20 @@ def cpu_threads(count: int) -> Iterator[None]:
 def make_batches(
     token_ids: Sequence[Sequence[int]], batch_size: int, pad_token_id: int
 ) -> list[Batch]:
-    """Batches of `batch_size` texts in the given order, each right-padded to its longest text."""
-    collate = StudentCollator(pad_token_id)
-    return [
-        collate([{"input_ids": ids} for ids in token_ids[start : start + batch_size]])
-        for start in range(0, len(token_ids), batch_size)
-    ]
+    """Batches of `batch_size` texts in the given order (not sorted by length: the texts are
+    timed as they come), each right-padded to its longest text."""
+    batches = []
+    for start in range(0, len(token_ids), batch_size):
+        input_ids, attention_mask = pad_batch(token_ids[start : start + batch_size], pad_token_id)
+        batches.append((torch.from_numpy(input_ids), torch.from_numpy(attention_mask)))
+    return batches
 
 
-def time_calls(call: Call, batches: Sequence[Batch], warmup: int = 3) -> np.ndarray:
-    """Seconds `call` takes on each batch (float array, one per batch), under
-    `torch.inference_mode()`, after `warmup` untimed calls on the first batches."""
-    seconds = np.zeros(len(batches))
+def time_batches(call: Call, batches: Sequence[Batch], warmup: int = 3) -> np.ndarray:
+    """Seconds `call` takes on each batch, `(len(batches),)`, under `torch.inference_mode()`,
+    after `warmup` untimed calls on the first batches."""
     with torch.inference_mode():
-        for batch in batches[:warmup]:
-            call(batch["input_ids"], batch["attention_mask"])
-        for index, batch in enumerate(batches):
-            started = time.perf_counter()
-            call(batch["input_ids"], batch["attention_mask"])
-            seconds[index] = time.perf_counter() - started
-    return seconds
+        return time_calls(lambda batch: call(*batch), batches, warmup)
 
 
 def time_training(model: nn.Module, forward: ModelCall, batches: Sequence[Batch]) -> float:
@@ -99,18 +92,14 @@ def time_training(model: nn.Module, forward: ModelCall, batches: Sequence[Batch]
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
 
     def step(batch: Batch) -> None:
-        logits = forward(model, batch["input_ids"], batch["attention_mask"])
+        logits = forward(model, *batch)
         # the targets do not change the cost, and a distillation loss costs about the same
         loss = F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long))
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    step(batches[0])
-    started = time.perf_counter()
-    for batch in batches:
-        step(batch)
-    return time.perf_counter() - started
+    return float(time_calls(step, batches, warmup=1).sum())
 
 
 def teacher_parameters(model: nn.Module) -> dict[str, int]:
@@ -125,11 +114,11 @@ def _check_inputs(
 ) -> None:
     for role, directory in (("teacher", teacher_dir), ("student", student_dir)):
         if not directory.is_dir():
-            raise FileNotFoundError(f"{role} folder not found: {directory}")
+            raise MissingFileError(f"{role} folder not found: {directory}")
     if not texts:
-        raise ValueError("no texts to time: `texts` is empty")
+        raise DataError("no texts to time: `texts` is empty")
     if not threads or min(threads) < 1:
-        raise ValueError(f"threads must be one or more counts >= 1, got {list(threads)}")
+        raise ConfigError(f"threads must be one or more counts >= 1, got {list(threads)}")
 
 
 def _load(teacher_dir: Path, student_dir: Path):
@@ -137,7 +126,7 @@ def _load(teacher_dir: Path, student_dir: Path):
     student = RNNStudent.load(student_dir)
     teacher_vocab = teacher.get_input_embeddings().num_embeddings
     if teacher_vocab != student.config.vocab_size:
-        raise ValueError(
+        raise StudentError(
             f"the teacher in {teacher_dir} has {teacher_vocab} token ids but the student in "
             f"{student_dir} has {student.config.vocab_size}; they cannot read the same inputs"
         )
@@ -159,12 +148,11 @@ def _speed(
         with cpu_threads(count):
             for name, call in calls.items():  # models alternate, so drift hits both alike
                 bar.set_postfix_str(f"{name}, {count} thread(s)")
-                latency = 1000 * time_calls(call, singles, warmup)
-                throughput = texts / float(time_calls(call, batches, warmup).sum())
+                latency = time_batches(call, singles, warmup)
+                throughput = texts / float(time_batches(call, batches, warmup).sum())
                 speed[name]["latency_ms"][str(count)] = {
-                    "p50": float(np.percentile(latency, 50)),
-                    "p90": float(np.percentile(latency, 90)),
-                    "mean": float(latency.mean()),
+                    **percentiles_ms(latency),
+                    "mean": float(latency.mean() * 1e3),
                 }
                 speed[name]["throughput"][str(count)] = throughput
                 logger.info(
@@ -241,7 +229,7 @@ def benchmark_models(
     forward + backward + AdamW pass over the first `train_sample` of `train_texts` at
     `train_threads` threads (`train_sample=0` skips it), extrapolated to `epoch_size` texts
     (default: all of `train_texts`). Returns a JSON-ready dict: `teacher`, `student`, `ratios`,
-    `inputs`, `machine`.
+    `inputs`, `machine`, `student_rnn`.
     """
     teacher_dir, student_dir = Path(teacher_dir), Path(student_dir)
     _check_inputs(teacher_dir, student_dir, texts, threads)
@@ -301,158 +289,72 @@ def benchmark_models(
         "epoch_size": epoch,
         "train_threads": train_threads,
     }
-    results["machine"] = {
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "platform": platform.platform(),
-    }
+    results["machine"] = machine("torch")
+    results["student_rnn"] = student.config.rnn
     return results
 
 
-def run_folders(run_dir: Path, variant: str, seed: int) -> dict[str, Path]:
-    """The data, teacher and student folders of a finished run; a missing one raises
-    FileNotFoundError naming it and the command that builds it."""
-    folders = {
-        "data": (run_dir / "data", "distilrnn data"),
-        "teacher": (run_dir / "teacher" / "model", "distilrnn teacher"),
-        "student": (
-            run_dir / "students" / variant / f"seed-{seed}",
-            f"distilrnn student --variant {variant}",
-        ),
-    }
-    for name, (directory, command) in folders.items():
-        if not directory.is_dir():
-            raise FileNotFoundError(
-                f"{name} folder not found: {directory}; run `{command}` with this config first"
-            )
-    return {name: directory for name, (directory, _) in folders.items()}
-
-
-def benchmark_run_dir(
-    run_dir: Path, variant: str, seed: int, *, sample: int = 2000, **options: Any
+def benchmark_student(
+    run: Run, variant: str, seed: int, *, sample: int = 2000, **options: Any
 ) -> dict[str, Any]:
-    """`benchmark_models` on a finished run: timed on the test texts, trained on the first
-    `sample` training texts, the epoch being the whole training split. `options` go through."""
-    folders = run_folders(Path(run_dir), variant, seed)
-    task = Task.load(folders["data"])
+    """`benchmark_models` on a student of a finished run: timed on the test texts, trained on
+    the first `sample` training texts, the epoch being the whole training split. `options` go
+    through. A missing stage raises naming the folder and the command that builds it."""
+    task = run.task()
+    student_dir = run.student_dir(variant, seed)
+    needed = (
+        (run.teacher_model_dir, "distilrnn teacher"),
+        (student_dir, f"distilrnn student --variant {variant}"),
+    )
+    for directory, command in needed:
+        if not directory.is_dir():
+            raise MissingFileError(f"{directory} not found; run `{command}` with this config first")
     train_texts = list(task.splits["train"]["text"])
     results = benchmark_models(
-        folders["teacher"],
-        folders["student"],
+        run.teacher_model_dir,
+        student_dir,
         list(task.splits["test"]["text"]),
         train_texts,
         train_sample=sample,
         epoch_size=len(train_texts),
         **options,
     )
-    results["run"] = {"run_dir": str(run_dir), "variant": variant, "seed": seed}
+    results["run"] = {"run_dir": str(run.root), "variant": variant, "seed": seed}
     results["student_name"] = variant
-    results["student_rnn"] = json.loads((folders["student"] / "config.json").read_text())["rnn"]
     return results
 
 
-def choose_student(
-    config: RunConfig, variant: str | None = None, seed: int | None = None
-) -> tuple[Variant, int]:
-    """The named variant (default: the config's first) and seed (default: its first seed)."""
+def choose_student(config: RunConfig, variant: str = "", seed: int = -1) -> tuple[Variant, int]:
+    """The named variant (empty: the config's first) and seed (-1: its first seed)."""
     if not config.variants:
         raise ConfigError("the config has no [[variant]] to benchmark")
     name = variant or config.variants[0].name
     chosen = next((v for v in config.variants if v.name == name), None)
     if chosen is None:
         names = ", ".join(v.name for v in config.variants)
-        raise ConfigError(f"--student: the config has no variant {name!r}; it has {names}")
-    return chosen, config.student_for(chosen).seeds[0] if seed is None else seed
+        raise ConfigError(f"benchmark.student: the config has no variant {name!r}; it has {names}")
+    return chosen, config.student_for(chosen).seeds[0] if seed < 0 else seed
 
 
 def benchmark_run(
-    config: RunConfig,
-    variant: str | None = None,
-    seed: int | None = None,
-    *,
-    sample: int = 2000,
-    threads: Sequence[int] = (1, 2),
-    progress: bool = True,
+    config: RunConfig, settings: BenchmarkSettings | None = None, *, progress: bool = True
 ) -> dict[str, Any]:
     """Benchmark one student of the config's run against its teacher, with the config's
-    `max_length` and training batch sizes; write `run_dir/benchmark-<variant>.json`."""
-    chosen, seed = choose_student(config, variant, seed)
-    run_dir = Path(config.run_dir)
-    results = benchmark_run_dir(
-        run_dir,
+    `max_length` and training batch sizes; write the run's `benchmark-<variant>.json`.
+    `settings` default to the config's `[benchmark]`."""
+    settings = settings or config.benchmark
+    chosen, seed = choose_student(config, settings.student, settings.seed)
+    run = Run(config.run_dir)
+    results = benchmark_student(
+        run,
         chosen.name,
         seed,
-        sample=sample,
-        threads=threads,
+        sample=settings.sample,
+        threads=tuple(settings.threads),
         max_length=config.teacher.max_length,
         teacher_train_batch_size=config.teacher.batch_size,
         student_train_batch_size=config.student_for(chosen).batch_size,
         progress=progress,
     )
-    write_json_atomic(run_dir / f"benchmark-{chosen.name}.json", results)
+    write_json_atomic(run.benchmark_file(chosen.name), results)
     return results
-
-
-def _millions(count: int) -> str:
-    return f"{count / 1e6:.2f} M"
-
-
-def _rows(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> list[str]:
-    """Markdown table lines; the first `left` columns align left, the others right."""
-    align = ["---"] * left + ["---:"] * (len(header) - left)
-    return ["| " + " | ".join(cells) + " |" for cells in (header, align, *rows)]
-
-
-def _size_table(results: dict[str, Any]) -> list[str]:
-    rows = []
-    for name in MODELS:
-        counts = results[name]["parameters"]
-        sizes = [_millions(counts[key]) for key in ("total", "trainable", "embedding")]
-        rows.append([name, *sizes, f"{results[name]['size_bytes'] / 1e6:.1f}"])
-    return _rows(["model", "parameters", "trainable", "embedding", "size (MB)"], rows)
-
-
-def _speed_table(results: dict[str, Any]) -> list[str]:
-    ratios, rows = results["ratios"], []
-    for count in results["teacher"]["latency_ms"]:
-        for name in MODELS:
-            latency = results[name]["latency_ms"][count]
-            throughput = results[name]["throughput"][count]
-            rows.append(
-                [count, name, f"{latency['p50']:.2f}", f"{latency['p90']:.2f}", f"{throughput:.0f}"]
-            )
-        speedups = [
-            f"{ratios['latency_p50'][count]:.1f}x",
-            "",
-            f"{ratios['throughput'][count]:.1f}x",
-        ]
-        rows.append([count, "speed-up", *speedups])
-    header = ["threads", "model", "latency p50 (ms)", "latency p90 (ms)", "throughput (texts/s)"]
-    return _rows(header, rows, left=2)
-
-
-def _train_table(results: dict[str, Any]) -> list[str]:
-    rows = []
-    for name in MODELS:
-        train = results[name]["train"]
-        seconds = [f"{train['seconds_per_1000']:.2f}", f"{train['seconds_per_epoch']:.1f}"]
-        rows.append([name, str(train["batch_size"]), *seconds])
-    rows.append(["speed-up", "", "", f"{results['ratios']['train_epoch']:.1f}x"])
-    epoch = f"s / epoch ({results['inputs']['epoch_size']} texts)"
-    return _rows(["model", "batch", "s / 1000 texts", epoch], rows)
-
-
-def markdown_table(results: dict[str, Any]) -> str:
-    """The results as markdown: sizes, latency / throughput per thread count, training time."""
-    inputs, machine = results["inputs"], results["machine"]
-    lines = [*_size_table(results), "", *_speed_table(results)]
-    if results["teacher"]["train"] is not None:
-        lines += ["", *_train_table(results)]
-    lines += [
-        "",
-        f"{inputs['texts']} texts of {inputs['mean_tokens']:.1f} tokens on average (at most "
-        f"{inputs['max_length']}), throughput in batches of {inputs['batch_size']}; training on "
-        f"{inputs['train_sample']} texts at {inputs['train_threads']} threads; "
-        f"{machine['cpu_count']} CPUs, torch {machine['torch']}.",
-    ]
-    return "\n".join(lines) + "\n"

@@ -1,0 +1,35 @@
+"""Benchmarks: what a student costs and keeps, measured against its teacher.
+
+    models      teacher against student in one process: size, latency, throughput, training
+                time (`distilrnn benchmark`: `benchmark_run`)
+    bundles     every compression setting of one student's bundle, against the teacher
+    narrow      narrowed students over their seeds, against the student they started from
+    confidence  the teacher's confidence on its training texts and calibration on validation
+    throughput  labelling and transfer-set generation speed
+    lanes       variants split into lanes of equal training work (benchmarks/sst2.sh)
+    tables      markdown tables, JSON beside them, the machine the numbers belong to
+
+Every timing goes through `distilrnn.timing`; every path into a run folder through
+`distilrnn.run.Run`. The scripts in benchmarks/ parse flags, call one function here and write
+its results.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# name -> module; imported on first use, so that `markdown_table` (the report) loads no torch
+_EXPORTS = {
+    "benchmark_models": "distilrnn.bench.models",
+    "benchmark_run": "distilrnn.bench.models",
+    "benchmark_student": "distilrnn.bench.models",
+    "markdown_table": "distilrnn.bench.tables",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'distilrnn.bench' has no attribute {name!r}")

@@ -1,0 +1,111 @@
+"""What the report reads from a run folder, through `distilrnn.run.Run` only: results.json,
+each model's per-example predictions, the teacher's calibration record, the teacher's logits of
+its training texts, and any benchmark files."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from distilrnn.calibration import calibrate
+from distilrnn.data import Task
+from distilrnn.errors import MissingFileError, RunFolderError
+from distilrnn.run import STAGE_FILE, Run, StudentRecord, TeacherRecord, read_json, training_rows
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("validation", "test")
+
+
+@dataclass
+class ReportData:
+    """Everything the report needs, read from a run directory.
+
+    `calibration` is the teacher's temperature record (`distilrnn.calibration.calibrate`'s
+    keys); when none is given it is fitted here, once, on the teacher's validation logits.
+    """
+
+    rows: list[dict[str, Any]]  # results.json rows: the teacher first, then one per variant
+    labels: dict[str, np.ndarray]  # split -> (n_examples,) gold labels
+    logits: dict[str, dict[str, list[np.ndarray]]]  # name -> split -> per-seed (n, labels)
+    train_logits: np.ndarray | None = None  # teacher logits of the training texts (n, labels)
+    benchmarks: list[dict[str, Any]] = field(default_factory=list)
+    calibration: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.calibration is None:
+            self.calibration = calibrate(
+                self.logits["teacher"]["validation"][0], self.labels["validation"]
+            )
+
+    @property
+    def temperature(self) -> float:
+        """The temperature minimising the teacher's validation NLL."""
+        return float(self.calibration["temperature"])
+
+
+def _record(row: dict[str, Any], directory: Path) -> TeacherRecord | StudentRecord:
+    return (
+        TeacherRecord.read(directory) if row["name"] == "teacher" else StudentRecord.read(directory)
+    )
+
+
+def _model_logits(row: dict[str, Any], task: Task) -> dict[str, list[np.ndarray]]:
+    """Per split, one logits array per seed; raises if a model folder has no predictions."""
+    by_split: dict[str, list[np.ndarray]] = {split: [] for split in SPLITS}
+    for directory in map(Path, row["directories"]):
+        predictions = _record(row, directory).predictions()
+        if predictions is None:
+            raise MissingFileError(
+                f"{directory} has no predictions; rebuild it with `distilrnn student` "
+                "(or `distilrnn teacher --force teacher`)"
+            )
+        for split in by_split:
+            if len(predictions[split]) != len(task.splits[split]):
+                raise RunFolderError(
+                    f"{directory}: its predictions hold {len(predictions[split])} {split} "
+                    f"examples, the task {len(task.splits[split])}"
+                )
+            by_split[split].append(predictions[split])
+    return by_split
+
+
+def load_report_data(
+    run: Run | str | Path, benchmark_files: Sequence[Path] | None = None
+) -> ReportData:
+    """Read results.json, the models' predictions, the teacher's calibration and, when present,
+    the training-set logits and the benchmark files (default: every one in the run)."""
+    run = run if isinstance(run, Run) else Run(run)
+    if not run.results_file.is_file():
+        raise MissingFileError(f"{run.results_file} not found: run `distilrnn evaluate` first")
+    rows = read_json(run.results_file)["rows"]
+    task = run.task()
+    labels = {split: np.asarray(task.splits[split]["label"]) for split in SPLITS}
+    logits = {row["name"]: _model_logits(row, task) for row in rows}
+    if benchmark_files is None:
+        benchmark_files = run.benchmark_files()
+    benchmarks = [read_json(Path(path)) for path in benchmark_files]
+    return ReportData(
+        rows, labels, logits, _training_logits(run, task), benchmarks, run.calibration()
+    )
+
+
+def _training_logits(run: Run, task: Task) -> np.ndarray | None:
+    """The teacher's logits of its training texts, (n_train, num_labels): the training rows of
+    the labelled set (`distilrnn.run.TRANSFER_SET_RULE`); None before the label stage ran."""
+    from distilrnn.labeling import load_labelled
+
+    shards = sorted(run.labels_dir.glob("logits-*"))
+    if not (run.labels_dir / STAGE_FILE).is_file() or len(shards) != 1:
+        return None
+    labelled = load_labelled(shards[0])
+    num_train = len(task.splits["train"])
+    if len(labelled) < num_train:
+        return None
+    table = training_rows(labelled, num_train, "train").with_format("numpy")
+    return np.asarray(table["teacher_logits"], dtype=np.float32)

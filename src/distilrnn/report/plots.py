@@ -1,0 +1,157 @@
+"""The report's PNG plots: learning curves, accuracy against size and speed, the teacher's
+confidence on its training texts, and a reliability diagram (Guo et al. 2017)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from distilrnn import calibration
+from distilrnn.atomic import write_atomically
+from distilrnn.report.data import ReportData
+from distilrnn.run import StudentRecord
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(figure: Any, path: Path) -> None:
+    figure.tight_layout()
+    write_atomically(path, lambda tmp: figure.savefig(tmp, dpi=110, format="png"))
+    _pyplot().close(figure)
+
+
+def plot_learning_curves(data: ReportData, path: Path) -> None:
+    """Validation accuracy against training texts seen (epochs times the training-set size, so
+    a transfer-set epoch counts for what it holds), the mean over seeds, one line a variant."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(8, 5))
+    for row in data.rows[1:]:
+        curves = [_eval_curve(StudentRecord.read(Path(d))) for d in row["directories"]]
+        curves = [c for c in curves if c]
+        if not curves:
+            continue
+        length = min(len(c) for c in curves)
+        seen = [point[0] / 1e6 for point in curves[0][:length]]
+        accuracy = np.mean([[point[1] for point in c[:length]] for c in curves], axis=0)
+        axis.plot(seen, 100 * accuracy, marker="o", markersize=3, label=row["name"])
+    axis.axhline(100 * data.rows[0]["validation_accuracy"], color="black", ls="--", label="teacher")
+    axis.set(
+        xlabel="training texts seen (millions)",
+        ylabel="validation accuracy (%), mean over seeds",
+        title="Learning curves",
+    )
+    axis.legend(fontsize=7, ncol=2)
+    axis.grid(alpha=0.3)
+    _save(figure, path)
+
+
+def _eval_curve(student: StudentRecord) -> list[tuple[float, float]]:
+    """(texts seen, validation accuracy) at each evaluation of one student's training."""
+    size = student.metrics.get("train_examples", 1)
+    history = student.metrics.get("log_history", [])
+    return [(h["epoch"] * size, h["eval_accuracy"]) for h in history if "eval_accuracy" in h]
+
+
+def _speeds(data: ReportData) -> dict[str, float]:
+    """Throughput (texts/s, batch 64, the most threads measured) by model: teacher, lstm, gru."""
+    speeds: dict[str, float] = {}
+    for result in data.benchmarks:
+        for model in ("teacher", "student"):
+            throughput = result[model]["throughput"]
+            key = "teacher" if model == "teacher" else result.get("student_rnn", "student")
+            speeds[key] = float(throughput[max(throughput, key=int)])
+    return speeds
+
+
+def plot_accuracy_against(data: ReportData, path: Path, axis_name: str) -> bool:
+    """Test accuracy (mean and 95 % interval over seeds) against size (MB) or throughput."""
+    speeds = _speeds(data)
+    points = []
+    for row in data.rows:
+        if axis_name == "size":
+            x = row["size_bytes"] / 1e6
+        else:
+            x = speeds.get("teacher" if row["name"] == "teacher" else row.get("rnn", ""))
+            if x is None:
+                continue
+        summary = row.get("test_summary") or {
+            "mean": row["test_accuracy"],
+            "ci_low": row["test_accuracy"],
+            "ci_high": row["test_accuracy"],
+        }
+        points.append((row["name"], x, summary))
+    if len(points) < 2:
+        return False
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(8, 5))
+    for name, x, s in points:
+        error = [[100 * (s["mean"] - s["ci_low"])], [100 * (s["ci_high"] - s["mean"])]]
+        marker = "*" if name == "teacher" else "o"
+        axis.errorbar(x, 100 * s["mean"], yerr=error, fmt=marker, capsize=3, label=name)
+    axis.set_xscale("log")
+    xlabel = "bytes on disk (MB, log)" if axis_name == "size" else "texts/s, batch 64 (log)"
+    axis.set(xlabel=xlabel, ylabel="test accuracy (%), mean and 95 % CI over seeds")
+    axis.set_title(f"Accuracy against {'size' if axis_name == 'size' else 'speed'}")
+    axis.legend(fontsize=7, ncol=2)
+    axis.grid(alpha=0.3, which="both")
+    _save(figure, path)
+    return True
+
+
+def plot_confidence(data: ReportData, path: Path) -> bool:
+    """Histogram of the teacher's max-softmax confidence on its training texts."""
+    if data.train_logits is None:
+        return False
+    plt = _pyplot()
+    histogram = calibration.confidence_histogram(data.train_logits, bins=20)
+    edges = np.asarray(histogram["edges"])
+    figure, axis = plt.subplots(figsize=(7, 4))
+    axis.bar(edges[:-1], histogram["counts"], width=np.diff(edges), align="edge", edgecolor="k")
+    axis.set_yscale("log")
+    axis.set(
+        xlabel="teacher confidence (max softmax probability)",
+        ylabel="training texts (log)",
+        title=f"Teacher confidence on its {len(data.train_logits):,} training texts",
+    )
+    _save(figure, path)
+    return True
+
+
+def plot_reliability(data: ReportData, path: Path, student: str | None) -> None:
+    """Reliability diagram on the validation half: the teacher, the teacher scaled by its
+    recorded temperature, and a student."""
+    plt = _pyplot()
+    labels = data.labels["validation"]
+    teacher = data.logits["teacher"]["validation"][0]
+    temperature = data.temperature
+    curves = [("teacher", teacher, 1.0), (f"teacher, T = {temperature:.2f}", teacher, temperature)]
+    if student is not None:
+        curves.append((f"{student} (seed 0)", data.logits[student]["validation"][0], 1.0))
+    figure, axis = plt.subplots(figsize=(6, 6))
+    axis.plot([0, 1], [0, 1], color="grey", ls=":", label="calibrated")
+    for name, logits, t in curves:
+        diagram = calibration.reliability_diagram(logits, labels, bins=10, temperature=t)
+        ece = calibration.expected_calibration_error(logits, labels, temperature=t)
+        kept = [
+            (c, a) for c, a in zip(diagram["confidence"], diagram["accuracy"], strict=True) if c
+        ]
+        axis.plot(*zip(*kept, strict=True), marker="o", label=f"{name}: ECE {ece:.3f}")
+    axis.set(
+        xlabel="confidence",
+        ylabel="accuracy",
+        xlim=(0.45, 1.0),
+        ylim=(0.0, 1.0),
+        title="Reliability on the validation half",
+    )
+    axis.legend(fontsize=8)
+    axis.grid(alpha=0.3)
+    _save(figure, path)
