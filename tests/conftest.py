@@ -141,4 +141,3 @@ def build_tiny_student(directory: Path, seed: int = 0, max_length: int = 16, **c
     }
     (directory / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
     return directory
-

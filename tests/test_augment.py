@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from distilrnn import pos
-from distilrnn.augment import (
+from distilrnn.augmentation import (
     AugmentError,
     PosVocabulary,
     augment,

@@ -14,10 +14,10 @@ from distilrnn.bench import benchmark_models, benchmark_run, markdown_table
 from distilrnn.cli import app
 from distilrnn.config import BenchmarkSettings, StudentSettings, load_config
 from distilrnn.data import Task
-from distilrnn.distill import build_student
 from distilrnn.errors import ConfigError
 from distilrnn.run import Run
 from distilrnn.student import RNNStudent, StudentConfig
+from distilrnn.student.build import build_student
 from distilrnn.teacher import load_teacher
 
 OPTIONS = {"max_length": 16, "batch_size": 8, "warmup": 1, "epoch_size": 1000, "progress": False}

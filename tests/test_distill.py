@@ -8,7 +8,7 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 from distilrnn.config import ConfigError, StudentSettings
-from distilrnn.distill import build_student, pca_project
+from distilrnn.student.build import build_student, pca_project
 
 
 def test_pca_projection_keeps_the_highest_variance_directions_first():
@@ -125,7 +125,7 @@ def test_factorising_rejects_a_bad_rank_or_weights():
 def test_token_counts_follow_the_datasets_rows_after_a_selection():
     from datasets import Dataset
 
-    from distilrnn.distill import dataset_token_counts
+    from distilrnn.student.build import dataset_token_counts
 
     dataset = Dataset.from_dict({"input_ids": [[1, 2, 2], [3], [2, 5, 5, 5]]}).select([0, 2])
     assert dataset_token_counts(dataset, 7).tolist() == [0, 1, 3, 0, 0, 3, 0]
@@ -135,7 +135,7 @@ def test_a_student_started_from_another_can_train_its_first_layer_only(tmp_path)
     from conftest import VOCAB, build_tiny_student
     from datasets import Dataset
 
-    from distilrnn.distill import start_from
+    from distilrnn.student.build import start_from
 
     parent_dir = build_tiny_student(tmp_path / "parent", hidden_size=10, head_hidden_size=8)
     settings = StudentSettings(

@@ -51,13 +51,11 @@ def test_changed_student_setting_rebuilds_only_students(task_dir, tiny_teacher_d
 
 def test_changed_data_file_rebuilds_data_stage(task_dir, tiny_teacher_dir, tmp_path):
     overrides = tiny_run_overrides(task_dir, tiny_teacher_dir, tmp_path / "run")
-    first = Pipeline(load_config(None, overrides))
-    _, fingerprint = first.data()
+    first = Pipeline(load_config(None, overrides)).data()
     write_tsv(task_dir / "train.tsv", [("good film", 1), ("bad film", 0)])
-    second = Pipeline(load_config(None, overrides))
-    task, changed = second.data()
-    assert changed != fingerprint
-    assert len(task.splits["train"]) == 2
+    second = Pipeline(load_config(None, overrides)).data()
+    assert second.fingerprint != first.fingerprint
+    assert len(second.value.splits["train"]) == 2
 
 
 def test_saved_student_loads_without_teacher(task_dir, tiny_teacher_dir, tmp_path):
@@ -83,10 +81,7 @@ def test_teacher_with_wrong_label_count_is_rejected(task_dir, tmp_path):
 def test_fine_tuned_checkpoint_is_used_without_training(task_dir, tiny_teacher_dir, tmp_path):
     overrides = tiny_run_overrides(task_dir, tiny_teacher_dir, tmp_path / "run")
     overrides += [f'teacher.checkpoint="{tiny_teacher_dir}"', 'variant=[{name="b"}]']
-    pipeline = Pipeline(load_config(None, overrides))
-    task, fingerprint = pipeline.data()
-    teacher_dir, _ = pipeline.teacher(task, fingerprint)
-    metrics = json.loads((teacher_dir.parent / "metrics.json").read_text())
+    metrics = Pipeline(load_config(None, overrides)).run(until="teacher").teacher.metrics
     assert "train_seconds" not in metrics
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
 
@@ -132,7 +127,7 @@ def test_auto_temperature_is_fitted_on_validation_and_recorded(
     overrides = tiny_run_overrides(task_dir, tiny_teacher_dir, tmp_path / "run")
     overrides.append('variant=[{name="soft", objective="kl", temperature="auto"}]')
     Pipeline(load_config(None, overrides)).run()
-    fitted = json.loads((tmp_path / "run" / "teacher" / "calibration.json").read_text())
+    fitted = json.loads((tmp_path / "run" / "calibration" / "calibration.json").read_text())
     metrics = json.loads(
         (tmp_path / "run" / "students" / "soft" / "seed-0" / "metrics.json").read_text()
     )
@@ -167,22 +162,6 @@ def test_unknown_variant_in_a_subset_is_named(task_dir, tiny_teacher_dir, tmp_pa
     overrides = tiny_run_overrides(task_dir, tiny_teacher_dir, tmp_path / "run")
     with pytest.raises(ConfigError, match="nope"):
         Pipeline(load_config(None, overrides), only=("nope",))
-
-
-def test_a_later_setting_at_its_neutral_value_keeps_finished_students_valid():
-    import dataclasses
-
-    from distilrnn.config import StudentSettings
-    from distilrnn.pipeline import LATER_STUDENT_SETTINGS, student_fingerprint_settings
-
-    values = student_fingerprint_settings(StudentSettings())
-    assert "seeds" not in values  # the seed is an input of its own
-    # a student trained before these settings existed has none of them in its fingerprint
-    assert not set(LATER_STUDENT_SETTINGS) & set(values)
-    projected = student_fingerprint_settings(
-        dataclasses.replace(StudentSettings(), embedding_projection=64)
-    )
-    assert projected == {**values, "embedding_projection": 64}
 
 
 def test_a_student_starts_from_another_variant_with_a_factorised_embedding(

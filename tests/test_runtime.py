@@ -71,7 +71,7 @@ def eager_logits(student_dir: Path, texts: list[str]) -> np.ndarray:
     """The trained student on the ids `distilrnn student` tokenises with (transformers)."""
     from transformers import AutoTokenizer
 
-    from distilrnn.distill import StudentCollator
+    from distilrnn.distillation import StudentCollator
 
     tokenizer = AutoTokenizer.from_pretrained(str(student_dir))
     encoded = tokenizer(texts, truncation=True, max_length=MAX_LENGTH)["input_ids"]

@@ -19,7 +19,10 @@ def test_settings_of_the_first_format_leave_out_what_it_did_not_know():
     values = {"rnn": "lstm", "embedding_projection": 0, "init_from": "", "train_layers": "all"}
     assert settings_of_version("student", values, 1) == {"rnn": "lstm"}
     narrowed = {**values, "embedding_projection": 64}
-    assert settings_of_version("student", narrowed, 1) == {"rnn": "lstm", "embedding_projection": 64}
+    assert settings_of_version("student", narrowed, 1) == {
+        "rnn": "lstm",
+        "embedding_projection": 64,
+    }
     assert settings_of_version("student", values, RUN_VERSION) == values
 
 
@@ -35,7 +38,11 @@ def _as_first_format(run_dir, overrides):
     student = run_dir / "students" / "solo" / "seed-0" / "stage.json"
     record = json.loads(student.read_text())
     pipeline = Pipeline(config)
-    inputs = [pipeline.data().fingerprint, pipeline.teacher().fingerprint, pipeline.label().fingerprint]
+    inputs = [
+        pipeline.data().fingerprint,
+        pipeline.teacher().fingerprint,
+        pipeline.label().fingerprint,
+    ]
     old = settings_of_version("student", record["settings"], 1)
     record.update(fingerprint=fingerprint("student", inputs, old, 0), settings=old)
     student.write_text(json.dumps(record))

@@ -34,7 +34,7 @@ from distilrnn.errors import (
 )
 
 if TYPE_CHECKING:
-    from distilrnn.augment import augment
+    from distilrnn.augmentation import augment
     from distilrnn.config import (
         AugmentSettings,
         ExportSettings,
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
         load_config,
     )
     from distilrnn.data import Task, load_task
-    from distilrnn.distill import distill
+    from distilrnn.distillation import distill
     from distilrnn.losses import register_loss
     from distilrnn.pipeline import Pipeline
     from distilrnn.run import Run
@@ -67,8 +67,8 @@ _LAZY = {
     "Task": "distilrnn.data",
     "Teacher": "distilrnn.teacher",
     "TeacherConfig": "distilrnn.config",
-    "augment": "distilrnn.augment",
-    "distill": "distilrnn.distill",
+    "augment": "distilrnn.augmentation",
+    "distill": "distilrnn.distillation",
     "load_config": "distilrnn.config",
     "load_task": "distilrnn.data",
     "register_cell": "distilrnn.student.model",

@@ -22,11 +22,14 @@ from distilrnn.registry import CELLS, OBJECTIVES, POOLINGS, one_of
 logger = logging.getLogger(__name__)
 
 
-def setting(default: Any, help: str, **kwargs: Any) -> Any:
-    """A dataclass field with its help text in the metadata."""
+def setting(default: Any, help: str, fingerprint: bool = True, **kwargs: Any) -> Any:
+    """A dataclass field with its help text in the metadata. `fingerprint=False` marks a
+    setting that cannot change a stage's result (where logs go), so changing it rebuilds
+    nothing (`distilrnn.stages.fingerprinted`)."""
+    metadata = {"help": help, "fingerprint": fingerprint}
     if isinstance(default, list | dict):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help}, **kwargs)
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata, **kwargs)
 
 
 def _check(condition: bool, name: str, message: str) -> None:
@@ -182,14 +185,11 @@ class TeacherConfig:
     trust_remote_code: bool = setting(
         False, "Allow model code from the checkpoint's repository to run. Off unless you trust it."
     )
-    report_to: str = field(
-        default="none",
-        metadata={
-            "help": "Where the Trainer reports training logs: `none`, `tensorboard` (offline, "
-            "event files under the stage's logs/ folder) or any `report_to` value transformers "
-            "accepts.",
-            "fingerprint": False,  # where logs go cannot change a result
-        },
+    report_to: str = setting(
+        "none",
+        "Where the Trainer reports training logs: `none`, `tensorboard` (offline, event files "
+        "under the stage's logs/ folder) or any `report_to` value transformers accepts.",
+        fingerprint=False,  # where logs go cannot change a result
     )
 
     def __post_init__(self) -> None:
@@ -339,14 +339,11 @@ class StudentSettings:
     max_length: int = setting(128, "Maximum tokens per text.")
     seeds: list[int] = setting([0], "Seeds; each variant trains once per seed.")
     eval_steps: int = setting(0, "Evaluate every N steps (0: once an epoch); the best is kept.")
-    report_to: str = field(
-        default="none",
-        metadata={
-            "help": "Where the Trainer reports training logs: `none`, `tensorboard` (offline, "
-            "event files under the stage's logs/ folder) or any `report_to` value transformers "
-            "accepts.",
-            "fingerprint": False,  # where logs go cannot change a result
-        },
+    report_to: str = setting(
+        "none",
+        "Where the Trainer reports training logs: `none`, `tensorboard` (offline, event files "
+        "under the stage's logs/ folder) or any `report_to` value transformers accepts.",
+        fingerprint=False,  # where logs go cannot change a result
     )
 
     def __post_init__(self) -> None:

@@ -214,7 +214,9 @@ class Pipeline:
                 work_dir = self.folder.work_dir / f"teacher-{stage.fingerprint[:12]}"
                 tmp = stage.directory / "model.tmp"
                 shutil.rmtree(tmp, ignore_errors=True)
-                metrics = finetune(task, cfg, work_dir, tmp, self.device)
+                metrics = finetune(
+                    task, cfg, work_dir, tmp, self.device, logging_dir=stage.directory / "logs"
+                )
                 replace_directory(tmp, model_dir)
                 shutil.rmtree(work_dir, ignore_errors=True)
                 teacher = Teacher.from_pretrained(str(model_dir), max_length=cfg.max_length)
@@ -286,7 +288,7 @@ class Pipeline:
         return self._cached("augment", self._augment)
 
     def _augment(self) -> Built:
-        from distilrnn.augment import build_transfer_set
+        from distilrnn.augmentation import PieceCounter, build_transfer_set
         from distilrnn.teacher import load_tokenizer
 
         cfg = self.config
@@ -412,7 +414,7 @@ class Pipeline:
         return self._cached(("student", variant.name, seed), lambda: self._student(variant, seed))
 
     def _student(self, variant: Variant, seed: int) -> Built:
-        from distilrnn.distill import train_student
+        from distilrnn.distillation import train_student
 
         settings: StudentSettings = self.config.student_for(variant)
         parent = (
@@ -462,6 +464,7 @@ class Pipeline:
                 self.folder.work_dir / f"student-{stage.fingerprint[:12]}",
                 self.device,
                 init_dir=parent.value.directory if parent else None,
+                logging_dir=tmp / "logs",
             )
             metrics.update(variant=variant.name, seed=seed)
             write_json_atomic(tmp / "metrics.json", metrics)
@@ -512,13 +515,3 @@ class Pipeline:
         return write_report(
             self.run_dir, self.folder.benchmark_files(), title=f"distilrnn report: {self.run_dir}"
         )
-
-
-class PieceCounter:
-    """Subword pieces per word under a tokenizer (picklable, for augmentation workers)."""
-
-    def __init__(self, tokenizer: Any):
-        self.tokenizer = tokenizer
-
-    def __call__(self, word: str) -> int:
-        return max(1, len(self.tokenizer.tokenize(word)))

@@ -145,7 +145,7 @@ def augment_throughput(
 ) -> list[tuple[str, str, str, str]]:
     """Rows `(measure, wall s, CPU s, detail)`: POS tagging uncached and cached, the POS
     vocabulary, generation with each of `workers` processes, and the transfer set's size."""
-    from distilrnn.augment import PosVocabulary, generate, tag_texts
+    from distilrnn.augmentation import PosVocabulary, generate, tag_texts
 
     texts = list(texts)
     rows: list[tuple[str, str, str, str]] = []

@@ -147,7 +147,7 @@ class PretrainedMixin:
         if self.tokenizer is None:
             raise StudentError(
                 "this student has no tokenizer: build it with RNNStudent.from_teacher, distil "
-                "it with distilrnn.distill, or load it with RNNStudent.from_pretrained"
+                "it with distilrnn.distillation, or load it with RNNStudent.from_pretrained"
             )
         return self.tokenizer
 
@@ -158,7 +158,7 @@ class PretrainedMixin:
 
     def predict_logits(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
         """Logits `(len(texts), num_labels)` float32 in the order of `texts`."""
-        from distilrnn.distill import logits_of_ids
+        from distilrnn.distillation import logits_of_ids
 
         tokenizer = self._need_tokenizer()
         ids = tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]

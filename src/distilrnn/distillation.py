@@ -32,7 +32,13 @@ from distilrnn.losses import objective_loss
 from distilrnn.run import save_predictions
 from distilrnn.student import RNNStudent
 from distilrnn.student.build import build_student, start_from
-from distilrnn.teacher import Teacher, accuracy_metrics, selection_arguments, tokenize
+from distilrnn.teacher import (
+    Teacher,
+    accuracy_metrics,
+    selection_arguments,
+    send_logs_to,
+    tokenize,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -157,13 +163,15 @@ def fit_student(
     work_dir: Path,
     device: str = "cpu",
     init: RNNStudent | Path | None = None,
+    logging_dir: Path | None = None,
 ) -> tuple[RNNStudent, dict[str, Any], dict[str, np.ndarray]]:
     """Train one student on `train` (text, label [, teacher_logits]); keep the best by
     validation accuracy. A fresh student from the teacher's embedding by default; with `init`,
     that finished student (or its folder) is the starting point (`start_from`).
 
     Returns the student, its metrics (validation / test accuracy, parameter counts, training
-    time, learning curves) and its validation / test logits.
+    time, learning curves) and its validation / test logits. With `report_to` set, the
+    Trainer's logs (e.g. TensorBoard event files) go to `logging_dir`.
     """
     if settings.objective != "ce" and "teacher_logits" not in train.column_names:
         raise StudentError(f"objective {settings.objective!r} needs teacher logits")
@@ -185,6 +193,8 @@ def fit_student(
         compute_metrics=accuracy_metrics,
         settings=settings,
     )
+    if logging_dir is not None:
+        send_logs_to(trainer, logging_dir)
     last = get_last_checkpoint(str(work_dir)) if work_dir.is_dir() else None
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=last)
@@ -225,6 +235,7 @@ def train_student(
     work_dir: Path,
     device: str = "cpu",
     init_dir: Path | None = None,
+    logging_dir: Path | None = None,
 ) -> dict[str, Any]:
     """`fit_student` for the pipeline: the teacher from its folder; the student (safetensors,
     config, tokenizer, validation / test logits) saved to `output_dir`; its metrics returned.
@@ -233,7 +244,7 @@ def train_student(
 
     tokenizer = load_tokenizer(str(teacher_dir))
     model, metrics, predictions = fit_student(
-        settings, seed, train, task, teacher_dir, tokenizer, work_dir, device, init_dir
+        settings, seed, train, task, teacher_dir, tokenizer, work_dir, device, init_dir, logging_dir
     )
     save_predictions(output_dir, predictions)
     model.save(output_dir)
@@ -263,7 +274,7 @@ def distill(
             `alpha` > 0); without labels, validation and test are scored by agreement with the
             teacher.
         transfer: the texts the teacher labels and the student learns from (e.g. the output of
-            `distilrnn.augment`); default: the task's training texts.
+            `distilrnn.augmentation`); default: the task's training texts.
         settings: a `StudentSettings`; `overrides` are any of its fields (`objective="kl"`,
             `rnn="gru"`, `epochs=3`, `temperature="auto"`, ...).
         init_from: a finished student to start from (see `student.init_from`).
@@ -300,6 +311,7 @@ def distill(
             Path(work_dir) if work_dir else Path(scratch),
             device,
             init_from,
+            Path(work_dir) / "logs" if work_dir else None,
         )
     model.tokenizer = teacher.tokenizer
     model.label_names = list(task.label_names or teacher.label_names)
