@@ -61,7 +61,10 @@ ConfigArg = Annotated[
     Path | None, typer.Argument(help="TOML config (see configs/); omitted: defaults.")
 ]
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="TOML config whose [section] to start from.")
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="TOML config whose export or benchmark settings to start from."
+    ),
 ]
 SetOpt = Annotated[
     list[str] | None,
@@ -130,7 +133,12 @@ def settings_options(section: str) -> Callable[[Callable[..., Any]], Callable[..
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         signature = inspect.signature(command)
-        own = [p for p in signature.parameters.values() if p.name != "section_values"]
+        resolved = get_type_hints(command, include_extras=True)  # annotations are strings here
+        own = [
+            p.replace(annotation=resolved[p.name])
+            for p in signature.parameters.values()
+            if p.name != "section_values"
+        ]
         prefix = f"{section}__"
 
         @functools.wraps(command)
@@ -339,7 +347,7 @@ def export(
 ) -> None:
     """Export a student as a self-contained bundle: model.onnx, tokenizer.json, labels.json,
     config.json and a README.md model card; `distilrnn predict` runs it without torch. Every
-    flag below is also the `[export]` setting of the same name."""
+    flag below is also the `export.*` setting of the same name."""
     from distilrnn.export import export_student
 
     _setup_logging(verbose)
@@ -366,7 +374,7 @@ def benchmark(
 ) -> None:
     """Time teacher against student on CPU (size, latency, throughput, training); write
     benchmark-<variant>.json in the run directory (the report reads it) and print the tables.
-    Every flag below is also the `[benchmark]` setting of the same name."""
+    Every flag below is also the `benchmark.*` setting of the same name."""
     from distilrnn.atomic import write_json_atomic
     from distilrnn.bench import benchmark_run, markdown_table
 
