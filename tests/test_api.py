@@ -144,3 +144,16 @@ def test_public_names_load_lazily():
     code = "import sys, distilrnn; distilrnn.Predictor; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_registered_offline_model_resolves_without_the_hub(tiny_teacher_dir, monkeypatch):
+    from distilrnn.hub import OFFLINE_MODELS
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delitem(OFFLINE_MODELS, "someone/tiny-teacher", raising=False)
+    distilrnn.register_offline_model("someone/tiny-teacher", lambda: tiny_teacher_dir)
+    try:
+        teacher = distilrnn.Teacher.from_pretrained("someone/tiny-teacher")
+    finally:
+        OFFLINE_MODELS.pop("someone/tiny-teacher", None)
+    assert teacher.num_labels == 2

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     )
     from distilrnn.data import Task, load_task
     from distilrnn.distillation import distill
+    from distilrnn.hub import register_offline_model
     from distilrnn.losses import register_loss
     from distilrnn.pipeline import Pipeline
     from distilrnn.run import Run
@@ -73,6 +74,7 @@ _LAZY = {
     "load_task": "distilrnn.data",
     "register_cell": "distilrnn.student.model",
     "register_loss": "distilrnn.losses",
+    "register_offline_model": "distilrnn.hub",
     "register_pooling": "distilrnn.student.model",
 }
 
@@ -103,6 +105,7 @@ __all__ = [
     "load_task",
     "register_cell",
     "register_loss",
+    "register_offline_model",
     "register_pooling",
 ]
 

@@ -389,7 +389,7 @@ def augment(
     "whole_word"`, the pieces per word; without one a mask is `[MASK]`, one per word. POS tags
     are cached in `cache_dir` when given.
 
-        transfer = distilrnn.augmentation(train_texts, tokenizer=teacher.tokenizer, n_iter=20)
+        transfer = distilrnn.augment(train_texts, tokenizer=teacher.tokenizer, n_iter=20)
     """
     if isinstance(texts, str):
         raise AugmentError("augment: `texts` is one string; pass a list of texts")

@@ -159,135 +159,122 @@ def settings_options(section: str) -> Callable[[Callable[..., Any]], Callable[..
 
 
 # stages ------------------------------------------------------------------------------------
-def _run_stage(until: str, config, set_, run_dir, force, device, verbose, variants=None):
-    from distilrnn.pipeline import Pipeline
-
-    _setup_logging(verbose)
-    pipeline = Pipeline(
-        _config(config, set_, run_dir),
-        device=device,
-        force=tuple(force or ()),
-        variants=tuple(variants or ()),
-    )
-    return pipeline, pipeline.run(until=until)
-
-
-def _reuse_summary(pipeline) -> None:
-    console.print(f"reused: {', '.join(pipeline.reused) or 'nothing'}")
-    console.print(f"built: {', '.join(pipeline.built) or 'nothing'}")
-
-
 def _percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f} %"
 
 
-@app.command(epilog=SETTINGS_EPILOG)
-def run(
-    config: ConfigArg = None,
-    set_: SetOpt = None,
-    run_dir: RunDirOpt = None,
-    force: ForceOpt = None,
-    device: DeviceOpt = "cpu",
-    verbose: VerboseOpt = False,
-    variant: VariantOpt = None,
-) -> None:
-    """Run every stage (data, teacher, label, student, evaluate, report), reusing finished ones."""
-    pipeline, out = _run_stage("report", config, set_, run_dir, force, device, verbose, variant)
-    print_results(console, out.results)
-    _reuse_summary(pipeline)
+def _students(out: Any) -> list[str]:
+    return [
+        f"{s.directory}: validation {_percent(s.validation_accuracy)}, "
+        f"test {_percent(s.test_accuracy)}"
+        for s in out.students
+    ]
 
 
-@app.command(epilog=SETTINGS_EPILOG)
-def data(
-    config: ConfigArg = None,
-    set_: SetOpt = None,
-    run_dir: RunDirOpt = None,
-    force: ForceOpt = None,
-    verbose: VerboseOpt = False,
-) -> None:
-    """Load, validate and split the task; save the splits and label names."""
-    _, out = _run_stage("data", config, set_, run_dir, force, "cpu", verbose)
-    sizes = {split: len(out.task.splits[split]) for split in out.task.splits}
-    console.print(f"labels: {out.task.label_names}; sizes: {sizes}")
+# command -> (the stage it runs until, what it says, what it prints, its options beyond the
+# config's: a stage that runs no model takes no --device; only student training takes --variant)
+STAGE_COMMANDS: dict[str, tuple[str, str, Callable[[Any], list[str]], tuple[str, ...]]] = {
+    "data": (
+        "data",
+        "Load, validate and split the task; save the splits and label names.",
+        lambda out: [
+            f"labels: {out.task.label_names}; "
+            f"sizes: { {s: len(out.task.splits[s]) for s in out.task.splits} }"
+        ],
+        (),
+    ),
+    "teacher": (
+        "teacher",
+        "Fine-tune the teacher (or check a fine-tuned one) and report its accuracy.",
+        lambda out: [
+            f"teacher at {out.teacher.model_dir}: validation "
+            f"{_percent(out.teacher.validation_accuracy)}, test "
+            f"{_percent(out.teacher.test_accuracy)}"
+        ],
+        ("device",),
+    ),
+    "calibrate": (
+        "calibration",
+        'Fit the teacher\'s temperature on validation (what `temperature = "auto"` uses).',
+        lambda out: [f"temperature: {out.temperature:.3f}"],
+        ("device",),
+    ),
+    "augment": (
+        "augment",
+        "Build the transfer set: the training texts plus perturbed copies (Tang et al. 2019).",
+        lambda out: [
+            f"transfer set: {len(out.transfer)} texts ({len(out.task.splits['train'])} training)"
+        ],
+        (),
+    ),
+    "label": (
+        "label",
+        "Record the teacher's logits for the transfer texts (sharded, resumable).",
+        lambda out: [f"{len(out.labelled)} texts labelled"],
+        ("device",),
+    ),
+    "student": (
+        "student",
+        "Train the student variants (each seed), reusing finished ones.",
+        _students,
+        ("device", "variant"),
+    ),
+}
 
 
-@app.command(epilog=SETTINGS_EPILOG)
-def teacher(
-    config: ConfigArg = None,
-    set_: SetOpt = None,
-    run_dir: RunDirOpt = None,
-    force: ForceOpt = None,
-    device: DeviceOpt = "cpu",
-    verbose: VerboseOpt = False,
-) -> None:
-    """Fine-tune the teacher (or check a fine-tuned one) and report its accuracy."""
-    _, out = _run_stage("teacher", config, set_, run_dir, force, device, verbose)
-    record = out.teacher
-    console.print(
-        f"teacher at {record.model_dir}: validation {_percent(record.validation_accuracy)}, "
-        f"test {_percent(record.test_accuracy)}"
-    )
+def _stage_command(
+    until: str, doc: str, summary: Callable[[Any], list[str]], extra: tuple[str, ...]
+) -> Callable[..., None]:
+    def command(
+        config: ConfigArg = None,
+        set_: SetOpt = None,
+        run_dir: RunDirOpt = None,
+        force: ForceOpt = None,
+        device: DeviceOpt = "cpu",
+        verbose: VerboseOpt = False,
+        variant: VariantOpt = None,
+    ) -> None:
+        from distilrnn.pipeline import Pipeline
 
-
-@app.command(epilog=SETTINGS_EPILOG)
-def calibrate(
-    config: ConfigArg = None,
-    set_: SetOpt = None,
-    run_dir: RunDirOpt = None,
-    force: ForceOpt = None,
-    device: DeviceOpt = "cpu",
-    verbose: VerboseOpt = False,
-) -> None:
-    """Fit the teacher's temperature on validation (what `temperature = "auto"` uses)."""
-    _, out = _run_stage("calibration", config, set_, run_dir, force, device, verbose)
-    console.print(f"temperature: {out.temperature:.3f}")
-
-
-@app.command(epilog=SETTINGS_EPILOG)
-def augment(
-    config: ConfigArg = None,
-    set_: SetOpt = None,
-    run_dir: RunDirOpt = None,
-    force: ForceOpt = None,
-    verbose: VerboseOpt = False,
-) -> None:
-    """Build the transfer set: the training texts plus perturbed copies (Tang et al. 2019)."""
-    _, out = _run_stage("augment", config, set_, run_dir, force, "cpu", verbose)
-    train = len(out.task.splits["train"])
-    console.print(f"transfer set: {len(out.transfer)} texts ({train} training)")
-
-
-@app.command(epilog=SETTINGS_EPILOG)
-def label(
-    config: ConfigArg = None,
-    set_: SetOpt = None,
-    run_dir: RunDirOpt = None,
-    force: ForceOpt = None,
-    device: DeviceOpt = "cpu",
-    verbose: VerboseOpt = False,
-) -> None:
-    """Record the teacher's logits for the transfer texts (sharded, resumable)."""
-    _, out = _run_stage("label", config, set_, run_dir, force, device, verbose)
-    console.print(f"{len(out.labelled)} texts labelled")
-
-
-@app.command(epilog=SETTINGS_EPILOG)
-def student(
-    config: ConfigArg = None,
-    set_: SetOpt = None,
-    run_dir: RunDirOpt = None,
-    force: ForceOpt = None,
-    device: DeviceOpt = "cpu",
-    verbose: VerboseOpt = False,
-    variant: VariantOpt = None,
-) -> None:
-    """Train the student variants (each seed), reusing finished ones."""
-    _, out = _run_stage("student", config, set_, run_dir, force, device, verbose, variant)
-    for record in out.students:
-        console.print(
-            f"{record.directory}: validation {_percent(record.validation_accuracy)}, "
-            f"test {_percent(record.test_accuracy)}"
+        _setup_logging(verbose)
+        pipeline = Pipeline(
+            _config(config, set_, run_dir),
+            device=device,
+            force=tuple(force or ()),
+            variants=tuple(variant or ()),
         )
+        out = pipeline.run(until=until)
+        if until == "report":
+            print_results(console, out.results)
+            console.print(f"report: {out.report}")
+            console.print(f"reused: {', '.join(pipeline.reused) or 'nothing'}")
+            console.print(f"built: {', '.join(pipeline.built) or 'nothing'}")
+        for line in summary(out):
+            console.print(line)
+
+    hints = get_type_hints(command, include_extras=True)
+    optional = {"device", "variant"}
+    command.__signature__ = inspect.Signature(
+        [
+            inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, default=p.default, annotation=hints[name]
+            )
+            for name, p in inspect.signature(command).parameters.items()
+            if name not in optional or name in extra
+        ]
+    )
+    command.__doc__ = doc
+    return command
+
+
+STAGE_COMMANDS["run"] = (
+    "report",
+    "Run every stage (data, teacher, label, student, evaluate, report), reusing finished ones.",
+    lambda out: [],
+    ("device", "variant"),
+)
+for _name, (_until, _doc, _summary, _extra) in STAGE_COMMANDS.items():
+    app.command(_name, epilog=SETTINGS_EPILOG)(_stage_command(_until, _doc, _summary, _extra))
 
 
 @app.command(epilog=SETTINGS_EPILOG)

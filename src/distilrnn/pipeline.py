@@ -15,7 +15,6 @@ import dataclasses
 import logging
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,47 +28,25 @@ from distilrnn.errors import ConfigError, RunFolderError
 from distilrnn.run import (
     Run,
     StudentRecord,
-    TeacherRecord,
     load_predictions,
     save_predictions,
     training_rows,
 )
 from distilrnn.stages import (
     STAGES,
+    Built,
+    RunOutputs,
     Stage,
     file_digest,
     fingerprint,
     fingerprinted,
     folder_digest,
+    once,
     settings_of_version,
 )
 from distilrnn.teacher import Teacher, check_fits, finetune
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class Built:
-    """A stage's output with the fingerprint the stages after it read (and, for students, the
-    fingerprints older run formats gave it, by format)."""
-
-    value: Any
-    fingerprint: str
-    legacy: dict[int, str] = field(default_factory=dict)
-
-
-@dataclass
-class RunOutputs:
-    """What `Pipeline.run` built or reused, up to the stage it was asked for."""
-
-    task: Task | None = None
-    teacher: TeacherRecord | None = None
-    temperature: float | None = None
-    transfer: Dataset | None = None
-    labelled: Dataset | None = None
-    students: list[StudentRecord] = field(default_factory=list)
-    results: dict[str, Any] | None = None
-    report: Path | None = None
 
 
 class Pipeline:
@@ -102,7 +79,7 @@ class Pipeline:
         self.force = set(force)
         self.reused: list[str] = []
         self.built: list[str] = []
-        self._cache: dict[Any, Built] = {}
+        self._results: dict[tuple, Built] = {}  # what `once` methods returned, by call
         self._opened = False
 
     @property
@@ -156,17 +133,10 @@ class Pipeline:
             logger.info("%s: reusing %s", stage.name, stage.directory)
         return done
 
-    def _cached(self, key: Any, build) -> Built:
-        if key not in self._cache:
-            self._cache[key] = build()
-        return self._cache[key]
-
     # data -----------------------------------------------------------------------------------
+    @once
     def data(self) -> Built:
         """The validated splits and label names."""
-        return self._cached("data", self._data)
-
-    def _data(self) -> Built:
         settings = fingerprinted(self.config.data)
         files = [(str(p), file_digest(p)) for p in data_files(self.config.data) if p.is_file()]
         stage = self._stage("data", self.folder.data_dir, settings, files)
@@ -181,12 +151,10 @@ class Pipeline:
         return Built(self.folder.task(), stage.fingerprint)
 
     # teacher --------------------------------------------------------------------------------
+    @once
     def teacher(self) -> Built:
         """The fine-tuned teacher (fine-tuned here unless `teacher.checkpoint`), with its
         validation / test logits saved beside it."""
-        return self._cached("teacher", self._teacher)
-
-    def _teacher(self) -> Built:
         data = self.data()
         task: Task = data.value
         cfg = self.config.teacher
@@ -262,12 +230,10 @@ class Pipeline:
         return predictions
 
     # calibration ----------------------------------------------------------------------------
+    @once
     def calibration(self) -> Built:
         """The temperature minimising the teacher's validation NLL (Guo et al. 2017), for
         `temperature = "auto"`; fitted once per teacher."""
-        return self._cached("calibration", self._calibration)
-
-    def _calibration(self) -> Built:
         from distilrnn.calibration import calibrate
 
         teacher = self.teacher()
@@ -283,12 +249,10 @@ class Pipeline:
         return Built(float(fitted["temperature"]), stage.fingerprint)
 
     # transfer set and its logits ------------------------------------------------------------
+    @once
     def augment(self) -> Built:
         """The transfer set: the training texts (with labels), then generated ones (label -1)."""
-        return self._cached("augment", self._augment)
-
-    def _augment(self) -> Built:
-        from distilrnn.augmentation import PieceCounter, build_transfer_set
+        from distilrnn.augmentation import augment
         from distilrnn.teacher import load_tokenizer
 
         cfg = self.config
@@ -303,20 +267,19 @@ class Pipeline:
         stage = self._stage("augment", self.folder.augment_dir, inputs, settings)
         if not self._done(stage):
             stage.begin()
-            tokenizer = load_tokenizer(str(self.teacher().value.model_dir))
             train = data.value.splits["train"]
-            texts, labels = list(train["text"]), list(train["label"])
             started = time.perf_counter()
-            generated = build_transfer_set(
-                texts,
-                cfg.augment,
-                self.folder.work_dir / "pos-tags",
-                tokenizer.mask_token,
-                count_pieces=PieceCounter(tokenizer),
+            texts = augment(
+                list(train["text"]),
+                tokenizer=load_tokenizer(str(self.teacher().value.model_dir)),
+                settings=cfg.augment,
+                cache_dir=self.folder.work_dir / "pos-tags",
             )
             seconds = time.perf_counter() - started
+            generated = len(texts) - len(train)
+            # the rows that are the training texts keep their labels (TRANSFER_SET_RULE)
             transfer = Dataset.from_dict(
-                {"text": texts + generated, "label": labels + [-1] * len(generated)}
+                {"text": texts, "label": list(train["label"]) + [-1] * generated}
             )
             tmp = stage.directory / "transfer.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
@@ -324,7 +287,7 @@ class Pipeline:
             replace_directory(tmp, self.folder.transfer_dir)
             metrics = {
                 "train_texts": len(train),
-                "generated_texts": len(generated),
+                "generated_texts": generated,
                 "transfer_texts": len(transfer),
                 "seconds": seconds,
             }
@@ -333,7 +296,7 @@ class Pipeline:
             logger.info(
                 "augment: %d training + %d generated texts in %.0f s",
                 len(train),
-                len(generated),
+                generated,
                 seconds,
             )
         return Built(self.folder.transfer_set(), stage.fingerprint)
@@ -345,11 +308,9 @@ class Pipeline:
         data = self.data()
         return Built(data.value.splits["train"], data.fingerprint)
 
+    @once
     def label(self) -> Built:
         """Teacher logits for every text of the transfer set (or the training split)."""
-        return self._cached("label", self._label)
-
-    def _label(self) -> Built:
         from distilrnn.labeling import label_texts, load_labelled
 
         cfg = self.config
@@ -408,12 +369,10 @@ class Pipeline:
             for seed in self.config.student_for(variant).seeds
         ]
 
+    @once
     def student(self, variant: Variant, seed: int) -> Built:
         """Train (or reuse) one student, after the student it starts from (`init_from`, same
         seed), whose fingerprint is then one of its inputs."""
-        return self._cached(("student", variant.name, seed), lambda: self._student(variant, seed))
-
-    def _student(self, variant: Variant, seed: int) -> Built:
         from distilrnn.distillation import train_student
 
         settings: StudentSettings = self.config.student_for(variant)

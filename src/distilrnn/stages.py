@@ -16,15 +16,23 @@ Adding a setting that changes results means: bump `RUN_VERSION`, and list it her
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distilrnn.atomic import write_json_atomic
 from distilrnn.run import RUN_VERSION, STAGE_FILE
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+    from distilrnn.data import Task
+    from distilrnn.run import StudentRecord, TeacherRecord
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +107,7 @@ class Stage:
     name: str
     directory: Path
     fingerprint: str
-    legacy: dict[int, str] = dataclasses.field(default_factory=dict)
+    legacy: dict[int, str] = field(default_factory=dict)
 
     @property
     def record_path(self) -> Path:
@@ -140,3 +148,41 @@ class Stage:
             self.record_path,
             {"fingerprint": self.fingerprint, "run_version": RUN_VERSION, "settings": settings},
         )
+
+
+@dataclass
+class Built:
+    """A stage's output with the fingerprint the stages after it read (and, for students, the
+    fingerprints older run formats gave it, by format)."""
+
+    value: Any
+    fingerprint: str
+    legacy: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass
+class RunOutputs:
+    """What `Pipeline.run` built or reused, up to the stage it was asked for."""
+
+    task: Task | None = None
+    teacher: TeacherRecord | None = None
+    temperature: float | None = None
+    transfer: Dataset | None = None
+    labelled: Dataset | None = None
+    students: list[StudentRecord] = field(default_factory=list)
+    results: dict[str, Any] | None = None
+    report: Path | None = None
+
+
+def once(method: Callable[..., Built]) -> Callable[..., Built]:
+    """A stage method that runs once per pipeline and argument list; later calls (a variant's
+    parent asked for by several children, the teacher read by every stage) get its result."""
+
+    @functools.wraps(method)
+    def run_once(self: Any, *args: Any) -> Built:
+        key = (method.__name__, *(getattr(a, "name", a) for a in args))
+        if key not in self._results:
+            self._results[key] = method(self, *args)
+        return self._results[key]
+
+    return run_once
