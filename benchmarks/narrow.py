@@ -26,7 +26,7 @@ from typing import Any
 
 from distilrnn.bench.narrow import SETTINGS, benchmark_narrow, narrow_markdown
 from distilrnn.bench.tables import write_results
-from distilrnn.config import load_config
+from distilrnn.config_io import load_config
 from distilrnn.run import Run
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from distilrnn.config import ConfigError, StudentSettings, describe_settings, load_config
+from distilrnn.config import ConfigError, StudentSettings, load_config
+from distilrnn.config_io import describe_settings
 from distilrnn.registry import Registry
 
 
@@ -82,8 +83,11 @@ def test_temperature_accepts_auto_and_numbers_only():
         load_config(None, ["student.temperature=0"])
 
 
-def test_config_module_imports_without_torch():
-    code = "import sys, distilrnn.config; assert 'torch' not in sys.modules, 'torch imported'"
+def test_config_modules_import_without_torch():
+    code = (
+        "import sys, distilrnn.config, distilrnn.config_io; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -123,3 +127,13 @@ def test_one_variant_lookup_names_the_known_variants():
     assert config.variant("baseline-gru").overrides["rnn"] == "gru"
     with pytest.raises(ConfigError, match=r"nope.*baseline-lstm"):
         config.variant("nope")
+
+
+def test_loaders_moved_to_config_io_stay_importable_from_config():
+    import distilrnn.config
+    import distilrnn.config_io
+
+    for name in ("load_config", "config_from_dict", "describe_settings", "student_settings"):
+        assert getattr(distilrnn.config, name) is getattr(distilrnn.config_io, name)
+    with pytest.raises(AttributeError, match="no_such_name"):
+        distilrnn.config.no_such_name  # noqa: B018

@@ -41,8 +41,8 @@ if TYPE_CHECKING:
         RunConfig,
         StudentSettings,
         TeacherConfig,
-        load_config,
     )
+    from distilrnn.config_io import load_config
     from distilrnn.data import Task, load_task
     from distilrnn.distillation import distill
     from distilrnn.hub import register_offline_model
@@ -70,7 +70,7 @@ _LAZY = {
     "TeacherConfig": "distilrnn.config",
     "augment": "distilrnn.augmentation",
     "distill": "distilrnn.distillation",
-    "load_config": "distilrnn.config",
+    "load_config": "distilrnn.config_io",
     "load_task": "distilrnn.data",
     "register_cell": "distilrnn.student.model",
     "register_loss": "distilrnn.losses",

@@ -25,7 +25,8 @@ from rich.table import Table
 
 from distilrnn.cli_predict import predict
 from distilrnn.cli_tables import print_export_summary, print_results
-from distilrnn.config import SECTIONS, RunConfig, describe_settings, load_config
+from distilrnn.config import SECTIONS, RunConfig
+from distilrnn.config_io import describe_settings, load_config
 from distilrnn.errors import DistilrnnError
 
 # What `distilrnn[train]` adds to the runtime install; a command that needs one of them fails

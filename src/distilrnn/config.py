@@ -12,25 +12,18 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from distilrnn.errors import ConfigError
 from distilrnn.registry import OBJECTIVES
 from distilrnn.validation import (
     build_section,
     check_architecture,
-    choice_problem,
     fraction_check,
     report_problem,
     require,
+    require_choice,
 )
-
-if TYPE_CHECKING:
-    from distilrnn.config_io import config_from_dict as config_from_dict
-    from distilrnn.config_io import describe_settings as describe_settings
-    from distilrnn.config_io import load_config as load_config
-    from distilrnn.config_io import parse_override as parse_override
-    from distilrnn.config_io import student_settings as student_settings
 
 # where logs go cannot change a result, so `report_to` is not fingerprinted
 REPORT_TO_HELP = (
@@ -81,7 +74,7 @@ class DataConfig:
     )
 
     def __post_init__(self) -> None:
-        report_problem("data.format", choice_problem(self.format, ("auto", "tsv", "csv", "jsonl")))
+        require_choice(self.format, ("auto", "tsv", "csv", "jsonl"), "data.format")
         require(self.max_train_samples >= 0, "data.max_train_samples", "must be >= 0")
 
     def resolved_path(self) -> Path | None:
@@ -189,7 +182,7 @@ class AugmentSettings:
         require(self.p_mask + self.p_pos <= 1.0, "augment.p_mask", "p_mask + p_pos must be <= 1")
         require(self.max_ngram >= 1, "augment.max_ngram", "must be >= 1")
         require(self.n_iter >= 1, "augment.n_iter", "must be >= 1")
-        report_problem("augment.mask_mode", choice_problem(self.mask_mode, ("word", "whole_word")))
+        require_choice(self.mask_mode, ("word", "whole_word"), "augment.mask_mode")
         require(self.workers >= 1, "augment.workers", "must be >= 1")
         require(self.seed >= 0, "augment.seed", "must be >= 0")
 
@@ -276,11 +269,9 @@ class StudentSettings:
 
     def __post_init__(self) -> None:
         check_architecture(self, "student.")
-        report_problem(
-            "student.embeddings", choice_problem(self.embeddings, ("frozen", "trainable", "random"))
-        )
+        require_choice(self.embeddings, ("frozen", "trainable", "random"), "student.embeddings")
         require(self.embedding_projection >= 0, "student.embedding_projection", "must be >= 0")
-        report_problem("student.train_layers", choice_problem(self.train_layers, ("all", "first")))
+        require_choice(self.train_layers, ("all", "first"), "student.train_layers")
         require(
             self.train_layers == "all" or bool(self.init_from),
             "student.train_layers",
@@ -288,9 +279,7 @@ class StudentSettings:
         )
         report_problem("student.warmup_ratio", fraction_check(self.warmup_ratio))
         report_problem("student.objective", OBJECTIVES.problem(self.objective))
-        report_problem(
-            "student.transfer_set", choice_problem(self.transfer_set, ("train", "augmented"))
-        )
+        require_choice(self.transfer_set, ("train", "augmented"), "student.transfer_set")
         temperature = self.temperature
         require(
             temperature == "auto"

@@ -7,11 +7,13 @@ training labels sorted (integers numerically, strings alphabetically). A split w
 holds -1 in every row. Without a validation split, a seeded 20 % of the training rows is held
 out as one; without a test split, the validation split is halved into validation (model
 selection) and test (reporting). Errors name the file and line, or the split and row.
+
+The file and hub readers are in `distilrnn.readers`; this module turns what they read into a
+`Task`.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import logging
@@ -19,25 +21,32 @@ import math
 import numbers
 import os
 import shutil
-import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+from datasets import Dataset, DatasetDict, Features, Value
 
 from distilrnn.atomic import replace_directory, write_json_atomic
 from distilrnn.config import DataConfig
 from distilrnn.errors import ConfigError, DataError, MissingFileError
+from distilrnn.readers import (
+    FORMATS,
+    SPLITS,
+    UNLABELLED,
+    Rows,
+    check_columns,
+    data_files,
+    dataset_rows,
+    read_folder,
+    read_hub,
+)
 
 logger = logging.getLogger(__name__)
 
-SPLITS = ("train", "validation", "test")
-UNLABELLED = -1  # the label id of every row of a split without labels
 HELD_OUT = 0.2  # share of the training rows held out as validation when there is none
-FORMATS = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
 _FEATURES = Features({"text": Value("string"), "label": Value("int64")})
 
 __all__ = ["DataError", "Split", "Task", "data_files", "halve", "label_vocabulary", "load_task"]
@@ -138,7 +147,7 @@ class Task:
                 continue
             if not isinstance(pair, tuple) or len(pair) != 2:
                 raise DataError(f"{split}: expected a (texts, labels) pair")
-            rows[split] = _Rows(split, *pair)
+            rows[split] = Rows(split, *pair)
         return _assemble(rows.values(), label_names=label_names, split_seed=split_seed)
 
     @classmethod
@@ -160,9 +169,9 @@ class Task:
             if frame is None:
                 continue
             columns = [c for c in (text_column, label_column) if c is not None]
-            _check_columns(f"{split} DataFrame", columns, list(frame.columns))
+            check_columns(f"{split} DataFrame", columns, list(frame.columns))
             labels = frame[label_column].tolist() if label_column is not None else None
-            rows[split] = _Rows(
+            rows[split] = Rows(
                 split, frame[text_column].tolist(), labels, columns=(text_column, label_column)
             )
         return _assemble(rows.values(), label_names=label_names, split_seed=split_seed)
@@ -180,47 +189,14 @@ class Task:
         """A task from a datasets `Dataset` (the training rows) or a `DatasetDict` with `train`
         and optionally `validation` / `test`. A `ClassLabel` column keeps its names and ids; a
         split whose labels are all -1 (GLUE's hidden test labels) is unlabelled."""
-        rows, vocabulary = _dataset_rows(data, text_column, label_column)
+        rows, vocabulary = dataset_rows(data, text_column, label_column)
         return _assemble(
             rows.values(), label_names=label_names, vocabulary=vocabulary, split_seed=split_seed
         )
 
 
-# one split's rows before validation -----------------------------------------------------------
-@dataclass(frozen=True)
-class _Rows:
-    """One split's rows as given; `where(i)` names row i in error messages."""
-
-    split: str
-    texts: Sequence[Any]
-    labels: Sequence[Any] | None
-    path: Path | None = None  # the file the rows came from
-    lines: Sequence[int] | None = None  # their line numbers in it
-    columns: tuple[str, str | None] | None = None
-
-    @property
-    def origin(self) -> str:
-        return str(self.path) if self.path is not None else f"{self.split} split"
-
-    def where(self, index: int) -> str:
-        if self.lines is not None:
-            return f"{self.origin}:{self.lines[index]}"
-        return f"{self.split} split, row {index}"
-
-    def column(self, which: int) -> str:
-        name = self.columns[which] if self.columns else None
-        return f" in column {name!r}" if name else ""
-
-
-def _check_columns(origin: str, wanted: list[str], present: list[str]) -> None:
-    missing = [c for c in wanted if c not in present]
-    if missing:
-        raise DataError(
-            f"{origin}: missing column(s) {', '.join(missing)}; it has {', '.join(present)}"
-        )
-
-
-def _clean_texts(rows: _Rows) -> list[str]:
+# one path from raw rows to a task ------------------------------------------------------------
+def _clean_texts(rows: Rows) -> list[str]:
     if isinstance(rows.texts, str):
         raise DataError(f"{rows.origin}: expected a list of texts, got one string")
     if len(rows.texts) == 0:
@@ -251,7 +227,7 @@ def _label_string(label: Any) -> str | None:
     return text or None
 
 
-def _raw_labels(rows: _Rows) -> list[str] | None:
+def _raw_labels(rows: Rows) -> list[str] | None:
     if rows.labels is None:
         return None
     if len(rows.labels) != len(rows.texts):
@@ -273,7 +249,7 @@ def label_vocabulary(raw_labels: list[str]) -> list[str]:
     return sorted(unique)
 
 
-def _encode(rows: _Rows, raw: list[str], index: dict[str, int] | None, reason: str) -> list[int]:
+def _encode(rows: Rows, raw: list[str], index: dict[str, int] | None, reason: str) -> list[int]:
     """Label ids of `raw` by `index`; without an index (unlabelled training texts and no
     names), labels must already be ids."""
     ids = []
@@ -294,7 +270,7 @@ def _encode(rows: _Rows, raw: list[str], index: dict[str, int] | None, reason: s
 
 
 def _assemble(
-    rows: Iterable[_Rows],
+    rows: Iterable[Rows],
     *,
     label_names: Sequence[str] | None = None,
     vocabulary: list[str] | None = None,
@@ -308,7 +284,7 @@ def _assemble(
     `ClassLabel`); otherwise the sorted training labels. `label_names` then renames them (same
     count), or, for unlabelled training texts, is the vocabulary itself.
     """
-    given: dict[str, _Rows] = {}
+    given: dict[str, Rows] = {}
     texts: dict[str, list[str]] = {}
     raw: dict[str, list[str] | None] = {}
     for r in rows:
@@ -366,164 +342,6 @@ def _split(datasets: dict[str, Dataset], names: list[str], seed: int, max_train:
     return Task(DatasetDict({s: datasets[s] for s in SPLITS}), names)
 
 
-# files ----------------------------------------------------------------------------------------
-def _detect_format(path: Path, fmt: str) -> str:
-    if fmt != "auto":
-        return fmt
-    if path.suffix.lower() not in FORMATS:
-        raise DataError(f"{path}: cannot tell the format from the extension; set data.format")
-    return FORMATS[path.suffix.lower()]
-
-
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Yield (line number, line) and turn decoding errors into a DataError naming the line."""
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                yield number, raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as error:
-                raise DataError(f"{path}:{number}: not valid UTF-8 ({error.reason})") from None
-
-
-def _read_delimited(
-    path: Path, delimiter: str, quoting: bool, columns: tuple[str, str]
-) -> Iterator[tuple[int, str, str]]:
-    csv.field_size_limit(sys.maxsize)
-    lines = _lines(path)
-    header_line = next(lines, None)
-    if header_line is None:
-        raise DataError(f"{path}: the file is empty (expected a header line)")
-    mode = csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE
-    header = next(csv.reader([header_line[1]], delimiter=delimiter, quoting=mode))
-    _check_columns(f"{path}:1", list(columns), header)
-    text_index, label_index = (header.index(c) for c in columns)
-    for number, line in lines:
-        if not line.strip():
-            continue
-        row = next(csv.reader([line], delimiter=delimiter, quoting=mode))
-        if len(row) != len(header):
-            raise DataError(
-                f"{path}:{number}: ragged row: {len(row)} fields where the header has {len(header)}"
-            )
-        yield number, row[text_index], row[label_index]
-
-
-def _read_jsonl(path: Path, columns: tuple[str, str]) -> Iterator[tuple[int, Any, Any]]:
-    for number, line in _lines(path):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-        if not isinstance(record, dict):
-            raise DataError(f"{path}:{number}: expected a JSON object")
-        for column in columns:
-            if column not in record:
-                raise DataError(f"{path}:{number}: missing column {column!r}")
-        yield number, record[columns[0]], record[columns[1]]
-
-
-def _read_file(path: Path, split: str, config: DataConfig) -> _Rows:
-    """One file's rows with their line numbers (format errors raised here, row checks later)."""
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    fmt = _detect_format(path, config.format)
-    columns = (config.text_column, config.label_column)
-    if fmt == "jsonl":
-        rows = _read_jsonl(path, columns)
-    else:
-        quoting = fmt == "csv" or config.quoting
-        rows = _read_delimited(path, "\t" if fmt == "tsv" else ",", quoting, columns)
-    numbers_, texts, labels = [], [], []
-    for number, text, label in rows:
-        numbers_.append(number)
-        texts.append(text)
-        labels.append(label)
-    return _Rows(split, texts, labels, path=path, lines=numbers_, columns=columns)
-
-
-def load_local_task(config: DataConfig) -> Task:
-    """The task in the folder `data.path`: the train file, and the validation / test files
-    when named (an empty `validation_file` holds a share of the training rows out instead)."""
-    folder = config.resolved_path()
-    assert folder is not None
-    if not folder.is_dir():
-        raise DataError(f"data.path: {folder} is not a directory")
-    names = (config.train_file, config.validation_file, config.test_file)
-    rows = (
-        _read_file(folder / name, split, config)
-        for split, name in zip(SPLITS, names, strict=True)
-        if name
-    )
-    return _assemble(
-        rows,
-        label_names=config.label_names,
-        split_seed=config.split_seed,
-        max_train_samples=config.max_train_samples,
-    )
-
-
-# datasets and the hub ------------------------------------------------------------------------
-def _dataset_rows(
-    data: Dataset | DatasetDict, text_column: str, label_column: str | None
-) -> tuple[dict[str, _Rows], list[str] | None]:
-    """Rows of each split of a datasets object, and the label vocabulary a `ClassLabel` fixes."""
-    splits = {"train": data} if isinstance(data, Dataset) else dict(data)
-    unknown = sorted(set(splits) - set(SPLITS))
-    if unknown or "train" not in splits:
-        raise DataError(
-            f"dataset splits {', '.join(splits)}: expected train and optionally validation, test"
-        )
-    rows, vocabulary = {}, None
-    for split, dataset in splits.items():
-        columns = [c for c in (text_column, label_column) if c is not None]
-        _check_columns(f"{split} split", columns, dataset.column_names)
-        labels = None
-        if label_column is not None:
-            values = list(dataset[label_column])
-            feature = dataset.features[label_column]
-            if all(value is None or value == UNLABELLED for value in values):
-                labels = None  # hidden labels, as in GLUE's test splits
-            elif isinstance(feature, ClassLabel):
-                vocabulary = vocabulary or list(feature.names)
-                labels = [feature.int2str(v) if v is not None and v >= 0 else None for v in values]
-            else:
-                labels = values
-        rows[split] = _Rows(
-            split, list(dataset[text_column]), labels, columns=(text_column, label_column)
-        )
-    return rows, vocabulary
-
-
-def load_hub_task(config: DataConfig) -> Task:
-    """Load a datasets hub task such as `glue/sst2` (needs the network or the local cache).
-    A test split with hidden labels is dropped, so the validation split is halved instead."""
-    from datasets import load_dataset
-
-    name, _, subset = config.hub_name.partition("/")
-    try:
-        loaded = load_dataset(name, subset or None)
-    except (OSError, ValueError) as error:
-        raise DataError(f"data.hub_name: cannot load {config.hub_name!r}: {error}") from None
-    splits = {s: loaded[s] for s in SPLITS if s in loaded}
-    test = splits.get("test")
-    if (
-        test is not None
-        and config.label_column in test.column_names
-        and min(test[config.label_column], default=UNLABELLED) < 0
-    ):
-        del splits["test"]
-    rows, vocabulary = _dataset_rows(DatasetDict(splits), config.text_column, config.label_column)
-    return _assemble(
-        rows.values(),
-        label_names=config.label_names,
-        vocabulary=vocabulary,
-        split_seed=config.split_seed,
-        max_train_samples=config.max_train_samples,
-    )
-
-
 # one entry point ------------------------------------------------------------------------------
 def load_task(source: Any, **settings: Any) -> Task:
     """Load, validate and split a task.
@@ -544,10 +362,18 @@ def load_task(source: Any, **settings: Any) -> Task:
     else:
         config = _config_for(source, settings)
     if config.path:
-        return load_local_task(config)
-    if config.hub_name:
-        return load_hub_task(config)
-    raise DataError("no data: set data.path (a folder of files) or data.hub_name")
+        rows, vocabulary = read_folder(config), None
+    elif config.hub_name:
+        rows, vocabulary = read_hub(config)
+    else:
+        raise DataError("no data: set data.path (a folder of files) or data.hub_name")
+    return _assemble(
+        rows,
+        label_names=config.label_names,
+        vocabulary=vocabulary,
+        split_seed=config.split_seed,
+        max_train_samples=config.max_train_samples,
+    )
 
 
 def _data_settings(settings: dict[str, Any]) -> dict[str, Any]:
@@ -573,12 +399,3 @@ def _config_for(source: str | os.PathLike, settings: dict[str, Any]) -> DataConf
     else:
         values = {"hub_name": name}
     return DataConfig(**(values | _data_settings(settings)))
-
-
-def data_files(config: DataConfig) -> list[Path]:
-    """The local files a task is read from (for content hashing)."""
-    folder = config.resolved_path()
-    if folder is None:
-        return []
-    names = [config.train_file, config.validation_file, config.test_file]
-    return [folder / name for name in names if name]

@@ -26,7 +26,8 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
 from distilrnn.batching import run_batched
-from distilrnn.config import StudentSettings, student_settings
+from distilrnn.config import StudentSettings
+from distilrnn.config_io import student_settings
 from distilrnn.errors import DataError, StudentError
 from distilrnn.losses import objective_loss
 from distilrnn.run import save_predictions

@@ -37,9 +37,9 @@ def fraction_check(value: object) -> str | None:
     return None
 
 
-def choice_problem(value: object, choices: tuple[str, ...]) -> str | None:
-    """What is wrong with `value` when it is not one of `choices`."""
-    return None if value in choices else f"must be {one_of(choices)}, got {value!r}"
+def require_choice(value: object, choices: tuple[str, ...], name: str) -> None:
+    """Raise `ConfigError` naming `name` unless `value` is one of `choices`."""
+    require(value in choices, name, f"must be {one_of(choices)}, got {value!r}")
 
 
 def integer_check(minimum: int, maximum: int | None = None) -> Check:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from distilrnn.config import DROPOUT_FIELDS, SHAPE_FIELDS, StudentSettings
+from distilrnn.config import StudentSettings
 from distilrnn.errors import StudentError
 from distilrnn.student.factorize import (
     factorize_embedding,
@@ -19,6 +19,7 @@ from distilrnn.student.factorize import (
     frequency_weights,
 )
 from distilrnn.student.model import RNNStudent, StudentConfig
+from distilrnn.validation import DROPOUT_FIELDS, SHAPE_FIELDS
 
 if TYPE_CHECKING:
     from datasets import Dataset

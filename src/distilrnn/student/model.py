@@ -25,18 +25,18 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from distilrnn.atomic import write_atomically
-from distilrnn.config import (
+from distilrnn.errors import ConfigError
+from distilrnn.registry import CELLS, POOLINGS
+from distilrnn.student.attention import AttentionPooling
+from distilrnn.student.pretrained import PretrainedMixin
+from distilrnn.student.regularizers import LockedDropout, WeightDrop, embedded_dropout
+from distilrnn.validation import (
     DROPOUT_FIELDS,
     boolean_check,
     check_architecture,
     check_fields,
     integer_check,
 )
-from distilrnn.errors import ConfigError
-from distilrnn.registry import CELLS, POOLINGS
-from distilrnn.student.attention import AttentionPooling
-from distilrnn.student.pretrained import PretrainedMixin
-from distilrnn.student.regularizers import LockedDropout, WeightDrop, embedded_dropout
 
 logger = logging.getLogger(__name__)
 

@@ -49,7 +49,8 @@ class PretrainedMixin:
         """A fresh student that reads with `teacher`'s tokenizer and a copy of its word
         embeddings. `teacher` is a `distilrnn.Teacher` (or a folder of one); `settings` a
         `StudentSettings`, `overrides` any of its fields (`rnn="gru"`, `hidden_size=128`)."""
-        from distilrnn.config import StudentSettings, student_settings
+        from distilrnn.config import StudentSettings
+        from distilrnn.config_io import student_settings
         from distilrnn.student.build import build_student
         from distilrnn.teacher import Teacher
 

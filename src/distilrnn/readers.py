@@ -1,0 +1,215 @@
+"""Readers of a task's raw rows: TSV / CSV / JSONL files in a folder, a datasets object and the
+datasets hub. A reader returns each split's rows as given (`Rows`), with where they came from;
+`distilrnn.data` validates and encodes them into a `Task`. Format errors (a missing column, a
+ragged row, bad UTF-8 or JSON) are raised here and name the file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from datasets import ClassLabel, Dataset, DatasetDict
+
+from distilrnn.config import DataConfig
+from distilrnn.errors import DataError
+
+SPLITS = ("train", "validation", "test")
+UNLABELLED = -1  # the label id of every row of a split without labels
+FORMATS = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
+
+
+@dataclass(frozen=True)
+class Rows:
+    """One split's rows as given; `where(i)` names row i in error messages."""
+
+    split: str
+    texts: Sequence[Any]
+    labels: Sequence[Any] | None
+    path: Path | None = None  # the file the rows came from
+    lines: Sequence[int] | None = None  # their line numbers in it
+    columns: tuple[str, str | None] | None = None
+
+    @property
+    def origin(self) -> str:
+        return str(self.path) if self.path is not None else f"{self.split} split"
+
+    def where(self, index: int) -> str:
+        if self.lines is not None:
+            return f"{self.origin}:{self.lines[index]}"
+        return f"{self.split} split, row {index}"
+
+    def column(self, which: int) -> str:
+        name = self.columns[which] if self.columns else None
+        return f" in column {name!r}" if name else ""
+
+
+def check_columns(origin: str, wanted: list[str], present: list[str]) -> None:
+    """Raise `DataError` naming `origin` and the columns of `wanted` not in `present`."""
+    missing = [c for c in wanted if c not in present]
+    if missing:
+        raise DataError(
+            f"{origin}: missing column(s) {', '.join(missing)}; it has {', '.join(present)}"
+        )
+
+
+# files ----------------------------------------------------------------------------------------
+def read_folder(config: DataConfig) -> Iterator[Rows]:
+    """The rows of the files in the folder `data.path`: the train file, and the validation /
+    test files when named. Each file is read when the iterator reaches it, so a file is
+    checked before the next is read."""
+    folder = config.resolved_path()
+    assert folder is not None
+    if not folder.is_dir():
+        raise DataError(f"data.path: {folder} is not a directory")
+    names = (config.train_file, config.validation_file, config.test_file)
+    return (
+        _read_file(folder / name, split, config)
+        for split, name in zip(SPLITS, names, strict=True)
+        if name
+    )
+
+
+def data_files(config: DataConfig) -> list[Path]:
+    """The local files a task is read from (for content hashing)."""
+    folder = config.resolved_path()
+    if folder is None:
+        return []
+    names = [config.train_file, config.validation_file, config.test_file]
+    return [folder / name for name in names if name]
+
+
+def _read_file(path: Path, split: str, config: DataConfig) -> Rows:
+    """One file's rows with their line numbers (format errors raised here, row checks later)."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    fmt = _detect_format(path, config.format)
+    columns = (config.text_column, config.label_column)
+    if fmt == "jsonl":
+        rows = _read_jsonl(path, columns)
+    else:
+        quoting = fmt == "csv" or config.quoting
+        rows = _read_delimited(path, "\t" if fmt == "tsv" else ",", quoting, columns)
+    numbers, texts, labels = [], [], []
+    for number, text, label in rows:
+        numbers.append(number)
+        texts.append(text)
+        labels.append(label)
+    return Rows(split, texts, labels, path=path, lines=numbers, columns=columns)
+
+
+def _detect_format(path: Path, fmt: str) -> str:
+    if fmt != "auto":
+        return fmt
+    if path.suffix.lower() not in FORMATS:
+        raise DataError(f"{path}: cannot tell the format from the extension; set data.format")
+    return FORMATS[path.suffix.lower()]
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield (line number, line) and turn decoding errors into a DataError naming the line."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                yield number, raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as error:
+                raise DataError(f"{path}:{number}: not valid UTF-8 ({error.reason})") from None
+
+
+def _read_delimited(
+    path: Path, delimiter: str, quoting: bool, columns: tuple[str, str]
+) -> Iterator[tuple[int, str, str]]:
+    csv.field_size_limit(sys.maxsize)
+    lines = _lines(path)
+    header_line = next(lines, None)
+    if header_line is None:
+        raise DataError(f"{path}: the file is empty (expected a header line)")
+    mode = csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE
+    header = next(csv.reader([header_line[1]], delimiter=delimiter, quoting=mode))
+    check_columns(f"{path}:1", list(columns), header)
+    text_index, label_index = (header.index(c) for c in columns)
+    for number, line in lines:
+        if not line.strip():
+            continue
+        row = next(csv.reader([line], delimiter=delimiter, quoting=mode))
+        if len(row) != len(header):
+            raise DataError(
+                f"{path}:{number}: ragged row: {len(row)} fields where the header has {len(header)}"
+            )
+        yield number, row[text_index], row[label_index]
+
+
+def _read_jsonl(path: Path, columns: tuple[str, str]) -> Iterator[tuple[int, Any, Any]]:
+    for number, line in _lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+        if not isinstance(record, dict):
+            raise DataError(f"{path}:{number}: expected a JSON object")
+        for column in columns:
+            if column not in record:
+                raise DataError(f"{path}:{number}: missing column {column!r}")
+        yield number, record[columns[0]], record[columns[1]]
+
+
+# datasets and the hub ------------------------------------------------------------------------
+def dataset_rows(
+    data: Dataset | DatasetDict, text_column: str, label_column: str | None
+) -> tuple[dict[str, Rows], list[str] | None]:
+    """Rows of each split of a datasets object, and the label vocabulary a `ClassLabel` fixes."""
+    splits = {"train": data} if isinstance(data, Dataset) else dict(data)
+    unknown = sorted(set(splits) - set(SPLITS))
+    if unknown or "train" not in splits:
+        raise DataError(
+            f"dataset splits {', '.join(splits)}: expected train and optionally validation, test"
+        )
+    rows, vocabulary = {}, None
+    for split, dataset in splits.items():
+        columns = [c for c in (text_column, label_column) if c is not None]
+        check_columns(f"{split} split", columns, dataset.column_names)
+        labels = None
+        if label_column is not None:
+            values = list(dataset[label_column])
+            feature = dataset.features[label_column]
+            if all(value is None or value == UNLABELLED for value in values):
+                labels = None  # hidden labels, as in GLUE's test splits
+            elif isinstance(feature, ClassLabel):
+                vocabulary = vocabulary or list(feature.names)
+                labels = [feature.int2str(v) if v is not None and v >= 0 else None for v in values]
+            else:
+                labels = values
+        rows[split] = Rows(
+            split, list(dataset[text_column]), labels, columns=(text_column, label_column)
+        )
+    return rows, vocabulary
+
+
+def read_hub(config: DataConfig) -> tuple[list[Rows], list[str] | None]:
+    """The rows of a datasets hub task such as `glue/sst2` (needs the network or the local
+    cache), and its label vocabulary. A test split with hidden labels is dropped, so the
+    validation split is halved instead."""
+    from datasets import load_dataset
+
+    name, _, subset = config.hub_name.partition("/")
+    try:
+        loaded = load_dataset(name, subset or None)
+    except (OSError, ValueError) as error:
+        raise DataError(f"data.hub_name: cannot load {config.hub_name!r}: {error}") from None
+    splits = {s: loaded[s] for s in SPLITS if s in loaded}
+    test = splits.get("test")
+    if (
+        test is not None
+        and config.label_column in test.column_names
+        and min(test[config.label_column], default=UNLABELLED) < 0
+    ):
+        del splits["test"]
+    rows, vocabulary = dataset_rows(DatasetDict(splits), config.text_column, config.label_column)
+    return list(rows.values()), vocabulary
