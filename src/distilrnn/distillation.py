@@ -33,13 +33,8 @@ from distilrnn.losses import objective_loss
 from distilrnn.run import save_predictions
 from distilrnn.student import RNNStudent
 from distilrnn.student.build import build_student, start_from
-from distilrnn.teacher import (
-    Teacher,
-    accuracy_metrics,
-    selection_arguments,
-    send_logs_to,
-    tokenize,
-)
+from distilrnn.teacher import Teacher
+from distilrnn.training import accuracy_metrics, selection_arguments, send_logs_to, tokenize
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from datasets import Dataset
 from distilrnn.atomic import replace_directory, write_json_atomic
 from distilrnn.config import RunConfig, StudentSettings, Variant
 from distilrnn.data import Task, data_files, load_task
-from distilrnn.errors import ConfigError, RunFolderError
+from distilrnn.errors import ConfigError
 from distilrnn.run import (
     Run,
     StudentRecord,
@@ -42,9 +42,10 @@ from distilrnn.stages import (
     fingerprinted,
     folder_digest,
     once,
-    settings_of_version,
+    student_stage,
 )
 from distilrnn.teacher import Teacher, check_fits, finetune
+from distilrnn.variants import needs_teacher_logits, needs_transfer_set, select
 
 logger = logging.getLogger(__name__)
 
@@ -62,10 +63,7 @@ class Pipeline:
     ):
         """`variants` (or `only`) names the variants to train (default: all). The transfer set
         and its logits are still those of the whole config, so a subset never relabels."""
-        selected = tuple(variants) or tuple(only)
-        unknown = set(selected) - {v.name for v in config.variants}
-        if unknown:
-            raise ConfigError(f"--variant: unknown variant(s) {', '.join(sorted(unknown))}")
+        self.variants = select(config, tuple(variants) or tuple(only))
         unknown_stages = set(force) - set(STAGES)
         if unknown_stages:
             raise ConfigError(
@@ -73,7 +71,6 @@ class Pipeline:
                 f"stages: {', '.join(STAGES)}"
             )
         self.config = config
-        self.selected = set(selected)
         self.folder = Run(config.run_dir)
         self.device = device
         self.force = set(force)
@@ -303,7 +300,7 @@ class Pipeline:
 
     def transfer_texts(self) -> Built:
         """What the label stage labels: the transfer set if a student needs it, else train."""
-        if self.needs_augment():
+        if needs_transfer_set(self.config):
             return self.augment()
         data = self.data()
         return Built(data.value.splits["train"], data.fingerprint)
@@ -350,22 +347,14 @@ class Pipeline:
 
     def labelled(self) -> Built | None:
         """The label stage's output when a selected variant (or one it starts from) distils."""
-        selected = [
-            self.config.student_for(v) for v in self._with_parents(self.selected_variants())
-        ]
-        if all(s.objective == "ce" for s in selected):
-            return None
-        return self.label()
+        return self.label() if needs_teacher_logits(self.config, self.variants) else None
 
     # students -------------------------------------------------------------------------------
-    def selected_variants(self) -> list[Variant]:
-        return [v for v in self.config.variants if not self.selected or v.name in self.selected]
-
     def students(self) -> list[StudentRecord]:
         """Every selected variant, each seed (a variant's `init_from` parent first)."""
         return [
             self.student(variant, seed).value
-            for variant in self.selected_variants()
+            for variant in self.variants
             for seed in self.config.student_for(variant).seeds
         ]
 
@@ -384,22 +373,10 @@ class Pipeline:
         data, teacher = self.data(), self.teacher()
         labelled = self.label() if settings.objective != "ce" else None
         values = fingerprinted(settings, drop=("seeds",))  # the seed is an input of its own
-
-        def stage_fingerprint(values: dict[str, Any], parent_fingerprint: str | None) -> str:
-            inputs = [data.fingerprint, teacher.fingerprint, labelled and labelled.fingerprint]
-            if parent_fingerprint is not None:
-                inputs.append(parent_fingerprint)
-            return fingerprint("student", inputs, values, seed)
-
-        legacy = {
-            1: stage_fingerprint(
-                settings_of_version("student", values, 1), parent and parent.legacy.get(1)
-            )
-        }
+        inputs = [data.fingerprint, teacher.fingerprint, labelled and labelled.fingerprint]
         directory = self.folder.student_dir(variant.name, seed)
         self._open()
-        current = stage_fingerprint(values, parent and parent.fingerprint)
-        stage = Stage("student", directory, current, legacy)
+        stage = student_stage(directory, inputs, values, seed, parent)
         if not self._done(stage):
             stage.begin()
             if settings.temperature == "auto":  # only `kl` reads the temperature
@@ -429,26 +406,7 @@ class Pipeline:
             write_json_atomic(tmp / "metrics.json", metrics)
             replace_directory(tmp, directory)
             stage.finish(values)
-        return Built(StudentRecord.read(directory), stage.fingerprint, legacy)
-
-    def _with_parents(self, variants: list[Variant]) -> list[Variant]:
-        """`variants` and every variant they start from (`init_from`), transitively."""
-        out: list[Variant] = []
-        pending = list(variants)
-        while pending:
-            variant = pending.pop(0)
-            if variant in out:
-                continue
-            out.append(variant)
-            parent = self.config.student_for(variant).init_from
-            if parent:
-                pending.append(self.config.variant(parent))
-        return out
-
-    def needs_augment(self) -> bool:
-        """Whether any distilled variant of the config trains on the transfer set."""
-        settings = [self.config.student_for(v) for v in self.config.variants]
-        return any(s.objective != "ce" and s.transfer_set == "augmented" for s in settings)
+        return Built(StudentRecord.read(directory), stage.fingerprint, stage.legacy)
 
     # results --------------------------------------------------------------------------------
     def evaluate(self, students: list[Path] | None = None) -> dict:
@@ -468,9 +426,7 @@ class Pipeline:
         """report.md and its plots, from the finished stages (and any benchmark*.json)."""
         from distilrnn.report import write_report
 
-        if not self.folder.teacher_dir.joinpath("stage.json").is_file():
-            raise RunFolderError(f"no finished teacher in {self.folder.teacher_dir}: run it first")
-        self.teacher_predictions()
+        self.teacher_predictions()  # a teacher stage older than its saved logits gets them
         return write_report(
             self.run_dir, self.folder.benchmark_files(), title=f"distilrnn report: {self.run_dir}"
         )

@@ -22,19 +22,44 @@ with the training texts, in the training split's order, followed by the generate
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from distilrnn.atomic import write_json_atomic
 from distilrnn.errors import MissingFileError, RunFolderError
+from distilrnn.records import (
+    METRICS_NAME,
+    PREDICTIONS_NAME,
+    STAGE_FILE,
+    StudentRecord,
+    TeacherRecord,
+    load_predictions,
+    read_json,
+    read_texts,
+    save_predictions,
+)
+
+__all__ = [
+    "METRICS_NAME",
+    "PREDICTIONS_NAME",
+    "RUN_VERSION",
+    "STAGE_FILE",
+    "TRANSFER_SET_RULE",
+    "Run",
+    "StudentRecord",
+    "TeacherRecord",
+    "check_name",
+    "load_predictions",
+    "read_json",
+    "read_texts",
+    "save_predictions",
+    "training_rows",
+]
 
 if TYPE_CHECKING:
-    import numpy as np
     from datasets import Dataset
 
     from distilrnn.data import Task
@@ -46,9 +71,6 @@ RUN_FORMAT = "distilrnn-run"
 #    when a stage is reused (`distilrnn.stages.MIGRATIONS`). 2: run.json and versioned records.
 RUN_VERSION = 2
 MARKER_NAME = "run.json"
-STAGE_FILE = "stage.json"
-METRICS_NAME = "metrics.json"
-PREDICTIONS_NAME = "predictions.json"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 TRANSFER_SET_RULE = (
@@ -66,126 +88,6 @@ def check_name(name: str, what: str = "variant name") -> str:
             "or digit (it becomes a folder name)"
         )
     return name
-
-
-def read_json(path: Path) -> Any:
-    """A JSON file's content; a missing file or corrupt JSON is a user-facing error."""
-    if not path.is_file():
-        raise MissingFileError(f"{path} not found")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise RunFolderError(f"{path} is corrupt: {error}") from None
-
-
-@dataclass
-class TeacherRecord:
-    """A finished teacher stage: its checkpoint folder and its metrics."""
-
-    directory: Path
-    metrics: dict[str, Any]
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def model_dir(self) -> Path:
-        return self.directory / "model"
-
-    @property
-    def name(self) -> str | None:
-        """The backbone or checkpoint the teacher came from."""
-        return self.settings.get("checkpoint") or self.settings.get("model")
-
-    @property
-    def validation_accuracy(self) -> float | None:
-        return self.metrics.get("validation_accuracy")
-
-    @property
-    def test_accuracy(self) -> float | None:
-        return self.metrics.get("test_accuracy")
-
-    def predictions(self) -> dict[str, np.ndarray] | None:
-        return load_predictions(self.directory)
-
-    @classmethod
-    def read(cls, directory: Path) -> TeacherRecord:
-        stage = directory / STAGE_FILE
-        settings = read_json(stage).get("settings", {}) if stage.is_file() else {}
-        metrics_path = directory / METRICS_NAME
-        metrics = read_json(metrics_path) if metrics_path.is_file() else {}
-        return cls(directory, metrics, settings)
-
-
-@dataclass
-class StudentRecord:
-    """A finished student: its folder, the settings it trained with and its metrics."""
-
-    directory: Path
-    metrics: dict[str, Any]
-
-    @property
-    def variant(self) -> str:
-        return self.metrics.get("variant") or self.directory.parent.name
-
-    @property
-    def seed(self) -> int:
-        return int(self.metrics.get("seed", self.directory.name.removeprefix("seed-") or 0))
-
-    @property
-    def settings(self) -> dict[str, Any]:
-        return self.metrics.get("settings", {})
-
-    @property
-    def objective(self) -> str:
-        return self.settings.get("objective", "ce")
-
-    @property
-    def max_length(self) -> int | None:
-        return self.settings.get("max_length")
-
-    @property
-    def trained_on_transfer_set(self) -> bool:
-        """Whether the student read the augmented transfer set (`TRANSFER_SET_RULE`)."""
-        return self.objective != "ce" and self.settings.get("transfer_set") == "augmented"
-
-    @property
-    def validation_accuracy(self) -> float | None:
-        return self.metrics.get("validation_accuracy")
-
-    @property
-    def test_accuracy(self) -> float | None:
-        return self.metrics.get("test_accuracy")
-
-    def predictions(self) -> dict[str, np.ndarray] | None:
-        return load_predictions(self.directory)
-
-    @classmethod
-    def read(cls, directory: Path) -> StudentRecord:
-        path = directory / METRICS_NAME
-        return cls(directory, read_json(path) if path.is_file() else {})
-
-
-def save_predictions(directory: Path, logits: dict[str, np.ndarray]) -> None:
-    """Write a model's logits per split, `{split: (n_examples, num_labels)}`, to
-    `directory/predictions.json` (atomically), for per-example statistics later."""
-    import numpy as np
-
-    write_json_atomic(
-        Path(directory) / PREDICTIONS_NAME,
-        {split: np.asarray(values, dtype=np.float32).tolist() for split, values in logits.items()},
-        indent=None,
-    )
-
-
-def load_predictions(directory: Path) -> dict[str, np.ndarray] | None:
-    """The logits `save_predictions` wrote, or None when the folder has none."""
-    import numpy as np
-
-    path = Path(directory) / PREDICTIONS_NAME
-    if not path.is_file():
-        return None
-    return {
-        split: np.asarray(values, dtype=np.float32) for split, values in read_json(path).items()
-    }
 
 
 class Run:
@@ -420,23 +322,6 @@ class Run:
                 raise RunFolderError("the text source `transfer` needs a student of this run")
             return self.training_texts(student)
         return read_texts(source)
-
-
-def read_texts(source: str | Path) -> list[str]:
-    """Texts from a text file (one a line, blank lines skipped) or a `datasets` folder with a
-    `text` column."""
-    path = Path(source)
-    if path.is_dir():
-        from datasets import Dataset
-
-        dataset = Dataset.load_from_disk(str(path))
-        if "text" not in dataset.column_names:
-            raise RunFolderError(f"{path} has no `text` column (columns: {dataset.column_names})")
-        return list(dataset["text"])
-    if not path.is_file():
-        raise MissingFileError(f"text source not found: {path}")
-    with path.open(encoding="utf-8") as handle:
-        return [line.rstrip("\r\n") for line in handle if line.strip()]
 
 
 def training_rows(labelled: Dataset, num_train: int, transfer_set: str) -> Dataset:

@@ -150,6 +150,28 @@ class Stage:
         )
 
 
+def student_stage(
+    directory: Path, inputs: list[Any], values: dict[str, Any], seed: int, parent: Built | None
+) -> Stage:
+    """A student's stage: its inputs (data, teacher and label fingerprints, and the student it
+    starts from), its settings and its seed; with the fingerprint each older run format gave
+    it, the parent's of that format in place of the parent's own."""
+
+    def student_fingerprint(values: dict[str, Any], parent_fingerprint: str | None) -> str:
+        parts = [*inputs, parent_fingerprint] if parent_fingerprint is not None else inputs
+        return fingerprint("student", parts, values, seed)
+
+    legacy = {
+        version: student_fingerprint(
+            settings_of_version("student", values, version),
+            parent and parent.legacy.get(version),
+        )
+        for version in SETTINGS_ADDED_AFTER
+    }
+    current = student_fingerprint(values, parent and parent.fingerprint)
+    return Stage("student", directory, current, legacy)
+
+
 @dataclass
 class Built:
     """A stage's output with the fingerprint the stages after it read (and, for students, the

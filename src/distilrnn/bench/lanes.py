@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from distilrnn.config import RunConfig
 from distilrnn.errors import ConfigError
+from distilrnn.variants import chain
 
 GROUPS = ("baselines", "distilled")  # `ce` students, and every other objective
 RNNS = ("lstm", "gru")
@@ -30,11 +31,12 @@ def variant_work(config: RunConfig, name: str) -> float:
 
 def chain_root(config: RunConfig, name: str, names: list[str]) -> str:
     """The earliest variant among `names` that `name` starts from, through `init_from`."""
-    while True:
-        parent = config.student_for(config.variant(name)).init_from
-        if not parent or parent not in names:
-            return name
-        name = parent
+    root = name
+    for parent in chain(config, name)[1:]:
+        if parent not in names:
+            break
+        root = parent
+    return root
 
 
 def group_variants(config: RunConfig, group: str, rnn: str | None = None) -> list[str]:
