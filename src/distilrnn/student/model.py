@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from distilrnn.atomic import write_atomically
-from distilrnn.errors import ConfigError
+from distilrnn.errors import ConfigError, MissingFileError, StudentError
 from distilrnn.registry import CELLS, POOLINGS
 from distilrnn.student.attention import AttentionPooling
 from distilrnn.student.pretrained import PretrainedMixin
@@ -343,28 +343,28 @@ class RNNStudent(PretrainedMixin, nn.Module):
         """Load a student written by `save`, in eval mode on `device`.
 
         Raises:
-            FileNotFoundError: `config.json` or `model.safetensors` is missing.
-            ValueError: a file is corrupt or does not match the config; the message names it.
+            MissingFileError: `config.json` or `model.safetensors` is missing.
+            StudentError: a file is corrupt or does not match the config; the message names it.
         """
         directory = Path(directory)
         config_path = directory / CONFIG_NAME
         weights_path = directory / WEIGHTS_NAME
         for path in (config_path, weights_path):
             if not path.is_file():
-                raise FileNotFoundError(f"student checkpoint file not found: {path}")
+                raise MissingFileError(f"student checkpoint file not found: {path}")
         try:
             config = StudentConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
         except (ValueError, TypeError) as error:  # JSONDecodeError is a ValueError
-            raise ValueError(f"invalid student config {config_path}: {error}") from error
+            raise StudentError(f"invalid student config {config_path}: {error}") from error
         try:
             state = load_file(str(weights_path), device="cpu")
         except Exception as error:  # safetensors raises its own error types on corrupt files
-            raise ValueError(f"could not read student weights {weights_path}: {error}") from error
+            raise StudentError(f"could not read student weights {weights_path}: {error}") from error
         model = cls(config)
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as error:
-            raise ValueError(
+            raise StudentError(
                 f"student weights {weights_path} do not match {config_path}: {error}"
             ) from error
         return model.to(device).eval()
