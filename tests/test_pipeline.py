@@ -145,7 +145,7 @@ def test_training_a_subset_labels_the_whole_configs_transfer_set(
         'variant=[{name="base"}, {name="plain", objective="mse"}, '
         '{name="augmented", objective="mse", transfer_set="augmented"}]',
     ]
-    subset = Pipeline(load_config(None, overrides), only=("plain",))
+    subset = Pipeline(load_config(None, overrides), variants=["plain"])
     subset.run()
     labels = json.loads((tmp_path / "run" / "labels" / "metrics.json").read_text())
     augment = json.loads((tmp_path / "run" / "augment" / "metrics.json").read_text())
@@ -161,7 +161,7 @@ def test_training_a_subset_labels_the_whole_configs_transfer_set(
 def test_unknown_variant_in_a_subset_is_named(task_dir, tiny_teacher_dir, tmp_path):
     overrides = tiny_run_overrides(task_dir, tiny_teacher_dir, tmp_path / "run")
     with pytest.raises(ConfigError, match="nope"):
-        Pipeline(load_config(None, overrides), only=("nope",))
+        Pipeline(load_config(None, overrides), variants=["nope"])
 
 
 def test_a_student_starts_from_another_variant_with_a_factorised_embedding(
@@ -173,7 +173,7 @@ def test_a_student_starts_from_another_variant_with_a_factorised_embedding(
         'variant=[{name="narrow", objective="kl", init_from="wide", embedding_projection=8, '
         'epochs=1}, {name="wide", objective="kl"}]',
     ]
-    first = Pipeline(load_config(None, overrides), only=("narrow",))
+    first = Pipeline(load_config(None, overrides), variants=["narrow"])
     first.run()  # trains "wide" first: "narrow" starts from it
     wide = RNNStudent.load(run_dir / "students" / "wide" / "seed-0")
     narrow = RNNStudent.load(run_dir / "students" / "narrow" / "seed-0")
@@ -218,3 +218,17 @@ def tiny_embedding_width(teacher_dir):
 def test_init_from_is_checked_when_the_config_loads(variants, message):
     with pytest.raises(ConfigError, match=message):
         load_config(None, [f"variant={variants}"])
+
+
+def test_run_until_a_stage_builds_nothing_after_it(task_dir, tiny_teacher_dir, tmp_path):
+    overrides = tiny_run_overrides(task_dir, tiny_teacher_dir, tmp_path / "run")
+    overrides.append('variant=[{name="base"}, {name="soft", objective="kl"}]')
+    out = Pipeline(load_config(None, overrides)).run(until="label", variants=["soft"])
+    assert len(out.labelled) == 48
+    assert out.students == [] and out.results is None
+    assert not (tmp_path / "run" / "students").exists()
+    again = Pipeline(load_config(None, overrides))
+    again.run(until="label", variants=["soft"])
+    assert again.built == []
+    with pytest.raises(ConfigError, match="nope"):
+        Pipeline(load_config(None, overrides)).run(variants=["nope"])

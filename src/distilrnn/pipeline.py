@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,12 +59,12 @@ class Pipeline:
         config: RunConfig,
         device: str = "cpu",
         force: tuple[str, ...] = (),
-        variants: tuple[str, ...] | list[str] = (),
-        only: tuple[str, ...] = (),
+        variants: Sequence[str] = (),
     ):
-        """`variants` (or `only`) names the variants to train (default: all). The transfer set
-        and its logits are still those of the whole config, so a subset never relabels."""
-        self.variants = select(config, tuple(variants) or tuple(only))
+        """`variants` names the variants to train (default: all; `run(variants=...)` too). The
+        transfer set and its logits are still those of the whole config, so a subset never
+        relabels."""
+        self.variants = select(config, variants)
         unknown_stages = set(force) - set(STAGES)
         if unknown_stages:
             raise ConfigError(
@@ -84,10 +85,13 @@ class Pipeline:
         return self.folder.root
 
     # the whole chain ------------------------------------------------------------------------
-    def run(self, until: str = "report") -> RunOutputs:
+    def run(self, until: str = "report", variants: Sequence[str] | None = None) -> RunOutputs:
         """Build every stage up to and including `until` (see `distilrnn.stages.STAGES`),
-        reusing finished ones. `augment` and `label` are built when asked for, or when a selected
-        variant needs them; `evaluate` and `report` read every finished student of the run."""
+        reusing finished ones, training the students of `variants` (default: those the pipeline
+        was made with). `augment` and `label` are built when asked for, or when a selected
+        variant needs them; `evaluate` and `report` read the students trained or reused."""
+        if variants is not None:
+            self.variants = select(self.config, variants)
         if until not in STAGES:
             raise ConfigError(f"unknown stage {until!r}; stages: {', '.join(STAGES)}")
         order = list(STAGES)

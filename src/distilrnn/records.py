@@ -30,8 +30,26 @@ def read_json(path: Path) -> Any:
         raise RunFolderError(f"{path} is corrupt: {error}") from None
 
 
+class _Scored:
+    """What every model record reads the same way: its accuracy and its saved logits."""
+
+    directory: Path
+    metrics: dict[str, Any]
+
+    @property
+    def validation_accuracy(self) -> float | None:
+        return self.metrics.get("validation_accuracy")
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return self.metrics.get("test_accuracy")
+
+    def predictions(self) -> dict[str, np.ndarray] | None:
+        return load_predictions(self.directory)
+
+
 @dataclass
-class TeacherRecord:
+class TeacherRecord(_Scored):
     """A finished teacher stage: its checkpoint folder and its metrics."""
 
     directory: Path
@@ -47,17 +65,6 @@ class TeacherRecord:
         """The backbone or checkpoint the teacher came from."""
         return self.settings.get("checkpoint") or self.settings.get("model")
 
-    @property
-    def validation_accuracy(self) -> float | None:
-        return self.metrics.get("validation_accuracy")
-
-    @property
-    def test_accuracy(self) -> float | None:
-        return self.metrics.get("test_accuracy")
-
-    def predictions(self) -> dict[str, np.ndarray] | None:
-        return load_predictions(self.directory)
-
     @classmethod
     def read(cls, directory: Path) -> TeacherRecord:
         stage = directory / STAGE_FILE
@@ -68,7 +75,7 @@ class TeacherRecord:
 
 
 @dataclass
-class StudentRecord:
+class StudentRecord(_Scored):
     """A finished student: its folder, the settings it trained with and its metrics."""
 
     directory: Path
@@ -98,17 +105,6 @@ class StudentRecord:
     def trained_on_transfer_set(self) -> bool:
         """Whether the student read the augmented transfer set (`TRANSFER_SET_RULE`)."""
         return self.objective != "ce" and self.settings.get("transfer_set") == "augmented"
-
-    @property
-    def validation_accuracy(self) -> float | None:
-        return self.metrics.get("validation_accuracy")
-
-    @property
-    def test_accuracy(self) -> float | None:
-        return self.metrics.get("test_accuracy")
-
-    def predictions(self) -> dict[str, np.ndarray] | None:
-        return load_predictions(self.directory)
 
     @classmethod
     def read(cls, directory: Path) -> StudentRecord:
