@@ -78,6 +78,13 @@ def test_distilling_needs_no_labels(teacher):
     assert 0.0 <= student.metrics["validation_accuracy"] <= 1.0  # agreement with the teacher
 
 
+def test_auto_temperature_without_validation_labels_is_one(teacher):
+    texts = [text for text, _ in make_sentences(40, seed=5)]
+    unlabelled = distilrnn.Task.from_lists(texts, label_names=["negative", "positive"])
+    student = distilrnn.distill(teacher, unlabelled, objective="kl", temperature="auto", **SMALL)
+    assert student.metrics["settings"]["temperature"] == 1.0  # not fitted to its own argmax
+
+
 def test_the_ce_baseline_refuses_a_task_without_labels(teacher):
     texts = [text for text, _ in make_sentences(10, seed=7)]
     unlabelled = distilrnn.Task.from_lists(
@@ -135,6 +142,19 @@ def test_export_from_the_object_gives_a_predictor_with_its_logits(student, task,
     np.testing.assert_allclose(
         predictor.logits(texts), student.predict_logits(texts), atol=1e-4, rtol=1e-4
     )
+
+
+def test_a_saved_student_folder_exports_with_its_label_names(student, tmp_path):
+    from distilrnn.export import export_student
+
+    student.save_pretrained(tmp_path / "student")
+    export_student(tmp_path / "student", tmp_path / "bundle")
+    assert distilrnn.Predictor(tmp_path / "bundle").labels == ["negative", "positive"]
+
+
+def test_an_unknown_export_setting_is_named(student, tmp_path):
+    with pytest.raises(distilrnn.ConfigError, match=r"export\.quantise"):
+        student.export(tmp_path / "bundle", quantise=True)
 
 
 def test_public_names_load_lazily():

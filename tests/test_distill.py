@@ -114,7 +114,7 @@ def test_factorising_rejects_a_bad_rank_or_weights():
     from distilrnn.student.factorize import factorize_embedding
 
     student = _random_student()
-    with pytest.raises(ValueError, match="embedding_projection: 13 asked of a 12-wide"):
+    with pytest.raises(ValueError, match="embedding rank 13 asked of a 12-wide"):
         factorize_embedding(student, 13)
     with pytest.raises(ValueError, match="token_weights must be 40"):
         factorize_embedding(student, 4, np.zeros(40))

@@ -398,6 +398,8 @@ def test_run_variant_and_seed_name_the_student_folder(tmp_path: Path):
         export_student(tmp_path / "students" / "baseline-lstm" / "seed-1", tmp_path / "b", seed=1)
     with pytest.raises(MissingFileError, match="'gru'"):
         run.resolve_student("gru")
+    with pytest.raises(MissingFileError, match="seeds: 1, 3"):
+        run.resolve_student("baseline-lstm", 2)
     with pytest.raises(MissingFileError, match="'gru'"):
         export_student(tmp_path, tmp_path / "bundle", variant="gru")
 

@@ -84,3 +84,9 @@ def test_a_run_of_a_newer_format_is_named(tmp_path):
 def test_a_variant_name_cannot_leave_the_run_folder(tmp_path):
     with pytest.raises(RunFolderError, match="variant name"):
         Run(tmp_path).student_dir("../../elsewhere", 0)
+
+
+def test_reading_a_run_of_a_newer_format_is_refused_too(tmp_path):
+    (tmp_path / "run.json").write_text(json.dumps({"format": "distilrnn-run", "version": 99}))
+    with pytest.raises(RunFolderError, match="newer distilrnn"):
+        Run(tmp_path).teacher()

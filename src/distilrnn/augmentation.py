@@ -16,7 +16,6 @@ training texts (`distilrnn.run.TRANSFER_SET_RULE`). POS tagging lives in `distil
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import multiprocessing
@@ -31,8 +30,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from distilrnn.config import AugmentSettings
-from distilrnn.errors import AugmentError, ConfigError
+from distilrnn.errors import AugmentError
 from distilrnn.pos import PosVocabulary, tag_texts
+from distilrnn.validation import settings_with
 
 logger = logging.getLogger(__name__)
 
@@ -363,12 +363,7 @@ def _one_piece(word: str) -> int:
 
 def augment_settings(settings: AugmentSettings | None = None, **overrides: Any) -> AugmentSettings:
     """`settings` (default: the defaults) with `overrides` of its fields, validated."""
-    settings = settings if settings is not None else AugmentSettings()
-    names = [f.name for f in dataclasses.fields(AugmentSettings)]
-    for name in overrides:
-        if name not in names:
-            raise ConfigError(f"augment.{name}: no such setting (settings: {', '.join(names)})")
-    return dataclasses.replace(settings, **overrides)
+    return settings_with(settings or AugmentSettings(), "augment", **overrides)
 
 
 def augment(

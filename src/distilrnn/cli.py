@@ -28,6 +28,7 @@ from distilrnn.cli_tables import print_export_summary, print_results
 from distilrnn.config import SECTIONS, RunConfig
 from distilrnn.config_io import describe_settings, load_config
 from distilrnn.errors import DistilrnnError
+from distilrnn.stages import STAGES
 
 # What `distilrnn[train]` adds to the runtime install; a command that needs one of them fails
 # with a pointer to the extra instead of a traceback (see `main`). Keep this module's own imports
@@ -74,7 +75,10 @@ SetOpt = Annotated[
 RunDirOpt = Annotated[str | None, typer.Option("--run-dir", help="Override run_dir.")]
 ForceOpt = Annotated[
     list[str] | None,
-    typer.Option("--force", help="Rebuild this stage even if a finished copy exists."),
+    typer.Option(
+        "--force",
+        help=f"Rebuild this stage even if a finished copy exists ({', '.join(STAGES)}).",
+    ),
 ]
 DeviceOpt = Annotated[str, typer.Option(help="torch device for the teacher and students.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
@@ -270,7 +274,8 @@ def _stage_command(
 
 STAGE_COMMANDS["run"] = (
     "report",
-    "Run every stage (data, teacher, label, student, evaluate, report), reusing finished ones.",
+    "Run every stage (data, teacher, then calibration and augment where a variant needs them, "
+    "label, student, evaluate, report), reusing finished ones.",
     lambda out: [],
     ("device", "variant"),
 )

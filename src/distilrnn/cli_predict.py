@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from distilrnn.errors import DistilrnnError, MissingFileError
+from distilrnn.errors import DataError, MissingFileError
 
 console = Console(width=None if sys.stdout.isatty() else 140)
 
@@ -63,16 +63,12 @@ def predict(
     console.print(table)
 
 
-class InputError(DistilrnnError, ValueError):
-    """No texts, or texts given two ways at once."""
-
-
 def _predict_inputs(texts: list[str] | None, file: Path | None) -> list[str]:
     """The texts to classify: the arguments, the file's lines, or stdin's lines."""
     from distilrnn.runtime import texts_from_lines
 
     if texts and file is not None:
-        raise InputError("give the texts as arguments or with --file, not both")
+        raise DataError("give the texts as arguments or with --file, not both")
     if texts:
         return list(texts)
     if file is not None:
@@ -81,11 +77,11 @@ def _predict_inputs(texts: list[str] | None, file: Path | None) -> list[str]:
         with file.open(encoding="utf-8") as handle:
             lines = texts_from_lines(handle)
         if not lines:
-            raise InputError(f"no texts to classify: {file} holds no non-blank line")
+            raise DataError(f"no texts to classify: {file} holds no non-blank line")
         return lines
     if sys.stdin.isatty():
-        raise InputError("no texts to classify: give them as arguments, with --file, or on stdin")
+        raise DataError("no texts to classify: give them as arguments, with --file, or on stdin")
     lines = texts_from_lines(sys.stdin)
     if not lines:
-        raise InputError("no texts to classify: stdin held no non-blank line")
+        raise DataError("no texts to classify: stdin held no non-blank line")
     return lines

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from distilrnn.config import SECTIONS, RunConfig, StudentSettings, Variant
-from distilrnn.errors import ConfigError
-from distilrnn.validation import SHAPE_FIELDS, build_section, require
+from distilrnn.errors import ConfigError, RunFolderError
+from distilrnn.run import check_name
+from distilrnn.validation import SHAPE_FIELDS, build_section, require, settings_with
 
 DEFAULT_VARIANTS = [
     {"name": "baseline-lstm", "rnn": "lstm", "objective": "ce"},
@@ -114,6 +115,10 @@ def _variants(raw: Any) -> list[Variant]:
         unknown = sorted(set(overrides) - student_keys)
         if unknown:
             raise ConfigError(f"variant {table['name']!r}: unknown setting(s) {', '.join(unknown)}")
+        try:
+            check_name(table["name"])  # it becomes a folder of the run
+        except RunFolderError as error:
+            raise ConfigError(str(error)) from None
         if table["name"] in names:
             raise ConfigError(f"variant {table['name']!r}: name used twice")
         names.add(table["name"])
@@ -167,8 +172,7 @@ def _check_init_from(config: RunConfig) -> None:
 def student_settings(base: StudentSettings | None = None, **overrides: Any) -> StudentSettings:
     """`base` (default: the defaults) with `overrides` applied, checked as TOML values are:
     `student_settings(objective="kl", rnn="gru")`."""
-    values = dataclasses.asdict(base) if base is not None else {}
-    return build_section(StudentSettings, {**values, **overrides}, "student")
+    return settings_with(base or StudentSettings(), "student", **overrides)
 
 
 def describe_settings() -> list[tuple[str, str, str]]:

@@ -14,8 +14,6 @@ The file and hub readers are in `distilrnn.readers`; this module turns what they
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import math
 import numbers
@@ -31,7 +29,7 @@ from datasets import Dataset, DatasetDict, Features, Value
 
 from distilrnn.atomic import replace_directory, write_json_atomic
 from distilrnn.config import DataConfig
-from distilrnn.errors import ConfigError, DataError, MissingFileError
+from distilrnn.errors import DataError, MissingFileError
 from distilrnn.readers import (
     FORMATS,
     SPLITS,
@@ -43,6 +41,8 @@ from distilrnn.readers import (
     read_folder,
     read_hub,
 )
+from distilrnn.records import read_json
+from distilrnn.validation import build_section, settings_with
 
 logger = logging.getLogger(__name__)
 
@@ -121,8 +121,12 @@ class Task:
     @classmethod
     def load(cls, directory: Path) -> Task:
         directory = Path(directory)
-        names = json.loads((directory / "labels.json").read_text())["names"]
-        return cls(DatasetDict.load_from_disk(str(directory / "splits")), names)
+        names = read_json(directory / "labels.json")["names"]
+        try:
+            splits = DatasetDict.load_from_disk(str(directory / "splits"))
+        except FileNotFoundError as error:
+            raise MissingFileError(f"{directory / 'splits'}: incomplete ({error})") from None
+        return cls(splits, names)
 
     @classmethod
     def from_lists(
@@ -358,7 +362,7 @@ def load_task(source: Any, **settings: Any) -> Task:
     if type(source).__module__.startswith("pandas"):
         return Task.from_pandas(source, **settings)
     if isinstance(source, DataConfig):
-        config = dataclasses.replace(source, **_data_settings(settings)) if settings else source
+        config = settings_with(source, "data", **settings) if settings else source
     else:
         config = _config_for(source, settings)
     if config.path:
@@ -376,16 +380,6 @@ def load_task(source: Any, **settings: Any) -> Task:
     )
 
 
-def _data_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    known = [f.name for f in dataclasses.fields(DataConfig)]
-    unknown = sorted(set(settings) - set(known))
-    if unknown:
-        raise ConfigError(
-            f"unknown data setting(s) {', '.join(unknown)}; known: {', '.join(known)}"
-        )
-    return settings
-
-
 def _config_for(source: str | os.PathLike, settings: dict[str, Any]) -> DataConfig:
     """A `DataConfig` for a folder, a single file or a hub name, with `settings` on top."""
     name = str(source)
@@ -398,4 +392,4 @@ def _config_for(source: str | os.PathLike, settings: dict[str, Any]) -> DataConf
         raise MissingFileError(f"{name}: no such file or folder")
     else:
         values = {"hub_name": name}
-    return DataConfig(**(values | _data_settings(settings)))
+    return build_section(DataConfig, values | settings, "data")

@@ -25,10 +25,10 @@ from transformers import PreTrainedTokenizerBase, Trainer, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
-from distilrnn.batching import run_batched
+from distilrnn.batching import pad_batch, run_batched
 from distilrnn.config import StudentSettings
 from distilrnn.config_io import student_settings
-from distilrnn.errors import DataError, StudentError
+from distilrnn.errors import ConfigError, DataError, StudentError
 from distilrnn.losses import objective_loss
 from distilrnn.run import save_predictions
 from distilrnn.student import RNNStudent
@@ -46,14 +46,11 @@ class StudentCollator:
         self.pad_token_id = pad_token_id
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        longest = max(len(f["input_ids"]) for f in features)
-        input_ids = torch.full((len(features), longest), self.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(features), longest), dtype=torch.long)
-        for row, feature in enumerate(features):
-            ids = feature["input_ids"]
-            input_ids[row, : len(ids)] = torch.as_tensor(ids)
-            attention_mask[row, : len(ids)] = 1
-        batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+        input_ids, attention_mask = pad_batch([f["input_ids"] for f in features], self.pad_token_id)
+        batch = {
+            "input_ids": torch.from_numpy(input_ids),  # (batch, longest) int64
+            "attention_mask": torch.from_numpy(attention_mask),
+        }
         if "labels" in features[0]:
             batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=torch.long)
         if "teacher_logits" in features[0]:
@@ -106,7 +103,7 @@ def student_arguments(
         eval_steps=settings.eval_steps,
         seed=seed,
         device=device,
-        report_to=getattr(settings, "report_to", "none"),
+        report_to=settings.report_to,
         max_grad_norm=settings.max_grad_norm,
         remove_unused_columns=False,  # the student's forward does not name teacher_logits
         label_names=["labels"],
@@ -268,18 +265,24 @@ def distill(
         task: a `distilrnn.Task`; its validation split chooses the best epoch and its test
             split is scored. Its training texts need labels only for the `ce` objective (or
             `alpha` > 0); without labels, validation and test are scored by agreement with the
-            teacher.
+            teacher, and `temperature="auto"` (fitted on validation labels) is 1.
         transfer: the texts the teacher labels and the student learns from (e.g. the output of
-            `distilrnn.augmentation`); default: the task's training texts.
+            `distilrnn.augment`); default: the task's training texts.
         settings: a `StudentSettings`; `overrides` are any of its fields (`objective="kl"`,
             `rnn="gru"`, `epochs=3`, `temperature="auto"`, ...).
         init_from: a finished student to start from (see `student.init_from`).
-        work_dir: where checkpoints go (default: a temporary folder, removed afterwards).
+        work_dir: where checkpoints go (default: a temporary folder, removed afterwards), and
+            TensorBoard event files under `work_dir/logs` (`report_to="tensorboard"`).
 
     Returns:
         The student, carrying `tokenizer`, `label_names` and `metrics`.
     """
     settings = student_settings(settings, **overrides)
+    if "tensorboard" in settings.report_to and not work_dir:
+        raise ConfigError("report_to: tensorboard needs a work_dir to keep its event files")
+    teacher.check_fits(task)
+    # agreement with the teacher cannot calibrate it: its own argmax drives T to the bound
+    gold_validation = min(task.splits["validation"]["label"], default=-1) >= 0
     task = _with_teacher_labels_where_missing(task, teacher, device)
     if settings.objective == "ce":
         train = task.splits["train"]
@@ -289,7 +292,9 @@ def distill(
         train = _labelled_transfer(teacher, task, transfer, device)
     if settings.temperature == "auto":
         temperature = 1.0
-        if settings.objective == "kl":
+        if settings.objective == "kl" and not gold_validation:
+            logger.info('temperature "auto": no validation labels to fit it on; using 1.0')
+        elif settings.objective == "kl":
             from distilrnn.calibration import calibrate
 
             validation = task.splits["validation"]

@@ -18,9 +18,7 @@ from distilrnn import stats
 from distilrnn.atomic import write_atomically, write_json_atomic
 from distilrnn.config import RunConfig
 from distilrnn.errors import RunFolderError
-
-# Re-exported until every caller imports them from `distilrnn.run`.
-from distilrnn.run import Run, StudentRecord, TeacherRecord, load_predictions, save_predictions  # noqa: F401
+from distilrnn.run import Run, StudentRecord, TeacherRecord
 
 logger = logging.getLogger(__name__)
 

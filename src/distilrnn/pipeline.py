@@ -27,6 +27,7 @@ from distilrnn.config import RunConfig, StudentSettings, Variant
 from distilrnn.data import Task, data_files, load_task
 from distilrnn.errors import ConfigError
 from distilrnn.run import (
+    METRICS_NAME,
     Run,
     StudentRecord,
     load_predictions,
@@ -146,7 +147,7 @@ class Pipeline:
             stage.begin()
             task.save(stage.directory)
             sizes = {split: len(task.splits[split]) for split in task.splits}
-            write_json_atomic(stage.directory / "metrics.json", {"sizes": sizes})
+            write_json_atomic(stage.directory / METRICS_NAME, {"sizes": sizes})
             stage.finish({"data": settings, "files": files})
             logger.info("data: %s examples, labels %s", sizes, task.label_names)
         return Built(self.folder.task(), stage.fingerprint)
@@ -196,7 +197,7 @@ class Pipeline:
             if cfg.checkpoint:
                 teacher.save_pretrained(model_dir)
             save_predictions(stage.directory, predictions)
-            write_json_atomic(stage.directory / "metrics.json", metrics)
+            write_json_atomic(stage.directory / METRICS_NAME, metrics)
             stage.finish(settings)
             logger.info(
                 "teacher: validation %.4f, test %.4f",
@@ -292,7 +293,7 @@ class Pipeline:
                 "transfer_texts": len(transfer),
                 "seconds": seconds,
             }
-            write_json_atomic(stage.directory / "metrics.json", metrics)
+            write_json_atomic(stage.directory / METRICS_NAME, metrics)
             stage.finish({"augment": settings, "inputs": inputs})
             logger.info(
                 "augment: %d training + %d generated texts in %.0f s",
@@ -343,7 +344,7 @@ class Pipeline:
             )
             seconds = time.perf_counter() - started
             write_json_atomic(
-                stage.directory / "metrics.json",
+                stage.directory / METRICS_NAME,
                 {"texts": len(texts.value), "seconds_this_run": seconds},
             )
             stage.finish(settings)
@@ -407,7 +408,7 @@ class Pipeline:
                 logging_dir=tmp / "logs",
             )
             metrics.update(variant=variant.name, seed=seed)
-            write_json_atomic(tmp / "metrics.json", metrics)
+            write_json_atomic(tmp / METRICS_NAME, metrics)
             replace_directory(tmp, directory)
             stage.finish(values)
         return Built(StudentRecord.read(directory), stage.fingerprint, stage.legacy)

@@ -87,7 +87,9 @@ class StudentRecord(_Scored):
 
     @property
     def seed(self) -> int:
-        return int(self.metrics.get("seed", self.directory.name.removeprefix("seed-") or 0))
+        """Its seed: from its metrics, else its folder name (`seed-<n>`), else 0."""
+        name = self.directory.name.removeprefix("seed-")
+        return int(self.metrics.get("seed", name if name.isdigit() else 0))
 
     @property
     def settings(self) -> dict[str, Any]:

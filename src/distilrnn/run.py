@@ -60,6 +60,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    import numpy as np
     from datasets import Dataset
 
     from distilrnn.data import Task
@@ -68,7 +69,8 @@ logger = logging.getLogger(__name__)
 
 RUN_FORMAT = "distilrnn-run"
 # 1: folders written before the marker existed (no run.json); their stage records are upgraded
-#    when a stage is reused (`distilrnn.stages.MIGRATIONS`). 2: run.json and versioned records.
+#    when a stage is reused (`distilrnn.stages.SETTINGS_ADDED_AFTER`). 2: run.json and
+#    versioned records.
 RUN_VERSION = 2
 MARKER_NAME = "run.json"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -174,9 +176,23 @@ class Run:
         if not self.marker.is_file():
             return 1
         marker = read_json(self.marker)
-        if not isinstance(marker, dict) or marker.get("format") != RUN_FORMAT:
+        if (
+            not isinstance(marker, dict)
+            or marker.get("format") != RUN_FORMAT
+            or not isinstance(marker.get("version"), int)
+        ):
             raise RunFolderError(f"{self.marker} is not a distilrnn run marker")
-        return int(marker.get("version", 0))
+        return marker["version"]
+
+    def check_version(self) -> int:
+        """The folder's format version, refused when a newer distilrnn wrote it."""
+        version = self.version
+        if version > RUN_VERSION:
+            raise RunFolderError(
+                f"{self.root} was written by a newer distilrnn (run format {version}; this "
+                f"one reads up to {RUN_VERSION}): upgrade distilrnn or use another run_dir"
+            )
+        return version
 
     def open(self) -> Run:
         """Make the folder ready to build in: create it with a marker when new, check the
@@ -186,12 +202,7 @@ class Run:
         if self.root.exists() and not self.root.is_dir():
             raise RunFolderError(f"run_dir {self.root} is a file, not a folder")
         if self.marker.is_file():
-            version = self.version
-            if version > RUN_VERSION:
-                raise RunFolderError(
-                    f"{self.root} was written by a newer distilrnn (run format {version}; this "
-                    f"one reads up to {RUN_VERSION}): upgrade distilrnn or use another run_dir"
-                )
+            version = self.check_version()
             if version < RUN_VERSION:
                 self._write_marker()
             return self
@@ -201,7 +212,9 @@ class Run:
                 f"{MARKER_NAME}); choose an empty or new folder"
             )
         if self.is_run():
-            logger.info("%s: a run folder of format 1; adopting it as format %d", self.root, 2)
+            logger.info(
+                "%s: a run folder of format 1; adopting it as format %d", self.root, RUN_VERSION
+            )
         self._write_marker()
         return self
 
@@ -238,6 +251,11 @@ class Run:
             if not seeds:
                 raise MissingFileError(f"no trained seed in {directory}")
             seed = seeds[0]
+        if not self.student_dir(variant, seed).is_dir():
+            trained = ", ".join(map(str, self.seeds(variant))) or "none"
+            raise MissingFileError(
+                f"no seed {seed} of {variant!r} in {self.root}; seeds: {trained}"
+            )
         return self.student_dir(variant, seed)
 
     def finished_students(self) -> list[Path]:
@@ -255,11 +273,13 @@ class Run:
     def task(self) -> Task:
         from distilrnn.data import Task
 
+        self.check_version()
         if not (self.data_dir / "splits").is_dir():
             raise RunFolderError(f"no finished data stage in {self.root}: run `distilrnn data`")
         return Task.load(self.data_dir)
 
     def teacher(self) -> TeacherRecord:
+        self.check_version()
         if not (self.teacher_dir / STAGE_FILE).is_file():
             raise RunFolderError(
                 f"no finished teacher in {self.teacher_dir}: run `distilrnn teacher` first"
@@ -306,6 +326,24 @@ class Run:
         if not self.transfer_dir.is_dir():
             raise MissingFileError(f"transfer set not found: {self.transfer_dir}")
         return Dataset.load_from_disk(str(self.transfer_dir))
+
+    def training_logits(self) -> np.ndarray | None:
+        """The teacher's logits of the training texts, `(n_train, num_labels)` float32: the
+        first rows of the label stage's one labelled set (`TRANSFER_SET_RULE`); None before
+        that stage ran."""
+        import numpy as np
+
+        from distilrnn.labeling import load_labelled
+
+        shards = sorted(self.labels_dir.glob("logits-*"))
+        if not (self.labels_dir / STAGE_FILE).is_file() or len(shards) != 1:
+            return None
+        labelled = load_labelled(shards[0])
+        num_train = len(self.task().splits["train"])
+        if len(labelled) < num_train:
+            return None
+        table = training_rows(labelled, num_train, "train").with_format("numpy")
+        return np.asarray(table["teacher_logits"], dtype=np.float32)
 
     def training_texts(self, student: StudentRecord) -> list[str]:
         """The texts `student` trained on: the transfer set if it used one, else the training

@@ -110,6 +110,8 @@ def coerce(value: Any, hint: Any, name: str) -> Any:
     origin = getattr(hint, "__origin__", None)
     if origin is list:
         (item,) = hint.__args__
+        if isinstance(value, tuple):  # a Python caller's sequence
+            value = list(value)
         if not isinstance(value, list):
             raise ConfigError(f"{name}: expected a list, got {value!r}")
         return [coerce(v, item, f"{name}[{i}]") for i, v in enumerate(value)]
@@ -129,3 +131,9 @@ def build_section(cls: type, values: dict[str, Any], section: str) -> Any:
         )
     kwargs = {k: coerce(v, hints[k], f"{section}.{k}") for k, v in values.items()}
     return cls(**kwargs)
+
+
+def settings_with(base: Any, section: str, **overrides: Any) -> Any:
+    """The settings dataclass `base` with `overrides` of its fields, checked as TOML values are
+    (`build_section`): `settings_with(AugmentSettings(), "augment", n_iter=5)`."""
+    return build_section(type(base), {**dataclasses.asdict(base), **overrides}, section)

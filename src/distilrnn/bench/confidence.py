@@ -14,24 +14,11 @@ import numpy as np
 
 from distilrnn import calibration
 from distilrnn.errors import RunFolderError
-from distilrnn.labeling import load_labelled, predict_logits
+from distilrnn.labeling import predict_logits
 from distilrnn.run import Run
 from distilrnn.teacher import load_teacher
 
 EVAL_BATCH_SIZE = 256
-
-
-def training_logits(run: Run, num_train: int) -> np.ndarray:
-    """Teacher logits `(num_train, num_labels)` float32 of the training texts: the first rows
-    of the run's one labelled (transfer) set."""
-    found = sorted(run.labels_dir.glob("logits-*"))
-    if len(found) != 1:
-        raise RunFolderError(
-            f"expected one labelled set in {run.labels_dir}, found {len(found)}: run "
-            "`distilrnn label` (and remove stale ones)"
-        )
-    labelled = load_labelled(found[0]).select(range(num_train))
-    return np.asarray(labelled.with_format("numpy")["teacher_logits"], dtype=np.float32)
 
 
 def teacher_confidence(run: Run, max_length: int = 128) -> dict[str, Any]:
@@ -40,7 +27,9 @@ def teacher_confidence(run: Run, max_length: int = 128) -> dict[str, Any]:
     temperature, and both after scaling), as a JSON-ready dict."""
     task = run.task()
     train_labels = np.asarray(task.splits["train"]["label"])
-    train_logits = training_logits(run, len(train_labels))
+    train_logits = run.training_logits()
+    if train_logits is None:
+        raise RunFolderError(f"no finished label stage in {run.labels_dir}: run `distilrnn label`")
     model, tokenizer = load_teacher(str(run.teacher_model_dir))
     validation = task.splits["validation"]
     val_logits = predict_logits(

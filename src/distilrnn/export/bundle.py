@@ -51,6 +51,7 @@ from distilrnn.runtime import (
     OUTPUT_NAME,
     TOKENIZER_NAME,
     Predictor,
+    read_label_names,
 )
 from distilrnn.student import RNNStudent
 from distilrnn.timing import latency_ms
@@ -105,7 +106,8 @@ def export_student(
     """`export_bundle` of a student folder: `source` is the folder, or a run folder with
     `variant` (and `seed`). A student inside its run gets the run's label names, teacher and
     task on its card, the text source `transfer` (what it trained on), `rank_texts` =
-    `transfer` by default, and the bundle's accuracy on the run's test half."""
+    `transfer` by default, and the bundle's accuracy on the run's test half; a folder saved by
+    `RNNStudent.save_pretrained` gives the label names it holds."""
     settings = settings or ExportSettings()
     student_dir = find_student(Path(source), variant, seed)
     tokenizer_path = student_dir / TOKENIZER_NAME
@@ -114,8 +116,12 @@ def export_student(
     student = RNNStudent.load(student_dir)
     record = StudentRecord.read(student_dir)
     run = Run.of_student(student_dir)
-    if run is None:
-        return export_bundle(student, tokenizer_path, output_dir, settings, metrics=record.metrics)
+    if run is None:  # a folder of `save_pretrained` keeps its label names beside the weights
+        saved = student_dir / LABELS_NAME
+        labels = settings.labels or (read_label_names(saved) if saved.is_file() else None)
+        return export_bundle(
+            student, tokenizer_path, output_dir, settings, labels=labels, metrics=record.metrics
+        )
     if settings.embedding_rank and not settings.rank_texts:
         settings = dataclasses.replace(settings, rank_texts="transfer")
     context = run.context()

@@ -15,7 +15,7 @@ import numpy as np
 from distilrnn.calibration import calibrate
 from distilrnn.data import Task
 from distilrnn.errors import MissingFileError, RunFolderError
-from distilrnn.run import STAGE_FILE, Run, StudentRecord, TeacherRecord, read_json, training_rows
+from distilrnn.run import Run, StudentRecord, TeacherRecord, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -90,22 +90,4 @@ def load_report_data(
     if benchmark_files is None:
         benchmark_files = run.benchmark_files()
     benchmarks = [read_json(Path(path)) for path in benchmark_files]
-    return ReportData(
-        rows, labels, logits, _training_logits(run, task), benchmarks, run.calibration()
-    )
-
-
-def _training_logits(run: Run, task: Task) -> np.ndarray | None:
-    """The teacher's logits of its training texts, (n_train, num_labels): the training rows of
-    the labelled set (`distilrnn.run.TRANSFER_SET_RULE`); None before the label stage ran."""
-    from distilrnn.labeling import load_labelled
-
-    shards = sorted(run.labels_dir.glob("logits-*"))
-    if not (run.labels_dir / STAGE_FILE).is_file() or len(shards) != 1:
-        return None
-    labelled = load_labelled(shards[0])
-    num_train = len(task.splits["train"])
-    if len(labelled) < num_train:
-        return None
-    table = training_rows(labelled, num_train, "train").with_format("numpy")
-    return np.asarray(table["teacher_logits"], dtype=np.float32)
+    return ReportData(rows, labels, logits, run.training_logits(), benchmarks, run.calibration())

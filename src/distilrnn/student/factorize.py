@@ -49,8 +49,8 @@ def factorize_embedding(
     config = student.config
     if not 1 <= rank <= config.embedding_dim:
         raise StudentError(
-            f"student.embedding_projection: {rank} asked of a {config.embedding_dim}-wide "
-            f"student embedding; use 1 to {config.embedding_dim}"
+            f"embedding rank {rank} asked of a {config.embedding_dim}-wide student "
+            f"embedding; use 1 to {config.embedding_dim}"
         )
     weights = np.ones(config.vocab_size) if token_weights is None else np.asarray(token_weights)
     if weights.shape != (config.vocab_size,) or (weights < 0).any() or weights.sum() <= 0:

@@ -9,7 +9,6 @@ a run and one saved from Python load alike.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import tempfile
@@ -21,6 +20,7 @@ import numpy as np
 
 from distilrnn.atomic import replace_directory, write_json_atomic
 from distilrnn.errors import MissingFileError, StudentError
+from distilrnn.records import METRICS_NAME, read_json
 
 if TYPE_CHECKING:
     from distilrnn.runtime import Predictor
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LABELS_NAME = "labels.json"
-METRICS_NAME = "metrics.json"
 STUDENT_FILES = ("model.safetensors", "config.json")
 
 
@@ -101,7 +100,12 @@ class PretrainedMixin:
                 raise MissingFileError(f"no student folder at {name_or_path}")
             from huggingface_hub import snapshot_download
 
-            directory = Path(snapshot_download(str(name_or_path), revision=revision))
+            try:
+                directory = Path(snapshot_download(str(name_or_path), revision=revision))
+            except (OSError, ValueError) as error:  # the hub's errors derive from these
+                raise MissingFileError(
+                    f"no student folder at {name_or_path}, nor a Hub repository: {error}"
+                ) from None
         student = cls.load(directory, device=device)
         if (directory / "tokenizer.json").is_file():
             from transformers import AutoTokenizer
@@ -118,7 +122,7 @@ class PretrainedMixin:
             run = Run.of_student(directory)
             student.label_names = run.label_names() if run else None
         metrics = directory / METRICS_NAME
-        student.metrics = json.loads(metrics.read_text()) if metrics.is_file() else None
+        student.metrics = read_json(metrics) if metrics.is_file() else None
         return student
 
     def push_to_hub(
@@ -148,7 +152,7 @@ class PretrainedMixin:
         if self.tokenizer is None:
             raise StudentError(
                 "this student has no tokenizer: build it with RNNStudent.from_teacher, distil "
-                "it with distilrnn.distillation, or load it with RNNStudent.from_pretrained"
+                "it with distilrnn.distill, or load it with RNNStudent.from_pretrained"
             )
         return self.tokenizer
 
@@ -176,14 +180,13 @@ class PretrainedMixin:
     def export(self, output_dir: str | Path, settings: Any = None, **overrides: Any) -> Predictor:
         """Export the student as a bundle (see `distilrnn.export`) and return a `Predictor`
         on it. `overrides` are `ExportSettings` fields: `quantize=True`, `embedding_rank=96`..."""
-        import dataclasses
-
         from distilrnn.config import ExportSettings
         from distilrnn.export import export_bundle
         from distilrnn.runtime import Predictor
+        from distilrnn.validation import settings_with
 
         tokenizer = self._need_tokenizer()
-        settings = dataclasses.replace(settings or ExportSettings(), **overrides)
+        settings = settings_with(settings or ExportSettings(), "export", **overrides)
         if not self.label_names and not settings.labels:
             raise StudentError("no label names: set student.label_names or pass labels=[...]")
         export_bundle(
