@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from distilrnn.bench.bundles import SETTINGS, benchmark_bundles, bundles_markdown
-from distilrnn.bench.tables import write_results
+from distilrnn.bench.tables import record_script
 from distilrnn.run import Run
 
 
@@ -53,11 +53,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         latency_texts=args.latency_texts,
         repeats=args.repeats,
     )
-    command = ["python benchmarks/bundle.py", *(sys.argv[1:] if argv is None else argv)]
-    results["command"] = " ".join(command)
-    markdown = bundles_markdown(results)
-    write_results(args.json or args.run_dir / "bundles.json", results, markdown)
-    print(markdown)
+    arguments = sys.argv[1:] if argv is None else argv
+    json_path = args.json or args.run_dir / "bundles.json"
+    print(record_script("benchmarks/bundle.py", arguments, results, bundles_markdown, json_path))
     return results
 
 

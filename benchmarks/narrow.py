@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from distilrnn.bench.narrow import SETTINGS, benchmark_narrow, narrow_markdown
-from distilrnn.bench.tables import write_results
+from distilrnn.bench.tables import record_script
 from distilrnn.config_io import load_config
 from distilrnn.run import Run
 
@@ -68,11 +68,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         work_dir=args.work_dir,
         latency_texts=args.latency_texts,
     )
-    command = ["python benchmarks/narrow.py", *(sys.argv[1:] if argv is None else argv)]
-    results["command"] = " ".join(command)
-    markdown = narrow_markdown(results)
-    write_results(args.json or Run(config.run_dir).root / "narrow.json", results, markdown)
-    print(markdown)
+    arguments = sys.argv[1:] if argv is None else argv
+    json_path = args.json or Run(config.run_dir).root / "narrow.json"
+    print(record_script("benchmarks/narrow.py", arguments, results, narrow_markdown, json_path))
     return results
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 import os
 import platform
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,21 @@ def write_results(json_path: Path, results: dict[str, Any], markdown: str) -> No
     json_path = Path(json_path)
     write_json_atomic(json_path, results)
     json_path.with_suffix(".md").write_text(markdown, encoding="utf-8")
+
+
+def record_script(
+    script: str,
+    argv: Sequence[str],
+    results: dict[str, Any],
+    render: Callable[[dict[str, Any]], str],
+    json_path: Path,
+) -> str:
+    """What a benchmark script ends with: the command that made `results` recorded in them,
+    the JSON and its markdown (`render(results)`) written; returns the markdown."""
+    results["command"] = " ".join([f"python {script}", *argv])
+    markdown = render(results)
+    write_results(json_path, results, markdown)
+    return markdown
 
 
 def markdown_rows(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> list[str]:
