@@ -199,3 +199,30 @@ def test_teacher_finetune_rejects_unknown_settings(tiny_teacher_dir, task_dir):
         Teacher.finetune(tiny_teacher_dir, task, epoch=1)
     with pytest.raises(ConfigError, match="report_to: unknown"):
         Teacher.finetune(tiny_teacher_dir, task, report_to="nowhere")
+
+
+def test_finetuning_gives_the_same_teacher_whatever_the_random_state_before(task_dir, tmp_path):
+    """The classification head is drawn as the backbone loads: seeded by `teacher.seed`, so
+    the API and the pipeline, in any process, fine-tune the same teacher."""
+    import torch
+    from conftest import VOCAB, build_tiny_tokenizer
+    from transformers import BertConfig, BertModel
+
+    backbone = build_tiny_tokenizer(tmp_path / "backbone")  # no classification head saved
+    config = BertConfig(
+        vocab_size=len(VOCAB),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(str(backbone))
+    task = load_task(DataConfig(path=str(task_dir)))
+    logits = []
+    for state in (1, 2):
+        torch.manual_seed(state)
+        teacher = Teacher.finetune(backbone, task, epochs=1, max_length=16, batch_size=16)
+        logits.append(teacher.logits(task.test.texts))
+    np.testing.assert_array_equal(logits[0], logits[1])

@@ -288,6 +288,9 @@ def _finetune(
             raise DataError(f"fine-tuning a teacher needs a labelled {split} split")
     tokenizer = load_tokenizer(config.model, config.trust_remote_code)
     names = task.label_names
+    # the classification head is initialised as the model loads, before the Trainer seeds:
+    # seed here, so the same settings give the same teacher in any process
+    torch.manual_seed(config.seed)
     model = load_classifier(
         config.model,
         config.trust_remote_code,
