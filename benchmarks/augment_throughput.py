@@ -14,6 +14,7 @@ import os
 import sys
 from pathlib import Path
 
+from distilrnn.bench.tables import run_script
 from distilrnn.bench.throughput import augment_table, augment_throughput, glue_sentences
 from distilrnn.config import AugmentSettings
 
@@ -39,4 +40,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from distilrnn.bench.bundles import SETTINGS, benchmark_bundles, bundles_markdown
-from distilrnn.bench.tables import record_script
+from distilrnn.bench.tables import record_script, run_script
 from distilrnn.run import Run
 
 
@@ -60,4 +60,4 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

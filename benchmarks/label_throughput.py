@@ -15,6 +15,7 @@ import argparse
 from pathlib import Path
 
 from distilrnn.atomic import write_json_atomic
+from distilrnn.bench.tables import run_script
 from distilrnn.bench.throughput import label_throughput, label_throughput_text, sample_texts
 
 
@@ -50,4 +51,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

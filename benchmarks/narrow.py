@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from distilrnn.bench.narrow import SETTINGS, benchmark_narrow, narrow_markdown
-from distilrnn.bench.tables import record_script
+from distilrnn.bench.tables import record_script, run_script
 from distilrnn.config_io import load_config
 from distilrnn.run import Run
 
@@ -75,4 +75,4 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 
 from distilrnn.bench.lanes import GROUPS, RNNS, group_variants, plan_lanes
+from distilrnn.bench.tables import run_script
 from distilrnn.config import load_config
 
 
@@ -37,4 +38,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

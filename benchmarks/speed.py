@@ -19,6 +19,7 @@ from pathlib import Path
 
 from distilrnn.atomic import write_json_atomic
 from distilrnn.bench import benchmark_student, markdown_table
+from distilrnn.bench.tables import run_script
 from distilrnn.run import Run
 
 
@@ -52,4 +53,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from distilrnn.atomic import write_json_atomic
 from distilrnn.bench.confidence import confidence_text, teacher_confidence
+from distilrnn.bench.tables import run_script
 from distilrnn.run import Run
 
 
@@ -32,4 +33,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -177,3 +177,12 @@ def test_a_registered_offline_model_resolves_without_the_hub(tiny_teacher_dir, m
     finally:
         OFFLINE_MODELS.pop("someone/tiny-teacher", None)
     assert teacher.num_labels == 2
+
+
+def test_save_pretrained_does_not_unmake_a_runs_student(student, tmp_path):
+    folder = tmp_path / "students" / "kl" / "seed-0"
+    student.save_pretrained(folder)
+    (folder / "stage.json").write_text("{}")
+    with pytest.raises(distilrnn.StudentError, match="finished stage of a run"):
+        student.save_pretrained(folder)
+    assert (folder / "stage.json").is_file()

@@ -9,7 +9,7 @@ import pytest
 from conftest import tiny_run_overrides
 
 from distilrnn.config import load_config
-from distilrnn.errors import RunFolderError
+from distilrnn.errors import DataError, RunFolderError
 from distilrnn.pipeline import Pipeline
 from distilrnn.run import RUN_VERSION, Run
 from distilrnn.stages import fingerprint, settings_of_version
@@ -90,3 +90,10 @@ def test_reading_a_run_of_a_newer_format_is_refused_too(tmp_path):
     (tmp_path / "run.json").write_text(json.dumps({"format": "distilrnn-run", "version": 99}))
     with pytest.raises(RunFolderError, match="newer distilrnn"):
         Run(tmp_path).teacher()
+
+
+def test_a_bad_data_path_leaves_no_run_folder_behind(tiny_teacher_dir, tmp_path):
+    overrides = tiny_run_overrides(tmp_path / "missing", tiny_teacher_dir, tmp_path / "run")
+    with pytest.raises(DataError, match="missing"):
+        Pipeline(load_config(None, overrides)).run(until="data")
+    assert not (tmp_path / "run").exists()

@@ -79,7 +79,7 @@ class Pipeline:
         self.reused: list[str] = []
         self.built: list[str] = []
         self._results: dict[tuple, Built] = {}  # what `once` methods returned, by call
-        self._opened = False
+        self._checked = self._opened = False
 
     @property
     def run_dir(self) -> Path:
@@ -118,20 +118,30 @@ class Pipeline:
             out.report = self.report()
         return out
 
-    def _open(self) -> None:
-        """Check (or write) the run folder's format marker before the first stage touches it."""
-        if not self._opened:
+    def _open(self, write: bool) -> None:
+        """Check the run folder before the first stage reads it; write (or upgrade) its format
+        marker before the first stage is built or reused, so a stage that fails before it
+        builds anything (a bad data path) leaves no folder behind."""
+        if not self._checked:
+            self.folder.check()
+            self._checked = True
+        if write and not self._opened:
             self.folder.open()
             self._opened = True
 
+    def _begin(self, stage: Stage) -> None:
+        self._open(write=True)
+        stage.begin()
+
     def _stage(self, name: str, directory: Path, *parts: Any) -> Stage:
-        self._open()
+        self._open(write=False)
         return Stage(name, directory, fingerprint(name, *parts))
 
     def _done(self, stage: Stage) -> bool:
         done = stage.is_complete() and stage.name not in self.force
         (self.reused if done else self.built).append(f"{stage.name}:{stage.directory.name}")
         if done:
+            self._open(write=True)  # a reused first-format folder gets its marker
             logger.info("%s: reusing %s", stage.name, stage.directory)
         return done
 
@@ -144,7 +154,7 @@ class Pipeline:
         stage = self._stage("data", self.folder.data_dir, settings, files)
         if not self._done(stage):
             task = load_task(self.config.data)
-            stage.begin()
+            self._begin(stage)
             task.save(stage.directory)
             sizes = {split: len(task.splits[split]) for split in task.splits}
             write_json_atomic(stage.directory / METRICS_NAME, {"sizes": sizes})
@@ -170,7 +180,7 @@ class Pipeline:
             }
         stage = self._stage("teacher", self.folder.teacher_dir, data.fingerprint, settings)
         if not self._done(stage):
-            stage.begin()
+            self._begin(stage)
             metrics: dict[str, Any] = {}
             model_dir = self.folder.teacher_model_dir
             if cfg.checkpoint:
@@ -243,7 +253,7 @@ class Pipeline:
         if not self._done(stage):
             logits = self.teacher_predictions()["validation"]
             labels = np.asarray(self.folder.task().splits["validation"]["label"])
-            stage.begin()
+            self._begin(stage)
             write_json_atomic(stage.directory / "calibration.json", calibrate(logits, labels))
             stage.finish({"teacher": teacher.fingerprint})
         fitted = self.folder.calibration()
@@ -268,7 +278,7 @@ class Pipeline:
         ]
         stage = self._stage("augment", self.folder.augment_dir, inputs, settings)
         if not self._done(stage):
-            stage.begin()
+            self._begin(stage)
             train = data.value.splits["train"]
             started = time.perf_counter()
             texts = augment(
@@ -323,7 +333,7 @@ class Pipeline:
         )
         shards = stage.directory / f"logits-{stage.fingerprint[:12]}"
         if not self._done(stage):
-            stage.begin()
+            self._begin(stage)
             for stale in stage.directory.glob("logits-*"):
                 if stale != shards:
                     shutil.rmtree(stale)
@@ -380,10 +390,10 @@ class Pipeline:
         values = fingerprinted(settings, drop=("seeds",))  # the seed is an input of its own
         inputs = [data.fingerprint, teacher.fingerprint, labelled and labelled.fingerprint]
         directory = self.folder.student_dir(variant.name, seed)
-        self._open()
+        self._open(write=False)
         stage = student_stage(directory, inputs, values, seed, parent)
         if not self._done(stage):
-            stage.begin()
+            self._begin(stage)
             if settings.temperature == "auto":  # only `kl` reads the temperature
                 temperature = self.calibration().value if settings.objective == "kl" else 1.0
                 settings = dataclasses.replace(settings, temperature=temperature)

@@ -194,24 +194,28 @@ class Run:
             )
         return version
 
-    def open(self) -> Run:
-        """Make the folder ready to build in: create it with a marker when new, check the
-        version of an existing run, and upgrade a first-format folder's marker (its layout is
-        the same; each stage record is upgraded when the stage is next reused). A folder that
-        holds other files is refused: nothing of the user's is overwritten."""
+    def check(self) -> Run:
+        """Refuse what must not be built in, writing nothing: a file, a folder of a newer
+        format, or a non-empty folder that is not a run (nothing of the user's is touched)."""
         if self.root.exists() and not self.root.is_dir():
             raise RunFolderError(f"run_dir {self.root} is a file, not a folder")
         if self.marker.is_file():
-            version = self.check_version()
-            if version < RUN_VERSION:
-                self._write_marker()
-            return self
-        if self.root.is_dir() and any(self.root.iterdir()) and not self.is_run():
+            self.check_version()
+        elif self.root.is_dir() and any(self.root.iterdir()) and not self.is_run():
             raise RunFolderError(
                 f"run_dir {self.root} holds files but is not a distilrnn run folder (no "
                 f"{MARKER_NAME}); choose an empty or new folder"
             )
-        if self.is_run():
+        return self
+
+    def open(self) -> Run:
+        """Make the folder ready to build in (`check`), then create it with a marker when new,
+        or upgrade an older marker; a first-format folder (no marker, same layout) is adopted,
+        and each of its stage records is upgraded when the stage is next reused."""
+        self.check()
+        if self.marker.is_file() and self.version == RUN_VERSION:
+            return self
+        if self.is_run() and not self.marker.is_file():
             logger.info(
                 "%s: a run folder of format 1; adopting it as format %d", self.root, RUN_VERSION
             )

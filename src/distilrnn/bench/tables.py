@@ -6,11 +6,13 @@ from __future__ import annotations
 import importlib
 import os
 import platform
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from distilrnn.atomic import write_json_atomic
+from distilrnn.errors import DistilrnnError
 
 MODELS = ("teacher", "student")
 
@@ -111,3 +113,13 @@ def markdown_table(results: dict[str, Any]) -> str:
         f"{host['cpu_count']} CPUs, torch {host['torch']}.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def run_script(main: Callable[[], object]) -> None:
+    """A benchmark script's entry point: a user's mistake (`DistilrnnError`) is one line on
+    stderr and exit status 1, as in the CLI; anything else keeps its traceback."""
+    try:
+        main()
+    except DistilrnnError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None

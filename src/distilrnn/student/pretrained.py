@@ -20,7 +20,7 @@ import numpy as np
 
 from distilrnn.atomic import replace_directory, write_json_atomic
 from distilrnn.errors import MissingFileError, StudentError
-from distilrnn.records import METRICS_NAME, read_json
+from distilrnn.records import METRICS_NAME, STAGE_FILE, read_json
 
 if TYPE_CHECKING:
     from distilrnn.runtime import Predictor
@@ -72,6 +72,11 @@ class PretrainedMixin:
         if occupied and not all((directory / name).is_file() for name in STUDENT_FILES):
             raise StudentError(
                 f"{directory} holds files but no saved student: choose an empty or new folder"
+            )
+        if (directory / STAGE_FILE).is_file():
+            raise StudentError(
+                f"{directory} is a finished stage of a run (it has {STAGE_FILE}); replacing it "
+                "would unmake that stage: save to another folder"
             )
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
