@@ -37,10 +37,9 @@ from distilrnn.run import (
 from distilrnn.stages import (
     STAGES,
     Built,
+    Ledger,
     RunOutputs,
-    Stage,
     file_digest,
-    fingerprint,
     fingerprinted,
     folder_digest,
     once,
@@ -75,15 +74,22 @@ class Pipeline:
         self.config = config
         self.folder = Run(config.run_dir)
         self.device = device
-        self.force = set(force)
-        self.reused: list[str] = []
-        self.built: list[str] = []
+        self.ledger = Ledger(self.folder, set(force))
         self._results: dict[tuple, Built] = {}  # what `once` methods returned, by call
-        self._checked = self._opened = False
 
     @property
     def run_dir(self) -> Path:
         return self.folder.root
+
+    @property
+    def reused(self) -> list[str]:
+        """`stage:folder` of every stage reused so far."""
+        return self.ledger.reused
+
+    @property
+    def built(self) -> list[str]:
+        """`stage:folder` of every stage built so far."""
+        return self.ledger.built
 
     # the whole chain ------------------------------------------------------------------------
     def run(self, until: str = "report", variants: Sequence[str] | None = None) -> RunOutputs:
@@ -118,43 +124,16 @@ class Pipeline:
             out.report = self.report()
         return out
 
-    def _open(self, write: bool) -> None:
-        """Check the run folder before the first stage reads it; write (or upgrade) its format
-        marker before the first stage is built or reused, so a stage that fails before it
-        builds anything (a bad data path) leaves no folder behind."""
-        if not self._checked:
-            self.folder.check()
-            self._checked = True
-        if write and not self._opened:
-            self.folder.open()
-            self._opened = True
-
-    def _begin(self, stage: Stage) -> None:
-        self._open(write=True)
-        stage.begin()
-
-    def _stage(self, name: str, directory: Path, *parts: Any) -> Stage:
-        self._open(write=False)
-        return Stage(name, directory, fingerprint(name, *parts))
-
-    def _done(self, stage: Stage) -> bool:
-        done = stage.is_complete() and stage.name not in self.force
-        (self.reused if done else self.built).append(f"{stage.name}:{stage.directory.name}")
-        if done:
-            self._open(write=True)  # a reused first-format folder gets its marker
-            logger.info("%s: reusing %s", stage.name, stage.directory)
-        return done
-
     # data -----------------------------------------------------------------------------------
     @once
     def data(self) -> Built:
         """The validated splits and label names."""
         settings = fingerprinted(self.config.data)
         files = [(str(p), file_digest(p)) for p in data_files(self.config.data) if p.is_file()]
-        stage = self._stage("data", self.folder.data_dir, settings, files)
-        if not self._done(stage):
+        stage = self.ledger.stage("data", self.folder.data_dir, settings, files)
+        if not self.ledger.done(stage):
             task = load_task(self.config.data)
-            self._begin(stage)
+            self.ledger.begin(stage)
             task.save(stage.directory)
             sizes = {split: len(task.splits[split]) for split in task.splits}
             write_json_atomic(stage.directory / METRICS_NAME, {"sizes": sizes})
@@ -178,9 +157,9 @@ class Pipeline:
                 "eval_batch_size": cfg.eval_batch_size,
                 "digest": folder_digest(Path(cfg.checkpoint)),
             }
-        stage = self._stage("teacher", self.folder.teacher_dir, data.fingerprint, settings)
-        if not self._done(stage):
-            self._begin(stage)
+        stage = self.ledger.stage("teacher", self.folder.teacher_dir, data.fingerprint, settings)
+        if not self.ledger.done(stage):
+            self.ledger.begin(stage)
             metrics: dict[str, Any] = {}
             model_dir = self.folder.teacher_model_dir
             if cfg.checkpoint:
@@ -249,11 +228,11 @@ class Pipeline:
         from distilrnn.calibration import calibrate
 
         teacher = self.teacher()
-        stage = self._stage("calibration", self.folder.calibration_dir, teacher.fingerprint)
-        if not self._done(stage):
+        stage = self.ledger.stage("calibration", self.folder.calibration_dir, teacher.fingerprint)
+        if not self.ledger.done(stage):
             logits = self.teacher_predictions()["validation"]
             labels = np.asarray(self.folder.task().splits["validation"]["label"])
-            self._begin(stage)
+            self.ledger.begin(stage)
             write_json_atomic(stage.directory / "calibration.json", calibrate(logits, labels))
             stage.finish({"teacher": teacher.fingerprint})
         fitted = self.folder.calibration()
@@ -276,9 +255,9 @@ class Pipeline:
             cfg.teacher.checkpoint or cfg.teacher.model,
             file_digest(extra) if extra and extra.is_file() else str(extra),
         ]
-        stage = self._stage("augment", self.folder.augment_dir, inputs, settings)
-        if not self._done(stage):
-            self._begin(stage)
+        stage = self.ledger.stage("augment", self.folder.augment_dir, inputs, settings)
+        if not self.ledger.done(stage):
+            self.ledger.begin(stage)
             train = data.value.splits["train"]
             started = time.perf_counter()
             texts = augment(
@@ -328,12 +307,12 @@ class Pipeline:
         cfg = self.config
         texts, teacher = self.transfer_texts(), self.teacher()
         settings = {"max_length": cfg.teacher.max_length, "label": fingerprinted(cfg.label)}
-        stage = self._stage(
+        stage = self.ledger.stage(
             "label", self.folder.labels_dir, teacher.fingerprint, texts.fingerprint, settings
         )
         shards = stage.directory / f"logits-{stage.fingerprint[:12]}"
-        if not self._done(stage):
-            self._begin(stage)
+        if not self.ledger.done(stage):
+            self.ledger.begin(stage)
             for stale in stage.directory.glob("logits-*"):
                 if stale != shards:
                     shutil.rmtree(stale)
@@ -390,10 +369,10 @@ class Pipeline:
         values = fingerprinted(settings, drop=("seeds",))  # the seed is an input of its own
         inputs = [data.fingerprint, teacher.fingerprint, labelled and labelled.fingerprint]
         directory = self.folder.student_dir(variant.name, seed)
-        self._open(write=False)
+        self.ledger.check()
         stage = student_stage(directory, inputs, values, seed, parent)
-        if not self._done(stage):
-            self._begin(stage)
+        if not self.ledger.done(stage):
+            self.ledger.begin(stage)
             if settings.temperature == "auto":  # only `kl` reads the temperature
                 temperature = self.calibration().value if settings.objective == "kl" else 1.0
                 settings = dataclasses.replace(settings, temperature=temperature)

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from datasets import Dataset
 
     from distilrnn.data import Task
-    from distilrnn.run import StudentRecord, TeacherRecord
+    from distilrnn.run import Run, StudentRecord, TeacherRecord
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +148,50 @@ class Stage:
             self.record_path,
             {"fingerprint": self.fingerprint, "run_version": RUN_VERSION, "settings": settings},
         )
+
+
+class Ledger:
+    """A pipeline's stage bookkeeping: which stages it built and which it reused, `--force`,
+    and the run folder checked before the first stage reads it and marked (`Run.open`) before
+    the first is built or reused, so a stage that fails before building anything (a bad data
+    path) leaves no folder behind."""
+
+    def __init__(self, folder: Run, force: set[str]):
+        self.folder = folder
+        self.force = force
+        self.reused: list[str] = []
+        self.built: list[str] = []
+        self._checked = self._opened = False
+
+    def check(self) -> None:
+        if not self._checked:
+            self.folder.check()
+            self._checked = True
+
+    def stage(self, name: str, directory: Path, *parts: Any) -> Stage:
+        """The stage `name` in `directory`, fingerprinted over `parts`."""
+        self.check()
+        return Stage(name, directory, fingerprint(name, *parts))
+
+    def done(self, stage: Stage) -> bool:
+        """Whether `stage` is finished with these inputs (and not forced): then it is reused."""
+        done = stage.is_complete() and stage.name not in self.force
+        (self.reused if done else self.built).append(f"{stage.name}:{stage.directory.name}")
+        if done:
+            self._open()  # a reused first-format folder gets its marker
+            logger.info("%s: reusing %s", stage.name, stage.directory)
+        return done
+
+    def begin(self, stage: Stage) -> None:
+        """Mark the run folder, then `stage` unfinished, before building it."""
+        self._open()
+        stage.begin()
+
+    def _open(self) -> None:
+        self.check()
+        if not self._opened:
+            self.folder.open()
+            self._opened = True
 
 
 def student_stage(
