@@ -34,9 +34,10 @@ def write_tsv(path: Path, rows: list[tuple[str, int]] | list[tuple[str, str]]) -
     return path
 
 
-def build_tiny_teacher(directory: Path, num_labels: int = 2) -> Path:
-    """A 2-layer, hidden-32 BERT classifier with a word-level vocabulary, saved to `directory`."""
-    from transformers import BertConfig, BertForSequenceClassification
+def build_tiny_teacher(directory: Path, num_labels: int = 2, with_head: bool = True) -> Path:
+    """A 2-layer, hidden-32 BERT classifier with a word-level vocabulary, saved to `directory`;
+    `with_head=False` saves the backbone alone, whose classification head is drawn at load."""
+    from transformers import BertConfig, BertForSequenceClassification, BertModel
 
     build_tiny_tokenizer(directory)  # word-level: every fixture word is its own token
     config = BertConfig(
@@ -49,7 +50,8 @@ def build_tiny_teacher(directory: Path, num_labels: int = 2) -> Path:
         num_labels=num_labels,
     )
     torch.manual_seed(0)
-    BertForSequenceClassification(config).save_pretrained(str(directory))
+    model = BertForSequenceClassification(config) if with_head else BertModel(config)
+    model.save_pretrained(str(directory))
     return directory
 
 

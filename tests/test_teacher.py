@@ -205,20 +205,9 @@ def test_finetuning_gives_the_same_teacher_whatever_the_random_state_before(task
     """The classification head is drawn as the backbone loads: seeded by `teacher.seed`, so
     the API and the pipeline, in any process, fine-tune the same teacher."""
     import torch
-    from conftest import VOCAB, build_tiny_tokenizer
-    from transformers import BertConfig, BertModel
+    from conftest import build_tiny_teacher
 
-    backbone = build_tiny_tokenizer(tmp_path / "backbone")  # no classification head saved
-    config = BertConfig(
-        vocab_size=len(VOCAB),
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(str(backbone))
+    backbone = build_tiny_teacher(tmp_path / "backbone", with_head=False)
     task = load_task(DataConfig(path=str(task_dir)))
     logits = []
     for state in (1, 2):
