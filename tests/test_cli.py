@@ -72,3 +72,13 @@ def test_a_bug_keeps_its_traceback(monkeypatch):
     monkeypatch.setattr(Pipeline, "run", broken)
     with pytest.raises(RuntimeError, match="a bug"):
         _main(monkeypatch, "data")
+
+
+def test_a_single_seed_table_says_what_its_test_split_cannot_resolve():
+    from distilrnn.cli_tables import resolution_note
+
+    rows = [{"name": "teacher", "seeds": 1, "test_accuracy": 0.87}, {"name": "s", "seeds": 1}]
+    note = resolution_note({"rows": rows}, 436)
+    assert "436 test texts" in note and "4.5 points" in note
+    rows[1]["seeds"] = 3
+    assert resolution_note({"rows": rows}, 436) is None

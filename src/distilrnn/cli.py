@@ -214,7 +214,9 @@ STAGE_COMMANDS: dict[str, tuple[str, str, Callable[[Any], list[str]], tuple[str,
     ),
     "label": (
         "label",
-        "Record the teacher's logits for the transfer texts (sharded, resumable).",
+        "Record the teacher's logits for the texts the students distil on: the transfer set when "
+        "a variant trains on it (built first if needed), else the training texts (sharded, "
+        "resumable).",
         lambda out: [f"{len(out.labelled)} texts labelled"],
         ("device",),
     ),
@@ -250,7 +252,7 @@ def _stage_command(
         )
         out = pipeline.run(until=until)
         if until == "report":
-            print_results(console, out.results)
+            print_results(console, out.results, len(out.task.splits["test"]))
             console.print(f"report: {out.report}")
             console.print(f"reused: {', '.join(pipeline.reused) or 'nothing'}")
             console.print(f"built: {', '.join(pipeline.built) or 'nothing'}")
@@ -294,7 +296,8 @@ def evaluate(
     from distilrnn.pipeline import Pipeline
 
     _setup_logging(verbose)
-    print_results(console, Pipeline(_config(config, set_, run_dir)).evaluate())
+    pipeline = Pipeline(_config(config, set_, run_dir))
+    print_results(console, pipeline.evaluate(), len(pipeline.folder.test_split()[0]))
 
 
 @app.command(epilog=SETTINGS_EPILOG)
@@ -310,7 +313,7 @@ def report(
 
     _setup_logging(verbose)
     pipeline = Pipeline(_config(config, set_, run_dir))
-    print_results(console, pipeline.evaluate())
+    print_results(console, pipeline.evaluate(), len(pipeline.folder.test_split()[0]))
     console.print(f"report: {pipeline.report()}")
 
 

@@ -8,8 +8,9 @@ from rich.console import Console
 from rich.table import Table
 
 
-def print_results(console: Console, results: dict[str, Any]) -> None:
-    """The results table of `distilrnn run` / `evaluate` / `report`."""
+def print_results(console: Console, results: dict[str, Any], test_examples: int = 0) -> None:
+    """The results table of `distilrnn run` / `evaluate` / `report`, and, when a row rests on
+    one seed, what a difference on `test_examples` test texts can and cannot show."""
     from distilrnn.evaluate import format_accuracy
 
     table = Table(title=f"distilrnn results: {results['run_dir']}")
@@ -33,6 +34,9 @@ def print_results(console: Console, results: dict[str, Any]) -> None:
             f"{row['train_seconds']:.0f}" if row.get("train_seconds") else "-",
         )
     console.print(table)
+    note = resolution_note(results, test_examples)
+    if note:
+        console.print(note)
 
 
 def print_export_summary(console: Console, summary: dict[str, Any]) -> None:
@@ -73,4 +77,21 @@ def print_export_summary(console: Console, summary: dict[str, Any]) -> None:
     latency = summary["latency_ms"]
     console.print(
         f"one-sentence latency (1 thread): p50 {latency['p50']:.3f} ms, p90 {latency['p90']:.3f} ms"
+    )
+
+
+def resolution_note(results: dict[str, Any], test_examples: int) -> str | None:
+    """A caption for a table with single-seed rows: the smallest difference the test split
+    resolves (`stats.resolvable_difference` at the teacher's accuracy)."""
+    from distilrnn.stats import resolvable_difference
+
+    rows = results["rows"]
+    if not test_examples or not any(row["seeds"] == 1 for row in rows[1:]):
+        return None
+    accuracy = min(max(rows[0]["test_accuracy"], 0.01), 0.99)
+    points = 100 * resolvable_difference(test_examples, accuracy)
+    return (
+        f"one seed on {test_examples} test texts: a difference under about {points:.1f} points "
+        "between two rows is not resolved; train more seeds (student.seeds) and read the "
+        "report's paired bootstrap before calling one student better"
     )

@@ -60,15 +60,40 @@ class DataConfig:
         "validation (model selection) and test (reporting).",
     )
     format: str = setting("auto", "File format: `auto` (by extension), `tsv`, `csv` or `jsonl`.")
-    text_column: str = setting("sentence", "Column holding the text.")
-    label_column: str = setting("label", "Column holding the label (integer or string).")
+    text_column: str = setting(
+        "sentence", "Column holding the text: its name, or with `header = false` its position."
+    )
+    label_column: str = setting(
+        "label",
+        "Column holding the label (integer or string): its name, or with `header = false` its "
+        "position.",
+    )
+    header: bool = setting(
+        True,
+        "TSV / CSV files start with a header line naming the columns. False: every line is a "
+        'row, and `text_column` / `label_column` are 0-based positions (SentEval\'s '
+        '`label<TAB>sentence`: `text_column = "1"`, `label_column = "0"`).',
+    )
     quoting: bool = setting(
         False, "Honour quote characters in TSV files (GLUE TSV has none: keep false)."
+    )
+    drop_empty: bool = setting(
+        False,
+        "Drop rows whose text is empty (the count is logged). False: an empty text stops the "
+        "data stage with an error naming file and line.",
     )
     label_names: list[str] = setting(
         [], 'Display names of the labels in label-id order, e.g. ["negative", "positive"].'
     )
-    split_seed: int = setting(42, "Seed of the validation/test halving.")
+    split_seed: int = setting(
+        42, "Seed of the validation/test halving and of any validation held out from train."
+    )
+    validation_from_train: float = setting(
+        0.0,
+        "Hold out this fraction of the training rows (seeded by `split_seed`) as validation; "
+        "the validation file is then used whole as the test split. 0: validation comes from "
+        "the validation file (halved when there is no test file).",
+    )
     max_train_samples: int = setting(
         0, "Use only the first N training rows after a seeded shuffle (0: all). For quick runs."
     )
@@ -76,6 +101,29 @@ class DataConfig:
     def __post_init__(self) -> None:
         require_choice(self.format, ("auto", "tsv", "csv", "jsonl"), "data.format")
         require(self.max_train_samples >= 0, "data.max_train_samples", "must be >= 0")
+        require(
+            0.0 <= self.validation_from_train < 1.0,
+            "data.validation_from_train",
+            "must be >= 0 and < 1",
+        )
+        require(
+            not (self.validation_from_train and self.validation_file and self.test_file),
+            "data.validation_from_train",
+            "the validation file becomes the test split, so data.test_file must be empty",
+        )
+        if not self.header:
+            for name in ("text_column", "label_column"):
+                value = getattr(self, name)
+                require(
+                    value.isdigit(),
+                    f"data.{name}",
+                    f"with data.header = false, give a 0-based column position, not {value!r}",
+                )
+            require(
+                self.text_column != self.label_column,
+                "data.label_column",
+                "must be a different column from data.text_column",
+            )
 
     def resolved_path(self) -> Path | None:
         if not self.path:
@@ -330,6 +378,9 @@ class ExportSettings:
     )
     labels: list[str] = setting([], "Label names in logit order (default: the run's).")
     max_length: int = setting(0, "Tokens per text (0: the student's max_length).")
+    task_name: str = setting(
+        "", "The task's name on the model card (default: the run's hub dataset or data folder)."
+    )
 
     def __post_init__(self) -> None:
         require(

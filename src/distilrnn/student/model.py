@@ -334,7 +334,7 @@ class RNNStudent(PretrainedMixin, nn.Module):
         write_atomically(weights_path, lambda tmp: save_file(state, str(tmp)))
         config_text = json.dumps(self.config.to_dict(), indent=2, sort_keys=True) + "\n"
         write_atomically(config_path, lambda tmp: tmp.write_text(config_text, encoding="utf-8"))
-        logger.info(
+        logger.debug(
             "saved student (%d parameters) to %s", self.parameter_counts()["total"], directory
         )
 
