@@ -304,3 +304,172 @@ def test_hub_task_drops_hidden_test_labels_and_halves_validation(monkeypatch):
     assert task.label_names == ["neg", "pos"]
     assert (len(task.validation), len(task.test)) == (6, 6)
     assert task.test.labels is not None
+
+
+# what is the same label ---------------------------------------------------------------------
+def test_labels_ignore_surrounding_whitespace(tmp_path):
+    (tmp_path / "train.tsv").write_text("sentence\tlabel\na\tpos \nb\t pos\nc\tneg\n")
+    write_tsv(tmp_path / "dev.tsv", [("d", "pos"), ("e", "neg")])
+    task = load_task(config_for(tmp_path))
+    assert task.label_names == ["neg", "pos"]
+    assert task.splits["train"]["label"] == [1, 1, 0]
+
+
+def test_integers_written_differently_are_one_label(tmp_path):
+    rows = [("a", "1"), ("b", "01"), ("c", "1.0"), ("d", "+1"), ("h", "0")]
+    write_tsv(tmp_path / "train.tsv", rows)
+    write_tsv(tmp_path / "dev.tsv", [("e", "1.00"), ("f", "-0"), ("g", "0")])
+    task = load_task(config_for(tmp_path))
+    assert task.label_names == ["0", "1"]
+    assert task.splits["train"]["label"] == [1, 1, 1, 1, 0]
+
+
+def test_number_labels_from_json_match_the_same_numbers_as_text(tmp_path):
+    lines = [json.dumps({"sentence": t, "label": y}) for t, y in [("a", 1.0), ("b", 0), ("c", 2)]]
+    (tmp_path / "train.jsonl").write_text("\n".join(lines) + "\n")
+    write_tsv(tmp_path / "dev.tsv", [("d", "2"), ("e", "1")])
+    task = load_task(config_for(tmp_path, train_file="train.jsonl"))
+    assert task.label_names == ["0", "1", "2"]
+    assert task.splits["train"]["label"] == [1, 0, 2]
+
+
+def test_decimal_labels_compare_by_value():
+    from distilrnn.data import canonical_label
+
+    assert canonical_label("0.50") == canonical_label(0.5) == "0.5"
+    assert canonical_label("2.5") != canonical_label("2.05")
+
+
+def test_json_booleans_are_the_words_true_and_false_not_one_and_zero(tmp_path):
+    rows = [("a", True), ("b", False), ("c", True)]
+    (tmp_path / "train.jsonl").write_text(
+        "\n".join(json.dumps({"sentence": t, "label": y}) for t, y in rows) + "\n"
+    )
+    write_tsv(tmp_path / "dev.tsv", [("d", "true"), ("e", "false")])
+    task = load_task(config_for(tmp_path, train_file="train.jsonl"))
+    assert task.label_names == ["false", "true"]
+    assert task.splits["train"]["label"] == [1, 0, 1]
+    dev = list(task.splits["validation"]["label"]) + list(task.splits["test"]["label"])
+    assert sorted(dev) == [0, 1]
+
+
+def test_label_case_is_kept_and_pairs_differing_in_case_are_warned(tmp_path, caplog):
+    write_tsv(tmp_path / "train.tsv", [("a", "Positive"), ("b", "positive"), ("c", "neg")])
+    write_tsv(tmp_path / "dev.tsv", [("d", "neg"), ("e", "positive")])
+    with caplog.at_level("WARNING", logger="distilrnn.data"):
+        task = load_task(config_for(tmp_path))
+    assert task.label_names == ["Positive", "neg", "positive"]
+    assert "differ only in case" in caplog.text
+
+
+# header-less files and byte-order marks ------------------------------------------------------
+def write_senteval(path, rows) -> None:
+    path.write_text("".join(f"{label}\t{text}\n" for text, label in rows), encoding="utf-8")
+
+
+def test_headerless_label_first_file_reads_by_position(tmp_path):
+    write_senteval(tmp_path / "train.tsv", [("a good film", 1), ("a bad film", 0), ("fine", 1)])
+    write_senteval(tmp_path / "dev.tsv", [("great", 1), ("awful", 0)])
+    task = load_task(config_for(tmp_path, header=False, text_column="1", label_column="0"))
+    assert task.splits["train"]["text"] == ["a good film", "a bad film", "fine"]
+    assert task.splits["train"]["label"] == [1, 0, 1]
+
+
+def test_headerless_file_needs_column_positions(tmp_path):
+    from distilrnn.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"data\.text_column: with data\.header = false"):
+        config_for(tmp_path, header=False)
+
+
+def test_headerless_ragged_row_names_file_and_line(tmp_path):
+    (tmp_path / "train.tsv").write_text("1\tgood\n0\tbad\textra\n")
+    write_senteval(tmp_path / "dev.tsv", [("great", 1)])
+    config = config_for(tmp_path, header=False, text_column="1", label_column="0")
+    with pytest.raises(DataError, match=r"train.tsv:2: ragged row: 3 fields where line 1 has 2"):
+        load_task(config)
+
+
+def test_headerless_position_beyond_the_row_names_file_and_line(tmp_path):
+    write_senteval(tmp_path / "train.tsv", [("good", 1)])
+    write_senteval(tmp_path / "dev.tsv", [("great", 1)])
+    config = config_for(tmp_path, header=False, text_column="2", label_column="0")
+    with pytest.raises(DataError, match=r"train.tsv:1: data.text_column is position 2"):
+        load_task(config)
+
+
+def test_byte_order_mark_is_not_part_of_the_first_column(tmp_path):
+    lines = ["Quality\tString"] + [f"{y}\t{t}" for t, y in make_sentences(6, seed=5)]
+    (tmp_path / "train.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8-sig")
+    (tmp_path / "dev.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8-sig")
+    task = load_task(config_for(tmp_path, text_column="String", label_column="Quality"))
+    assert len(task.splits["train"]) == 6
+    assert task.label_names == sorted(task.label_names, key=int)
+
+
+# empty texts ---------------------------------------------------------------------------------
+def test_empty_text_error_offers_drop_empty(tmp_path):
+    write_tsv(tmp_path / "train.tsv", [("good", 1), ("  ", 0)])
+    write_tsv(tmp_path / "dev.tsv", [("fine", 1), ("bad", 0)])
+    with pytest.raises(DataError, match=r"train.tsv:3: .*set data.drop_empty = true"):
+        load_task(config_for(tmp_path))
+
+
+def test_drop_empty_drops_empty_rows_and_logs_the_count(tmp_path, caplog):
+    write_tsv(tmp_path / "train.tsv", [("good", 1), ("  ", 0), ("bad", 0), ("", 1)])
+    write_tsv(tmp_path / "dev.tsv", [("fine", 1), ("awful", 0)])
+    with caplog.at_level("WARNING", logger="distilrnn.data"):
+        task = load_task(config_for(tmp_path, drop_empty=True))
+    assert task.splits["train"]["text"] == ["good", "bad"]
+    assert task.splits["train"]["label"] == [1, 0]
+    assert "dropped 2 row(s) with empty text" in caplog.text
+
+
+def test_drop_empty_keeps_line_numbers_in_later_errors(tmp_path):
+    write_tsv(tmp_path / "train.tsv", [("", 1), ("good", 1), ("bad", "")])
+    write_tsv(tmp_path / "dev.tsv", [("fine", 1)])
+    with pytest.raises(DataError, match=r"train.tsv:4: empty label"):
+        load_task(config_for(tmp_path, drop_empty=True))
+
+
+# validation held out from train ---------------------------------------------------------------
+def test_validation_from_train_holds_out_train_and_uses_dev_whole_as_test(task_dir):
+    task = load_task(config_for(task_dir, validation_from_train=0.25))
+    assert len(task.splits["validation"]) == 12
+    assert len(task.splits["train"]) == 36
+    assert len(task.splits["test"]) == 24
+    held = set(task.splits["validation"]["text"])
+    assert not held & set(task.splits["train"]["text"])
+
+
+def test_validation_from_train_is_seeded(task_dir):
+    first = load_task(config_for(task_dir, validation_from_train=0.25))
+    again = load_task(config_for(task_dir, validation_from_train=0.25))
+    other = load_task(config_for(task_dir, validation_from_train=0.25, split_seed=7))
+    assert first.splits["validation"]["text"] == again.splits["validation"]["text"]
+    assert first.splits["validation"]["text"] != other.splits["validation"]["text"]
+
+
+def test_validation_from_train_refuses_a_test_file_beside_the_dev_file(task_dir):
+    from distilrnn.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"data\.validation_from_train: .*test_file"):
+        config_for(task_dir, validation_from_train=0.2, test_file="test.tsv")
+
+
+def test_headerless_setting_refuses_jsonl(tmp_path):
+    (tmp_path / "train.jsonl").write_text(json.dumps({"0": "good", "1": 1}) + "\n")
+    config = config_for(
+        tmp_path, train_file="train.jsonl", header=False, text_column="0", label_column="1"
+    )
+    with pytest.raises(DataError, match=r"train.jsonl: data.header = false applies to TSV"):
+        load_task(config)
+
+
+def test_new_data_settings_at_their_defaults_keep_format_1_fingerprints():
+    from distilrnn.stages import fingerprinted, settings_of_version
+
+    values = settings_of_version("data", fingerprinted(DataConfig()), 1)
+    assert not {"header", "drop_empty", "validation_from_train"} & set(values)
+    changed = settings_of_version("data", fingerprinted(DataConfig(drop_empty=True)), 1)
+    assert changed["drop_empty"] is True

@@ -358,7 +358,11 @@ def test_export_reads_labels_teacher_and_task_from_the_run(tmp_path: Path, monke
     export_student(student_dir, tmp_path / "bundle")
     config = json.loads((tmp_path / "bundle" / CONFIG_NAME).read_text())
     assert Predictor(tmp_path / "bundle").labels == ["neg", "pos"]
-    assert config["teacher"] == {"name": "tiny-bert", "test_accuracy": 0.875}
+    assert config["teacher"] == {
+        "name": "tiny-bert",
+        "test_accuracy": 0.875,
+        "source": "fine-tuned",  # no checkpoint: distilrnn fine-tuned the backbone
+    }
     assert config["task"] == "sst2 (train.tsv)"  # the folder's name, not the machine's path
     assert config["evaluation"]["examples"] == 3  # the run's test half
 
@@ -442,3 +446,81 @@ def test_cli_export_factorises_the_embedding_and_stores_it_in_4bit_blocks(tmp_pa
     config = json.loads((tmp_path / "bundle" / CONFIG_NAME).read_text())
     assert config["student"]["embedding_dim"] == 16
     assert Predictor(tmp_path / "bundle").predict(["the good film"])[0].label in {"neg", "pos"}
+
+
+def test_export_removes_temporary_folders_an_interrupted_export_left(tmp_path: Path):
+    student_dir = build_tiny_student(tmp_path / "student")
+    stale = tmp_path / ".bundle.tmp-ab12_x9z"
+    (stale / "model.onnx").parent.mkdir()
+    (stale / "model.onnx").write_bytes(b"half written")
+    export(student_dir, tmp_path / "bundle")
+    assert not stale.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "student"]
+
+
+def test_stale_build_cleanup_leaves_other_bundles_and_files_alone(tmp_path: Path):
+    student_dir = build_tiny_student(tmp_path / "student")
+    others = [
+        tmp_path / ".other.tmp-ab12_x9z",  # another bundle's build
+        tmp_path / ".bundle.tmp-x.tmp-ab12_x9z",  # the bundle `bundle.tmp-x`'s build
+        tmp_path / ".bundle.tmp-notes-of-mine",  # not mkdtemp's eight characters
+    ]
+    for folder in others:
+        folder.mkdir()
+    (tmp_path / ".bundle.tmp-abcdefgh").write_text("a file, not a build folder")
+    export(student_dir, tmp_path / "bundle")
+    assert all(folder.is_dir() for folder in others)
+    assert (tmp_path / ".bundle.tmp-abcdefgh").is_file()
+
+
+def test_bundle_modes_follow_the_umask_not_mkdtemps_private_modes(tmp_path: Path):
+    import os
+    import stat
+
+    student_dir = build_tiny_student(tmp_path / "student")
+    old = os.umask(0o022)
+    try:
+        export(student_dir, tmp_path / "bundle")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "bundle").stat().st_mode) == 0o755
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "bundle").iterdir()}
+    assert modes == {name: 0o644 for name in [*BUNDLE_FILES, CARD_NAME]}
+
+
+def test_bundle_carries_no_absolute_path_of_the_building_machine(tmp_path: Path):
+    student_dir = build_tiny_student(tmp_path / "student")
+    teacher = {"name": str(tmp_path / "models" / "my-teacher"), "source": "fine-tuned"}
+    export_bundle(
+        RNNStudent.load(student_dir),
+        student_dir / TOKENIZER_NAME,
+        tmp_path / "bundle",
+        ExportSettings(),
+        labels=LABELS,
+        metrics=StudentRecord.read(student_dir).metrics,
+        teacher=teacher,
+        task=str(tmp_path / "data" / "sst2"),
+    )
+    for name in (CONFIG_NAME, CARD_NAME):
+        text = (tmp_path / "bundle" / name).read_text()
+        assert str(tmp_path) not in text, name
+    config = json.loads((tmp_path / "bundle" / CONFIG_NAME).read_text())
+    assert (config["teacher"]["name"], config["task"]) == ("my-teacher", "sst2")
+
+
+def test_task_name_setting_names_the_task_on_the_card(tmp_path: Path):
+    student_dir = build_tiny_run(tmp_path / "run")
+    export_student(student_dir, tmp_path / "bundle", ExportSettings(task_name="movie reviews"))
+    config = json.loads((tmp_path / "bundle" / CONFIG_NAME).read_text())
+    assert config["task"] == "movie reviews"
+    assert "- task: `movie reviews`" in (tmp_path / "bundle" / CARD_NAME).read_text()
+
+
+def test_card_of_a_run_says_distilrnn_fine_tuned_the_teacher_and_from_what(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    student_dir = build_tiny_run(tmp_path / "run")
+    monkeypatch.setenv("DATA", str(tmp_path / "data"))
+    export_student(student_dir, tmp_path / "bundle")
+    card = (tmp_path / "bundle" / CARD_NAME).read_text()
+    assert "a teacher that distilrnn fine-tuned on `sst2 (train.tsv)` from `tiny-bert`" in card

@@ -90,3 +90,16 @@ def test_card_body_follows_the_front_matter():
     body = card.split("\n---\n", 1)[1]
     assert body.lstrip().startswith("# distilrnn student: distilled-gru")
     assert "| test_accuracy | 87.50 % |" in body
+
+
+def test_card_names_a_given_checkpoint_as_a_fine_tuned_teacher_used_as_given():
+    config = bundle_config(teacher={"name": "org/bert-sst2", "source": "checkpoint"})
+    card = model_card(config, LABELS, METRICS, {"model.onnx": 100})
+    assert "the fine-tuned classifier `org/bert-sst2`, used as the teacher as given" in card
+
+
+def test_card_says_distilrnn_fine_tuned_the_teacher_on_the_task_from_its_backbone():
+    config = bundle_config(teacher={"name": "bert-base", "source": "fine-tuned"})
+    card = model_card(config, LABELS, METRICS, {"model.onnx": 100})
+    assert "a teacher that distilrnn fine-tuned on `glue/sst2` from `bert-base`" in card
+    assert "- teacher: `bert-base` (fine-tuned on this task by distilrnn)" in card

@@ -71,7 +71,7 @@ class DataConfig:
     header: bool = setting(
         True,
         "TSV / CSV files start with a header line naming the columns. False: every line is a "
-        'row, and `text_column` / `label_column` are 0-based positions (SentEval\'s '
+        "row, and `text_column` / `label_column` are 0-based positions (SentEval's "
         '`label<TAB>sentence`: `text_column = "1"`, `label_column = "0"`).',
     )
     quoting: bool = setting(

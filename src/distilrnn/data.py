@@ -2,11 +2,13 @@
 lists, a pandas DataFrame or a datasets `Dataset`, all validated and encoded by one code path.
 
 A task is `train`, `validation` and `test` splits with a `text` column and an integer `label`
-column, plus the label names in id order. Labels may be integers or strings; their names are the
-training labels sorted (integers numerically, strings alphabetically). A split without labels
-holds -1 in every row. Without a validation split, a seeded 20 % of the training rows is held
-out as one; without a test split, the validation split is halved into validation (model
-selection) and test (reporting). Errors name the file and line, or the split and row.
+column, plus the label names in id order. Labels may be integers or strings; what counts as the
+same label is decided in one place, `canonical_label`. Their names are the training labels
+sorted (integers numerically, strings alphabetically). A split without labels holds -1 in every
+row. Without a validation split, a seeded 20 % of the training rows (or
+`data.validation_from_train`) is held out as one; without a test split, the validation split is
+halved into validation (model selection) and test (reporting). Errors name the file and line,
+or the split and row.
 
 The file and hub readers are in `distilrnn.readers`; this module turns what they read into a
 `Task`.
@@ -14,12 +16,14 @@ The file and hub readers are in `distilrnn.readers`; this module turns what they
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import numbers
 import os
+import re
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +53,16 @@ logger = logging.getLogger(__name__)
 HELD_OUT = 0.2  # share of the training rows held out as validation when there is none
 _FEATURES = Features({"text": Value("string"), "label": Value("int64")})
 
-__all__ = ["DataError", "Split", "Task", "data_files", "halve", "label_vocabulary", "load_task"]
+__all__ = [
+    "DataError",
+    "Split",
+    "Task",
+    "canonical_label",
+    "data_files",
+    "halve",
+    "label_vocabulary",
+    "load_task",
+]
 
 
 @dataclass(frozen=True)
@@ -200,6 +213,32 @@ class Task:
 
 
 # one path from raw rows to a task ------------------------------------------------------------
+def _is_empty(text: Any) -> bool:
+    """A text that is missing: blank, None or NaN."""
+    return not text.strip() if isinstance(text, str) else canonical_label(text) is None
+
+
+def _drop_empty(rows: Rows) -> Rows:
+    """`rows` without those whose text is empty, keeping each row's line for error messages;
+    the count dropped is logged (`data.drop_empty = true`)."""
+    if isinstance(rows.texts, str):
+        return rows  # refused by _clean_texts
+    keep = [i for i, text in enumerate(rows.texts) if not _is_empty(text)]
+    dropped = len(rows.texts) - len(keep)
+    if dropped == 0:
+        return rows
+    logger.warning("%s: dropped %d row(s) with empty text (data.drop_empty)", rows.origin, dropped)
+    if rows.labels is not None and len(rows.labels) != len(rows.texts):
+        return rows  # refused by _raw_labels
+    return dataclasses.replace(
+        rows,
+        texts=[rows.texts[i] for i in keep],
+        labels=None if rows.labels is None else [rows.labels[i] for i in keep],
+        lines=None if rows.lines is None else [rows.lines[i] for i in keep],
+        indices=[rows.row_index(i) for i in keep],
+    )
+
+
 def _clean_texts(rows: Rows) -> list[str]:
     if isinstance(rows.texts, str):
         raise DataError(f"{rows.origin}: expected a list of texts, got one string")
@@ -208,27 +247,53 @@ def _clean_texts(rows: Rows) -> list[str]:
         raise DataError(f"{rows.origin}: no examples{blank}")
     texts = []
     for index, text in enumerate(rows.texts):
-        stripped = text.strip() if isinstance(text, str) else ""
-        if stripped:
-            texts.append(stripped)
-        elif isinstance(text, str) or _label_string(text) is None:  # blank, None or NaN
-            raise DataError(f"{rows.where(index)}: empty text{rows.column(0)}")
-        else:
+        if _is_empty(text):
+            raise DataError(
+                f"{rows.where(index)}: empty text{rows.column(0)} "
+                "(set data.drop_empty = true to drop such rows)"
+            )
+        if not isinstance(text, str):
             kind = type(text).__name__
             raise DataError(f"{rows.where(index)}: text is a {kind}, not a string{rows.column(0)}")
+        texts.append(text.strip())
     return texts
 
 
-def _label_string(label: Any) -> str | None:
-    """A raw label as the string it is known by; None when missing (None, NaN or blank)."""
+# an integer or decimal number as written: sign, integer digits, fraction digits
+_NUMBER = re.compile(r"([+-]?)(\d+)(?:\.(\d*))?")
+
+
+def canonical_label(label: Any) -> str | None:
+    """A raw label as the string it is known by; None when missing (None, NaN or blank).
+
+    This is the one place that decides when two raw labels are the same class:
+    - surrounding whitespace is ignored (`" pos "` is `pos`);
+    - numbers are compared by value, however written: `1`, `01`, `+1`, `1.0`, ` 1 ` and the
+      number 1.0 are the label `1`, `-0` is `0`, `0.50` is `0.5` (pandas turns an integer
+      column with a gap into floats; spreadsheets write `1.0`);
+    - JSON `true` / `false` (Python booleans) are the labels `true` / `false`, the same as
+      those words written in a TSV file, and not `1` / `0`;
+    - the case of other strings is kept: `Positive` and `positive` are different classes,
+      since case can carry meaning (tags such as `B-PER`, grades `A` / `a`) and merging them
+      would hide a mistake in the data; `label_vocabulary` warns about such pairs.
+    """
+    if label is None:
+        return None
+    if isinstance(label, bool):
+        return "true" if label else "false"
     if isinstance(label, numbers.Real) and not isinstance(label, numbers.Integral):
         value = float(label)
         if math.isnan(value):
             return None
-        if value.is_integer():  # pandas turns an int column with a gap into floats
-            return str(int(value))
-    text = str(label).strip() if label is not None else ""
-    return text or None
+        label = repr(int(value)) if value.is_integer() else repr(value)
+    text = str(label).strip()
+    match = _NUMBER.fullmatch(text)
+    if match is None:
+        return text or None
+    sign, whole, fraction = match.groups()
+    whole, fraction = whole.lstrip("0") or "0", (fraction or "").rstrip("0")
+    number = f"{whole}.{fraction}" if fraction else whole
+    return f"-{number}" if sign == "-" and number != "0" else number
 
 
 def _raw_labels(rows: Rows) -> list[str] | None:
@@ -238,7 +303,7 @@ def _raw_labels(rows: Rows) -> list[str] | None:
         raise DataError(f"{rows.origin}: {len(rows.texts)} texts but {len(rows.labels)} labels")
     raw = []
     for index, label in enumerate(rows.labels):
-        text = _label_string(label)
+        text = canonical_label(label)
         if text is None:
             raise DataError(f"{rows.where(index)}: empty label{rows.column(1)}")
         raw.append(text)
@@ -246,10 +311,16 @@ def _raw_labels(rows: Rows) -> list[str] | None:
 
 
 def label_vocabulary(raw_labels: list[str]) -> list[str]:
-    """Label names in id order: integers sorted numerically, other strings alphabetically."""
+    """Label names in id order: integers sorted numerically, other strings alphabetically.
+    Labels that differ only in case are kept apart (`canonical_label`) with a warning."""
     unique = set(raw_labels)
     if all(label.lstrip("-").isdigit() for label in unique):
         return sorted(unique, key=int)
+    folded: dict[str, list[str]] = {}
+    for label in sorted(unique):
+        folded.setdefault(label.casefold(), []).append(label)
+    for same in (group for group in folded.values() if len(group) > 1):
+        logger.warning("labels %s differ only in case: they are different classes", same)
     return sorted(unique)
 
 
@@ -280,18 +351,24 @@ def _assemble(
     vocabulary: list[str] | None = None,
     split_seed: int = 42,
     max_train_samples: int = 0,
+    drop_empty: bool = False,
+    held_out: float = HELD_OUT,
 ) -> Task:
     """Validate and encode raw splits into a task: the one path every source takes.
 
     `rows` (train first) are checked as they come, so a file is checked before the next is
     read. `vocabulary`: the label strings in id order when the source fixes them (a
     `ClassLabel`); otherwise the sorted training labels. `label_names` then renames them (same
-    count), or, for unlabelled training texts, is the vocabulary itself.
+    count), or, for unlabelled training texts, is the vocabulary itself. `drop_empty` drops
+    rows with an empty text instead of stopping; `held_out` is the share of the training rows
+    held out as validation when no validation split is given.
     """
     given: dict[str, Rows] = {}
     texts: dict[str, list[str]] = {}
     raw: dict[str, list[str] | None] = {}
     for r in rows:
+        if drop_empty and len(r.texts) > 0:
+            r = _drop_empty(r)
         given[r.split], texts[r.split], raw[r.split] = r, _clean_texts(r), _raw_labels(r)
     reason = "is not one of the task's labels"
     if vocabulary is None and raw["train"] is not None:
@@ -319,7 +396,7 @@ def _assemble(
             else _encode(r, raw[split], index, reason)
         )
         datasets[split] = Dataset.from_dict({"text": texts[split], "label": ids}, _FEATURES)
-    return _split(datasets, names, split_seed, max_train_samples)
+    return _split(datasets, names, split_seed, max_train_samples, held_out)
 
 
 def _partition(dataset: Dataset, first: int, seed: int) -> tuple[Dataset, Dataset]:
@@ -333,11 +410,13 @@ def halve(dataset: Dataset, seed: int) -> tuple[Dataset, Dataset]:
     return _partition(dataset, len(dataset) - len(dataset) // 2, seed)
 
 
-def _split(datasets: dict[str, Dataset], names: list[str], seed: int, max_train: int) -> Task:
+def _split(
+    datasets: dict[str, Dataset], names: list[str], seed: int, max_train: int, held_out: float
+) -> Task:
     if "validation" not in datasets:
         if len(datasets["train"]) < 2:
             raise DataError("train: too few rows to hold out a validation split")
-        held = max(1, round(HELD_OUT * len(datasets["train"])))
+        held = min(max(1, round(held_out * len(datasets["train"]))), len(datasets["train"]) - 1)
         datasets["validation"], datasets["train"] = _partition(datasets["train"], held, seed)
     if "test" not in datasets:
         datasets["validation"], datasets["test"] = halve(datasets["validation"], seed)
@@ -371,13 +450,38 @@ def load_task(source: Any, **settings: Any) -> Task:
         rows, vocabulary = read_hub(config)
     else:
         raise DataError("no data: set data.path (a folder of files) or data.hub_name")
+    if config.validation_from_train:
+        rows = _validation_file_as_test(rows)
     return _assemble(
         rows,
         label_names=config.label_names,
         vocabulary=vocabulary,
         split_seed=config.split_seed,
         max_train_samples=config.max_train_samples,
+        drop_empty=config.drop_empty,
+        held_out=config.validation_from_train or HELD_OUT,
     )
+
+
+def _validation_file_as_test(rows: Iterable[Rows]) -> Iterator[Rows]:
+    """With `data.validation_from_train`, the validation rows are the test split (validation is
+    held out from train); a source that also has a test split is refused."""
+    seen = set()
+    for r in rows:
+        seen.add(r.split)
+        if r.split == "validation":
+            if "test" in seen:
+                raise DataError(
+                    "data.validation_from_train: the source has both validation and test "
+                    "splits; there is no role left for the validation split"
+                )
+            r = dataclasses.replace(r, split="test")
+        elif r.split == "test" and "validation" in seen:
+            raise DataError(
+                "data.validation_from_train: the source has both validation and test "
+                "splits; there is no role left for the validation split"
+            )
+        yield r
 
 
 def _config_for(source: str | os.PathLike, settings: dict[str, Any]) -> DataConfig:

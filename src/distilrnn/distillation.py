@@ -23,7 +23,6 @@ import torch
 from datasets import Dataset
 from transformers import PreTrainedTokenizerBase, Trainer, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler
-from transformers.trainer_utils import get_last_checkpoint
 
 from distilrnn.batching import pad_batch, run_batched
 from distilrnn.config import StudentSettings
@@ -34,7 +33,15 @@ from distilrnn.run import save_predictions
 from distilrnn.student import RNNStudent
 from distilrnn.student.build import build_student, start_from
 from distilrnn.teacher import Teacher
-from distilrnn.training import accuracy_metrics, selection_arguments, send_logs_to, tokenize
+from distilrnn.training import (
+    FiniteTrainingCallback,
+    accuracy_metrics,
+    last_complete_checkpoint,
+    non_finite_parameters,
+    selection_arguments,
+    send_logs_to,
+    tokenize,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +164,7 @@ def fit_student(
     device: str = "cpu",
     init: RNNStudent | Path | None = None,
     logging_dir: Path | None = None,
+    name: str = "student",
 ) -> tuple[RNNStudent, dict[str, Any], dict[str, np.ndarray]]:
     """Train one student on `train` (text, label [, teacher_logits]); keep the best by
     validation accuracy. A fresh student from the teacher's embedding by default; with `init`,
@@ -164,7 +172,10 @@ def fit_student(
 
     Returns the student, its metrics (validation / test accuracy, parameter counts, training
     time, learning curves) and its validation / test logits. With `report_to` set, the
-    Trainer's logs (e.g. TensorBoard event files) go to `logging_dir`.
+    Trainer's logs (e.g. TensorBoard event files) go to `logging_dir`. A killed training given
+    the same `work_dir` resumes from its last complete checkpoint. A training that diverges
+    (NaN / inf loss or weights) raises `StudentError` naming `name` (the variant), the seed and
+    the step; non-finite weights or logits are never returned.
     """
     if settings.objective != "ce" and "teacher_logits" not in train.column_names:
         raise StudentError(f"objective {settings.objective!r} needs teacher logits")
@@ -185,14 +196,23 @@ def fit_student(
         data_collator=StudentCollator(tokenizer.pad_token_id),
         compute_metrics=accuracy_metrics,
         settings=settings,
+        callbacks=[FiniteTrainingCallback(f"student {name} seed {seed}", StudentError)],
     )
     if logging_dir is not None:
         send_logs_to(trainer, logging_dir)
-    last = get_last_checkpoint(str(work_dir)) if work_dir.is_dir() else None
+    last = last_complete_checkpoint(work_dir)
+    if last:
+        logger.info("student %s seed %d: resuming from %s", name, seed, last.name)
     started = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=last)
+    result = trainer.train(resume_from_checkpoint=str(last) if last else None)
     seconds = time.perf_counter() - started
     model = trainer.model
+    bad = non_finite_parameters(model)
+    if bad:
+        raise StudentError(
+            f"student {name} seed {seed}: non-finite weights after step "
+            f"{trainer.state.global_step} ({', '.join(bad[:3])}); lower learning_rate"
+        )
     metrics: dict[str, Any] = {
         "settings": asdict(settings),
         "train_seconds": seconds,
@@ -205,11 +225,17 @@ def fit_student(
     predictions = {}
     for split, dataset in evaluation.items():
         predictions[split] = student_logits(model, dataset, tokenizer.pad_token_id)
+        if not np.isfinite(predictions[split]).all():
+            raise StudentError(
+                f"student {name} seed {seed}: non-finite {split} logits after step "
+                f"{trainer.state.global_step}; lower learning_rate"
+            )
         metrics[f"{split}_accuracy"] = float(
             (predictions[split].argmax(-1) == np.array(dataset["labels"])).mean()
         )
     logger.info(
-        "student %s seed %d: validation %.4f, test %.4f",
+        "student %s (%s) seed %d: validation %.4f, test %.4f",
+        name,
         settings.rnn,
         seed,
         metrics["validation_accuracy"],
@@ -229,15 +255,27 @@ def train_student(
     device: str = "cpu",
     init_dir: Path | None = None,
     logging_dir: Path | None = None,
+    name: str = "student",
 ) -> dict[str, Any]:
     """`fit_student` for the pipeline: the teacher from its folder; the student (safetensors,
     config, tokenizer, validation / test logits) saved to `output_dir`; its metrics returned.
-    Checkpoints in `work_dir` make a killed training resume, and are removed at the end."""
+    Checkpoints in `work_dir` make a killed training resume, and are removed at the end.
+    `name` (the variant) names the student in logs and errors."""
     from distilrnn.teacher import load_tokenizer
 
     tokenizer = load_tokenizer(str(teacher_dir))
     model, metrics, predictions = fit_student(
-        settings, seed, train, task, teacher_dir, tokenizer, work_dir, device, init_dir, logging_dir
+        settings,
+        seed,
+        train,
+        task,
+        teacher_dir,
+        tokenizer,
+        work_dir,
+        device,
+        init_dir,
+        logging_dir,
+        name,
     )
     save_predictions(output_dir, predictions)
     model.save(output_dir)
@@ -256,6 +294,7 @@ def distill(
     device: str = "cpu",
     init_from: RNNStudent | None = None,
     work_dir: str | Path | None = None,
+    name: str = "student",
     **overrides: Any,
 ) -> RNNStudent:
     """Distil `teacher` into a recurrent student and return it.
@@ -273,6 +312,8 @@ def distill(
         init_from: a finished student to start from (see `student.init_from`).
         work_dir: where checkpoints go (default: a temporary folder, removed afterwards), and
             TensorBoard event files under `work_dir/logs` (`report_to="tensorboard"`).
+        name: the student's name in logs and errors (a training that diverges raises
+            `StudentError` naming it, the seed and the step).
 
     Returns:
         The student, carrying `tokenizer`, `label_names` and `metrics`.
@@ -313,6 +354,7 @@ def distill(
             device,
             init_from,
             Path(work_dir) / "logs" if work_dir else None,
+            name,
         )
     model.tokenizer = teacher.tokenizer
     model.label_names = list(task.label_names or teacher.label_names)

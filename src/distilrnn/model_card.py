@@ -20,6 +20,18 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f} %"
 
 
+def teacher_phrase(teacher: dict[str, Any], task: str | None) -> str:
+    """Where the teacher came from: fine-tuned by distilrnn from a backbone on the task, or an
+    already fine-tuned checkpoint used as given."""
+    name = f"`{teacher.get('name') or 'unknown'}`"
+    on_task = f" on `{task}`" if task else ""
+    if teacher.get("source") == "fine-tuned":
+        return f"a teacher that distilrnn fine-tuned{on_task} from {name}"
+    if teacher.get("source") == "checkpoint":
+        return f"the fine-tuned classifier {name}, used as the teacher as given"
+    return f"the fine-tuned teacher {name}"
+
+
 def hub_metadata(config: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
     """The card's Hub metadata: library, tags, pipeline and, when any accuracy is known, a
     `model-index` entry with the eager student's test / validation accuracy and the bundle's."""
@@ -82,13 +94,17 @@ def model_card(
         "",
         f"A {direction} {student['rnn'].upper()} text classifier ({student['num_layers']} "
         f"layer(s), hidden size {student['hidden_size']}, {student['pooling']} pooling), "
-        f"trained by distilrnn from the teacher `{teacher.get('name') or 'unknown'}`.",
+        f"trained by distilrnn from {teacher_phrase(teacher, config.get('task'))}.",
         "",
         "## Task",
         "",
         f"- task: `{config.get('task') or 'unknown'}`",
         f"- labels: {', '.join(f'`{name}`' for name in labels)}",
-        f"- teacher: `{teacher.get('name') or 'unknown'}`, validation "
+        f"- teacher: `{teacher.get('name') or 'unknown'}`"
+        + {"fine-tuned": " (fine-tuned on this task by distilrnn)"}.get(
+            teacher.get("source", ""), " (fine-tuned)"
+        )
+        + ", validation "
         f"{_percent(teacher.get('validation_accuracy'))}, test "
         f"{_percent(teacher.get('test_accuracy'))}",
         f"- objective: `{settings.get('objective', 'unknown')}`"

@@ -39,10 +39,13 @@ from distilrnn.stages import (
     Built,
     Ledger,
     RunOutputs,
+    Stage,
     file_digest,
     fingerprinted,
     folder_digest,
+    legacy_fingerprints,
     once,
+    resolve,
     student_stage,
 )
 from distilrnn.teacher import Teacher, check_fits, finetune
@@ -131,15 +134,18 @@ class Pipeline:
         settings = fingerprinted(self.config.data)
         files = [(str(p), file_digest(p)) for p in data_files(self.config.data) if p.is_file()]
         stage = self.ledger.stage("data", self.folder.data_dir, settings, files)
+        stage.legacy = legacy_fingerprints("data", settings, files)
         if not self.ledger.done(stage):
-            task = load_task(self.config.data)
-            self.ledger.begin(stage)
-            task.save(stage.directory)
-            sizes = {split: len(task.splits[split]) for split in task.splits}
-            write_json_atomic(stage.directory / METRICS_NAME, {"sizes": sizes})
-            stage.finish({"data": settings, "files": files})
-            logger.info("data: %s examples, labels %s", sizes, task.label_names)
-        return Built(self.folder.task(), stage.fingerprint)
+            task = load_task(self.config.data)  # before the folder is made: a bad path leaves none
+            self.ledger.build(stage, lambda: self._build_data(stage, task, settings, files))
+        return Built(self.folder.task(), stage.fingerprint, stage.legacy)
+
+    def _build_data(self, stage: Stage, task: Task, settings: dict, files: list) -> None:
+        task.save(stage.directory)
+        sizes = {split: len(task.splits[split]) for split in task.splits}
+        write_json_atomic(stage.directory / METRICS_NAME, {"sizes": sizes})
+        stage.finish({"data": settings, "files": files})
+        logger.info("data: %s examples, labels %s", sizes, task.label_names)
 
     # teacher --------------------------------------------------------------------------------
     @once
@@ -157,43 +163,46 @@ class Pipeline:
                 "eval_batch_size": cfg.eval_batch_size,
                 "digest": folder_digest(Path(cfg.checkpoint)),
             }
-        stage = self.ledger.stage("teacher", self.folder.teacher_dir, data.fingerprint, settings)
+        stage = self.ledger.stage("teacher", self.folder.teacher_dir, data, settings)
         if not self.ledger.done(stage):
-            self.ledger.begin(stage)
-            metrics: dict[str, Any] = {}
-            model_dir = self.folder.teacher_model_dir
-            if cfg.checkpoint:
-                teacher = Teacher.from_pretrained(
-                    cfg.checkpoint,
-                    trust_remote_code=cfg.trust_remote_code,
-                    max_length=cfg.max_length,
-                )
-                check_fits(teacher.model, task.label_names, cfg.checkpoint)
-            else:
-                work_dir = self.folder.work_dir / f"teacher-{stage.fingerprint[:12]}"
-                tmp = stage.directory / "model.tmp"
-                shutil.rmtree(tmp, ignore_errors=True)
-                metrics = finetune(
-                    task, cfg, work_dir, tmp, self.device, logging_dir=stage.directory / "logs"
-                )
-                replace_directory(tmp, model_dir)
-                shutil.rmtree(work_dir, ignore_errors=True)
-                teacher = Teacher.from_pretrained(str(model_dir), max_length=cfg.max_length)
-            predictions = self._split_logits(teacher, task)
-            for split, logits in predictions.items():
-                labels = np.asarray(task.splits[split]["label"])
-                metrics[f"{split}_accuracy"] = float((logits.argmax(-1) == labels).mean())
-            if cfg.checkpoint:
-                teacher.save_pretrained(model_dir)
-            save_predictions(stage.directory, predictions)
-            write_json_atomic(stage.directory / METRICS_NAME, metrics)
-            stage.finish(settings)
-            logger.info(
-                "teacher: validation %.4f, test %.4f",
-                metrics["validation_accuracy"],
-                metrics["test_accuracy"],
+            self.ledger.build(stage, lambda: self._build_teacher(stage, task, settings))
+        return Built(self.folder.teacher(), stage.fingerprint, stage.legacy)
+
+    def _build_teacher(self, stage: Stage, task: Task, settings: dict) -> None:
+        cfg = self.config.teacher
+        metrics: dict[str, Any] = {}
+        model_dir = self.folder.teacher_model_dir
+        if cfg.checkpoint:
+            teacher = Teacher.from_pretrained(
+                cfg.checkpoint,
+                trust_remote_code=cfg.trust_remote_code,
+                max_length=cfg.max_length,
             )
-        return Built(self.folder.teacher(), stage.fingerprint)
+            check_fits(teacher.model, task.label_names, cfg.checkpoint)
+        else:
+            work_dir = self.ledger.work_dir(stage)
+            tmp = stage.directory / "model.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            metrics = finetune(
+                task, cfg, work_dir, tmp, self.device, logging_dir=stage.directory / "logs"
+            )
+            replace_directory(tmp, model_dir)
+            shutil.rmtree(work_dir, ignore_errors=True)
+            teacher = Teacher.from_pretrained(str(model_dir), max_length=cfg.max_length)
+        predictions = self._split_logits(teacher, task)
+        for split, logits in predictions.items():
+            labels = np.asarray(task.splits[split]["label"])
+            metrics[f"{split}_accuracy"] = float((logits.argmax(-1) == labels).mean())
+        if cfg.checkpoint:
+            teacher.save_pretrained(model_dir)
+        save_predictions(stage.directory, predictions)
+        write_json_atomic(stage.directory / METRICS_NAME, metrics)
+        stage.finish(settings)
+        logger.info(
+            "teacher: validation %.4f, test %.4f",
+            metrics["validation_accuracy"],
+            metrics["test_accuracy"],
+        )
 
     def _split_logits(self, teacher: Teacher, task: Task) -> dict[str, np.ndarray]:
         """The teacher's logits `{split: (n, num_labels)}` on the validation and test halves."""
@@ -228,116 +237,135 @@ class Pipeline:
         from distilrnn.calibration import calibrate
 
         teacher = self.teacher()
-        stage = self.ledger.stage("calibration", self.folder.calibration_dir, teacher.fingerprint)
+        stage = self.ledger.stage("calibration", self.folder.calibration_dir, teacher)
         if not self.ledger.done(stage):
             logits = self.teacher_predictions()["validation"]
             labels = np.asarray(self.folder.task().splits["validation"]["label"])
-            self.ledger.begin(stage)
-            write_json_atomic(stage.directory / "calibration.json", calibrate(logits, labels))
-            stage.finish({"teacher": teacher.fingerprint})
+            scaled = calibrate(logits, labels)
+
+            def build() -> None:
+                write_json_atomic(stage.directory / "calibration.json", scaled)
+                stage.finish({"teacher": teacher.fingerprint})
+
+            self.ledger.build(stage, build)
         fitted = self.folder.calibration()
         logger.info("teacher: validation NLL is lowest at temperature %.3f", fitted["temperature"])
-        return Built(float(fitted["temperature"]), stage.fingerprint)
+        return Built(float(fitted["temperature"]), stage.fingerprint, stage.legacy)
 
     # transfer set and its logits ------------------------------------------------------------
     @once
     def augment(self) -> Built:
         """The transfer set: the training texts (with labels), then generated ones (label -1)."""
-        from distilrnn.augmentation import augment
-        from distilrnn.teacher import load_tokenizer
-
         cfg = self.config
         data = self.data()
         settings = fingerprinted(cfg.augment)
         extra = Path(cfg.augment.extra_text_file) if cfg.augment.extra_text_file else None
         inputs = [
-            data.fingerprint,
+            data,
             cfg.teacher.checkpoint or cfg.teacher.model,
             file_digest(extra) if extra and extra.is_file() else str(extra),
         ]
         stage = self.ledger.stage("augment", self.folder.augment_dir, inputs, settings)
         if not self.ledger.done(stage):
-            self.ledger.begin(stage)
-            train = data.value.splits["train"]
-            started = time.perf_counter()
-            texts = augment(
-                list(train["text"]),
-                tokenizer=load_tokenizer(str(self.teacher().value.model_dir)),
-                settings=cfg.augment,
-                cache_dir=self.folder.work_dir / "pos-tags",
-            )
-            seconds = time.perf_counter() - started
-            generated = len(texts) - len(train)
-            # the rows that are the training texts keep their labels (TRANSFER_SET_RULE)
-            transfer = Dataset.from_dict(
-                {"text": texts, "label": list(train["label"]) + [-1] * generated}
-            )
-            tmp = stage.directory / "transfer.tmp"
-            shutil.rmtree(tmp, ignore_errors=True)
-            transfer.save_to_disk(str(tmp))
-            replace_directory(tmp, self.folder.transfer_dir)
-            metrics = {
-                "train_texts": len(train),
-                "generated_texts": generated,
-                "transfer_texts": len(transfer),
-                "seconds": seconds,
-            }
-            write_json_atomic(stage.directory / METRICS_NAME, metrics)
-            stage.finish({"augment": settings, "inputs": inputs})
-            logger.info(
-                "augment: %d training + %d generated texts in %.0f s",
-                len(train),
-                generated,
-                seconds,
-            )
-        return Built(self.folder.transfer_set(), stage.fingerprint)
+            self.ledger.build(stage, lambda: self._build_augment(stage, data, settings, inputs))
+        return Built(self.folder.transfer_set(), stage.fingerprint, stage.legacy)
+
+    def _build_augment(self, stage: Stage, data: Built, settings: dict, inputs: list) -> None:
+        from distilrnn.augmentation import augment
+        from distilrnn.teacher import load_tokenizer
+
+        cfg = self.config
+        train = data.value.splits["train"]
+        started = time.perf_counter()
+        texts = augment(
+            list(train["text"]),
+            tokenizer=load_tokenizer(str(self.teacher().value.model_dir)),
+            settings=cfg.augment,
+            cache_dir=self.folder.work_dir / "pos-tags",
+        )
+        seconds = time.perf_counter() - started
+        generated = len(texts) - len(train)
+        # the rows that are the training texts keep their labels (TRANSFER_SET_RULE)
+        transfer = Dataset.from_dict(
+            {"text": texts, "label": list(train["label"]) + [-1] * generated}
+        )
+        tmp = stage.directory / "transfer.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        transfer.save_to_disk(str(tmp))
+        replace_directory(tmp, self.folder.transfer_dir)
+        metrics = {
+            "train_texts": len(train),
+            "generated_texts": generated,
+            "transfer_texts": len(transfer),
+            "seconds": seconds,
+        }
+        write_json_atomic(stage.directory / METRICS_NAME, metrics)
+        stage.finish({"augment": settings, "inputs": resolve(inputs)})
+        logger.info(
+            "augment: %d training + %d generated texts in %.0f s",
+            len(train),
+            generated,
+            seconds,
+        )
 
     def transfer_texts(self) -> Built:
         """What the label stage labels: the transfer set if a student needs it, else train."""
         if needs_transfer_set(self.config):
             return self.augment()
         data = self.data()
-        return Built(data.value.splits["train"], data.fingerprint)
+        return Built(data.value.splits["train"], data.fingerprint, data.legacy)
 
     @once
     def label(self) -> Built:
         """Teacher logits for every text of the transfer set (or the training split)."""
-        from distilrnn.labeling import label_texts, load_labelled
+        from distilrnn.labeling import load_labelled
 
         cfg = self.config
         texts, teacher = self.transfer_texts(), self.teacher()
         settings = {"max_length": cfg.teacher.max_length, "label": fingerprinted(cfg.label)}
-        stage = self.ledger.stage(
-            "label", self.folder.labels_dir, teacher.fingerprint, texts.fingerprint, settings
-        )
+        stage = self.ledger.stage("label", self.folder.labels_dir, teacher, texts, settings)
         shards = stage.directory / f"logits-{stage.fingerprint[:12]}"
         if not self.ledger.done(stage):
-            self.ledger.begin(stage)
-            for stale in stage.directory.glob("logits-*"):
-                if stale != shards:
-                    shutil.rmtree(stale)
-            model = Teacher.from_pretrained(
-                str(teacher.value.model_dir), max_length=cfg.teacher.max_length
-            )
-            started = time.perf_counter()
-            label_texts(
-                model.model,
-                model.tokenizer,
-                texts.value,
-                shards,
-                cfg.label.batch_size,
-                cfg.label.shard_size,
-                cfg.teacher.max_length,
-                self.device,
-                cfg.label.max_tokens,
-            )
-            seconds = time.perf_counter() - started
-            write_json_atomic(
-                stage.directory / METRICS_NAME,
-                {"texts": len(texts.value), "seconds_this_run": seconds},
-            )
-            stage.finish(settings)
-        return Built(load_labelled(shards), stage.fingerprint)
+            self.ledger.build(stage, lambda: self._build_label(stage, shards, texts, teacher))
+        elif not shards.is_dir():  # a record of an older run format: its folder keeps its name
+            shards = next(iter(sorted(stage.directory.glob("logits-*"))), shards)
+        return Built(load_labelled(shards), stage.fingerprint, stage.legacy)
+
+    def _build_label(self, stage: Stage, shards: Path, texts: Built, teacher: Built) -> None:
+        """Label the texts' missing shards (a damaged shard is dropped first and labelled
+        again; the others are kept)."""
+        from distilrnn.labeling import label_texts
+
+        cfg = self.config
+        settings = {"max_length": cfg.teacher.max_length, "label": fingerprinted(cfg.label)}
+        for damaged in stage.damaged:
+            parts = Path(damaged).parts
+            if parts[:2] == (shards.name, "shards") and len(parts) > 3:
+                shutil.rmtree(shards / "shards" / parts[2], ignore_errors=True)
+        for stale in stage.directory.glob("logits-*"):
+            if stale != shards:
+                shutil.rmtree(stale)
+        model = Teacher.from_pretrained(
+            str(teacher.value.model_dir), max_length=cfg.teacher.max_length
+        )
+        started = time.perf_counter()
+        label_texts(
+            model.model,
+            model.tokenizer,
+            texts.value,
+            shards,
+            cfg.label.batch_size,
+            cfg.label.shard_size,
+            cfg.teacher.max_length,
+            self.device,
+            cfg.label.max_tokens,
+        )
+        seconds = time.perf_counter() - started
+        write_json_atomic(
+            stage.directory / METRICS_NAME,
+            {"texts": len(texts.value), "seconds_this_run": seconds},
+        )
+        stage.finish(settings)
 
     def labelled(self) -> Built | None:
         """The label stage's output when a selected variant (or one it starts from) distils."""
@@ -356,8 +384,6 @@ class Pipeline:
     def student(self, variant: Variant, seed: int) -> Built:
         """Train (or reuse) one student, after the student it starts from (`init_from`, same
         seed), whose fingerprint is then one of its inputs."""
-        from distilrnn.distillation import train_student
-
         settings: StudentSettings = self.config.student_for(variant)
         parent = (
             self.student(self.config.variant(settings.init_from), seed)
@@ -367,40 +393,58 @@ class Pipeline:
         data, teacher = self.data(), self.teacher()
         labelled = self.label() if settings.objective != "ce" else None
         values = fingerprinted(settings, drop=("seeds",))  # the seed is an input of its own
-        inputs = [data.fingerprint, teacher.fingerprint, labelled and labelled.fingerprint]
+        inputs = [data, teacher, labelled]
         directory = self.folder.student_dir(variant.name, seed)
         self.ledger.check()
         stage = student_stage(directory, inputs, values, seed, parent)
         if not self.ledger.done(stage):
-            self.ledger.begin(stage)
-            if settings.temperature == "auto":  # only `kl` reads the temperature
-                temperature = self.calibration().value if settings.objective == "kl" else 1.0
-                settings = dataclasses.replace(settings, temperature=temperature)
-            task: Task = data.value
-            train = (
-                training_rows(labelled.value, len(task.splits["train"]), settings.transfer_set)
-                if labelled
-                else task.splits["train"]
+            self.ledger.build(
+                stage,
+                lambda: self._build_student(stage, variant, seed, settings, parent, labelled),
             )
-            tmp = directory.with_name(directory.name + ".tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            metrics = train_student(
-                settings,
-                seed,
-                train,
-                task,
-                teacher.value.model_dir,
-                tmp,
-                self.folder.work_dir / f"student-{stage.fingerprint[:12]}",
-                self.device,
-                init_dir=parent.value.directory if parent else None,
-                logging_dir=tmp / "logs",
-            )
-            metrics.update(variant=variant.name, seed=seed)
-            write_json_atomic(tmp / METRICS_NAME, metrics)
-            replace_directory(tmp, directory)
-            stage.finish(values)
         return Built(StudentRecord.read(directory), stage.fingerprint, stage.legacy)
+
+    def _build_student(
+        self,
+        stage: Stage,
+        variant: Variant,
+        seed: int,
+        settings: StudentSettings,
+        parent: Built | None,
+        labelled: Built | None,
+    ) -> None:
+        from distilrnn.distillation import train_student
+
+        data, teacher, directory = self.data(), self.teacher(), stage.directory
+        values = fingerprinted(settings, drop=("seeds",))
+        if settings.temperature == "auto":  # only `kl` reads the temperature
+            temperature = self.calibration().value if settings.objective == "kl" else 1.0
+            settings = dataclasses.replace(settings, temperature=temperature)
+        task: Task = data.value
+        train = (
+            training_rows(labelled.value, len(task.splits["train"]), settings.transfer_set)
+            if labelled
+            else task.splits["train"]
+        )
+        tmp = directory.with_name(directory.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        metrics = train_student(
+            settings,
+            seed,
+            train,
+            task,
+            teacher.value.model_dir,
+            tmp,
+            self.ledger.work_dir(stage),
+            self.device,
+            init_dir=parent.value.directory if parent else None,
+            logging_dir=tmp / "logs",
+            name=variant.name,
+        )
+        metrics.update(variant=variant.name, seed=seed)
+        write_json_atomic(tmp / METRICS_NAME, metrics)
+        replace_directory(tmp, directory)
+        stage.finish(values)
 
     # results --------------------------------------------------------------------------------
     def evaluate(self, students: list[Path] | None = None) -> dict:

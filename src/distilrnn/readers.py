@@ -1,12 +1,15 @@
 """Readers of a task's raw rows: TSV / CSV / JSONL files in a folder, a datasets object and the
 datasets hub. A reader returns each split's rows as given (`Rows`), with where they came from;
 `distilrnn.data` validates and encodes them into a `Task`. Format errors (a missing column, a
-ragged row, bad UTF-8 or JSON) are raised here and name the file and line.
+ragged row, bad UTF-8 or JSON) are raised here and name the file and line. A UTF-8 byte-order
+mark at the start of a file is dropped; TSV / CSV files without a header line
+(`data.header = false`) name their columns by 0-based position.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -34,15 +37,19 @@ class Rows:
     path: Path | None = None  # the file the rows came from
     lines: Sequence[int] | None = None  # their line numbers in it
     columns: tuple[str, str | None] | None = None
+    indices: Sequence[int] | None = None  # their row indices in the source, once rows are dropped
 
     @property
     def origin(self) -> str:
         return str(self.path) if self.path is not None else f"{self.split} split"
 
+    def row_index(self, index: int) -> int:
+        return self.indices[index] if self.indices is not None else index
+
     def where(self, index: int) -> str:
         if self.lines is not None:
             return f"{self.origin}:{self.lines[index]}"
-        return f"{self.split} split, row {index}"
+        return f"{self.split} split, row {self.row_index(index)}"
 
     def column(self, which: int) -> str:
         name = self.columns[which] if self.columns else None
@@ -91,10 +98,13 @@ def _read_file(path: Path, split: str, config: DataConfig) -> Rows:
     fmt = _detect_format(path, config.format)
     columns = (config.text_column, config.label_column)
     if fmt == "jsonl":
+        if not config.header:
+            raise DataError(f"{path}: data.header = false applies to TSV / CSV files, not JSONL")
         rows = _read_jsonl(path, columns)
     else:
         quoting = fmt == "csv" or config.quoting
-        rows = _read_delimited(path, "\t" if fmt == "tsv" else ",", quoting, columns)
+        delimiter = "\t" if fmt == "tsv" else ","
+        rows = _read_delimited(path, delimiter, quoting, columns, config.header)
     numbers, texts, labels = [], [], []
     for number, text, label in rows:
         numbers.append(number)
@@ -112,35 +122,50 @@ def _detect_format(path: Path, fmt: str) -> str:
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Yield (line number, line) and turn decoding errors into a DataError naming the line."""
+    """Yield (line number, line) and turn decoding errors into a DataError naming the line. A
+    byte-order mark opening the file (GLUE's MRPC ships one) is not part of the first line."""
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
-                yield number, raw.decode("utf-8").rstrip("\r\n")
+                yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r\n")
             except UnicodeDecodeError as error:
                 raise DataError(f"{path}:{number}: not valid UTF-8 ({error.reason})") from None
 
 
 def _read_delimited(
-    path: Path, delimiter: str, quoting: bool, columns: tuple[str, str]
+    path: Path, delimiter: str, quoting: bool, columns: tuple[str, str], header: bool = True
 ) -> Iterator[tuple[int, str, str]]:
+    """Rows of a TSV / CSV file. With `header`, the first line names the columns; without,
+    `columns` are 0-based positions and the first row fixes how many fields a row has."""
     csv.field_size_limit(sys.maxsize)
-    lines = _lines(path)
-    header_line = next(lines, None)
-    if header_line is None:
-        raise DataError(f"{path}: the file is empty (expected a header line)")
     mode = csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE
-    header = next(csv.reader([header_line[1]], delimiter=delimiter, quoting=mode))
-    check_columns(f"{path}:1", list(columns), header)
-    text_index, label_index = (header.index(c) for c in columns)
-    for number, line in lines:
-        if not line.strip():
-            continue
-        row = next(csv.reader([line], delimiter=delimiter, quoting=mode))
-        if len(row) != len(header):
-            raise DataError(
-                f"{path}:{number}: ragged row: {len(row)} fields where the header has {len(header)}"
-            )
+    rows = (
+        (number, next(csv.reader([line], delimiter=delimiter, quoting=mode)))
+        for number, line in _lines(path)
+        if line.strip() or (header and number == 1)
+    )
+    first = next(rows, None)
+    if first is None:
+        expected = "a header line" if header else "rows"
+        raise DataError(f"{path}: the file is empty (expected {expected})")
+    if header:
+        names, width = first[1], len(first[1])
+        check_columns(f"{path}:1", list(columns), names)
+        text_index, label_index = (names.index(c) for c in columns)
+        shape = "the header has"
+    else:
+        width, shape = len(first[1]), f"line {first[0]} has"
+        text_index, label_index = (int(c) for c in columns)
+        for name, position in zip(("text_column", "label_column"), columns, strict=True):
+            if int(position) >= width:
+                raise DataError(
+                    f"{path}:{first[0]}: data.{name} is position {position} but the row has "
+                    f"{width} field(s) (positions count from 0)"
+                )
+        rows = itertools.chain([first], rows)
+    for number, row in rows:
+        if len(row) != width:
+            raise DataError(f"{path}:{number}: ragged row: {len(row)} fields where {shape} {width}")
         yield number, row[text_index], row[label_index]
 
 

@@ -12,6 +12,7 @@
                                         predictions.json
       results.json, results.md, report.md, benchmark-<variant>.json
       .work/                            checkpoints of unfinished stages
+      .locks/                           a lock per stage folder, held while it is built
 
 Every stage folder holds `stage.json` (see `distilrnn.stages`). No other module builds these
 paths or walks up from a student folder to find its run: they ask a `Run`.
@@ -147,6 +148,20 @@ class Run:
     def work_dir(self) -> Path:
         """Checkpoints and caches of unfinished stages."""
         return self.root / ".work"
+
+    @property
+    def locks_dir(self) -> Path:
+        return self.root / ".locks"
+
+    def lock_file(self, stage_dir: Path) -> Path:
+        """The lock a command holds while it builds the stage in `stage_dir`, named after the
+        folder's path in the run (`students/a/seed-0` -> `.locks/students-a-seed-0.lock`)."""
+        try:
+            name = "-".join(Path(stage_dir).relative_to(self.root).parts)
+        except ValueError:
+            name = Path(stage_dir).name
+        self.locks_dir.mkdir(parents=True, exist_ok=True)
+        return self.locks_dir / f"{name}.lock"
 
     @property
     def results_file(self) -> Path:

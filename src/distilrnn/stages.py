@@ -11,19 +11,36 @@ cannot). A record of an older format was fingerprinted over the settings that fo
 `SETTINGS_ADDED_AFTER` says which settings each later format added and the value that older runs
 implicitly had, so such a record is checked with the old formula and upgraded when it holds.
 Adding a setting that changes results means: bump `RUN_VERSION`, and list it here.
+
+What a stage reuses is verified: `stage.json` holds a manifest of the folder's files (relative
+path -> size and sha256; not `stage.json`, `logs/`, hidden or `.tmp` temporaries, nor `datasets`'
+`cache-*.arrow`), written when the stage finishes. On reuse every file of the manifest must
+still be there with its size and digest; a missing or changed file is named in a warning and
+the stage is rebuilt, as is every stage that reads it (a student trained on a label stage that
+was repaired is retrained). Each stage is hashed once per pipeline. Records without a manifest
+(run format 1, and format-2 records written before manifests existed) are trusted as before.
+
+Building is exclusive: the `Ledger` holds a per-stage lock (`Run.lock_file`, via `filelock`)
+from the last completeness check to `finish`, so a second command on the same run folder waits
+for the stage, then finds it finished and reuses it. A forced stage (`--force`) removes its
+`.work` checkpoints before building, so a stale or half-written checkpoint never survives it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
+
+from filelock import FileLock, Timeout
 
 from distilrnn.atomic import write_json_atomic
 from distilrnn.run import RUN_VERSION, STAGE_FILE
@@ -51,7 +68,10 @@ STAGES: dict[str, tuple[str, ...]] = {
 
 # settings each run format added, per section, with the value runs of the format before had
 SETTINGS_ADDED_AFTER: dict[int, dict[str, dict[str, Any]]] = {
-    1: {"student": {"embedding_projection": 0, "init_from": "", "train_layers": "all"}},
+    1: {
+        "student": {"embedding_projection": 0, "init_from": "", "train_layers": "all"},
+        "data": {"header": True, "drop_empty": False, "validation_from_train": 0.0},
+    },
 }
 
 
@@ -74,6 +94,41 @@ def folder_digest(path: Path) -> str:
     if not path.is_dir():
         return str(path)
     return fingerprint([(p.name, file_digest(p)) for p in sorted(path.iterdir()) if p.is_file()])
+
+
+def _in_manifest(relative: PurePosixPath) -> bool:
+    """Whether a stage folder's file belongs in its manifest: not the record itself, the
+    training logs, a temporary (hidden, `.tmp`) or a `datasets` cache file."""
+    parts = relative.parts
+    if relative.as_posix() == STAGE_FILE or parts[0] == "logs":
+        return False
+    if any(p.startswith(".") or p.endswith(".tmp") or ".tmp-" in p for p in parts):
+        return False
+    return not (relative.name.startswith("cache-") and relative.name.endswith(".arrow"))
+
+
+def manifest(directory: Path) -> dict[str, dict[str, Any]]:
+    """`{relative path: {"size", "sha256"}}` of the files a stage folder's record vouches for."""
+    files = {}
+    for path in sorted(directory.rglob("*")):
+        relative = PurePosixPath(path.relative_to(directory).as_posix())
+        if path.is_file() and not path.is_symlink() and _in_manifest(relative):
+            files[relative.as_posix()] = {"size": path.stat().st_size, "sha256": file_digest(path)}
+    return files
+
+
+def damaged_files(directory: Path, files: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """`{relative path: what is wrong}` for the files of a manifest missing or changed."""
+    damaged = {}
+    for name, entry in files.items():
+        path = directory / name
+        if not path.is_file():
+            damaged[name] = "missing"
+        elif path.stat().st_size != entry.get("size"):
+            damaged[name] = f"{path.stat().st_size} bytes, was {entry.get('size')}"
+        elif file_digest(path) != entry.get("sha256"):
+            damaged[name] = "content changed"
+    return damaged
 
 
 def fingerprinted(settings: Any, drop: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -108,34 +163,63 @@ class Stage:
     directory: Path
     fingerprint: str
     legacy: dict[int, str] = field(default_factory=dict)
+    inputs: Any = ()  # what the fingerprint covers; names the fingerprints of stages it reads
+    damaged: list[str] = field(default_factory=list)  # files (relative) found missing or changed
+    seen: str | None = None  # the record's text at the last check
 
     @property
     def record_path(self) -> Path:
         return self.directory / STAGE_FILE
 
+    def record_text(self) -> str | None:
+        try:
+            return self.record_path.read_text()
+        except (FileNotFoundError, UnicodeDecodeError):
+            return None
+
     def record(self) -> dict[str, Any] | None:
         try:
-            record = json.loads(self.record_path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+            record = json.loads(self.record_text() or "")
+        except json.JSONDecodeError:
             return None
         return record if isinstance(record, dict) else None
 
     def is_complete(self) -> bool:
-        """Finished with these inputs. A record of an older format whose old fingerprint
-        matches is upgraded in place (same artifact, new fingerprint)."""
+        """Finished with these inputs, and its files are those it finished with (when the
+        record has a manifest). A record of an older format whose old fingerprint matches is
+        upgraded in place (same artifact, new fingerprint)."""
+        self.damaged = []
+        self.seen = self.record_text()
         record = self.record()
         if record is None:
             return False
         version = record.get("run_version", 1)
         if version == RUN_VERSION:
-            return record.get("fingerprint") == self.fingerprint
-        if record.get("fingerprint") != self.legacy.get(version, self.fingerprint):
+            if record.get("fingerprint") != self.fingerprint:
+                return False
+        elif record.get("fingerprint") != self.legacy.get(version, self.fingerprint):
             return False
-        record.update(fingerprint=self.fingerprint, run_version=RUN_VERSION)
-        write_json_atomic(self.record_path, record)
-        logger.info(
-            "%s: record of run format %d upgraded in %s", self.name, version, self.directory
-        )
+        files = record.get("manifest")
+        if isinstance(files, dict):
+            damaged = damaged_files(self.directory, files)
+            self.damaged = list(damaged)
+            if damaged:
+                shown = ", ".join(f"{name} ({why})" for name, why in list(damaged.items())[:10])
+                more = f" and {len(damaged) - 10} more" if len(damaged) > 10 else ""
+                logger.warning(
+                    "%s: %s is not what it finished with: %s%s; rebuilding it",
+                    self.name,
+                    self.directory,
+                    shown,
+                    more,
+                )
+                return False
+        if version != RUN_VERSION:
+            record.update(fingerprint=self.fingerprint, run_version=RUN_VERSION)
+            write_json_atomic(self.record_path, record)
+            logger.info(
+                "%s: record of run format %d upgraded in %s", self.name, version, self.directory
+            )
         return True
 
     def begin(self) -> None:
@@ -144,23 +228,37 @@ class Stage:
         self.directory.mkdir(parents=True, exist_ok=True)
 
     def finish(self, settings: Any) -> None:
+        """Mark the folder finished: its fingerprint, settings and the manifest of its files."""
         write_json_atomic(
             self.record_path,
-            {"fingerprint": self.fingerprint, "run_version": RUN_VERSION, "settings": settings},
+            {
+                "fingerprint": self.fingerprint,
+                "run_version": RUN_VERSION,
+                "settings": settings,
+                "manifest": manifest(self.directory),
+            },
         )
 
 
 class Ledger:
     """A pipeline's stage bookkeeping: which stages it built and which it reused, `--force`,
-    and the run folder checked before the first stage reads it and marked (`Run.open`) before
-    the first is built or reused, so a stage that fails before building anything (a bad data
-    path) leaves no folder behind."""
+    the stages repaired (rebuilt because their files were damaged; stages reading them are
+    rebuilt too), and the run folder checked before the first stage reads it and marked
+    (`Run.open`) before the first is built or reused, so a stage that fails before building
+    anything (a bad data path) leaves no folder behind.
+
+        if not ledger.done(stage):   # reused when finished, verified, not forced
+            ledger.build(stage, make)  # under the stage's lock, checked again: `make` writes
+                                       # the stage's files and calls `stage.finish(settings)`
+    """
 
     def __init__(self, folder: Run, force: set[str]):
         self.folder = folder
         self.force = force
         self.reused: list[str] = []
         self.built: list[str] = []
+        self.repaired: set[str] = set()  # fingerprints of stages rebuilt for damaged files
+        self._stale: set[str] = set()  # ... and of those rebuilt because they read one
         self._checked = self._opened = False
 
     def check(self) -> None:
@@ -169,23 +267,76 @@ class Ledger:
             self._checked = True
 
     def stage(self, name: str, directory: Path, *parts: Any) -> Stage:
-        """The stage `name` in `directory`, fingerprinted over `parts`."""
+        """The stage `name` in `directory`, fingerprinted over `parts`; a `Built` among them
+        (a stage it reads) counts by its fingerprint, and for the fingerprint an older run
+        format gave the stage, by the fingerprint that format gave the stage it reads."""
         self.check()
-        return Stage(name, directory, fingerprint(name, *parts))
+        current = resolve(parts)
+        legacy = {v: fingerprint(name, *resolve(parts, v)) for v in SETTINGS_ADDED_AFTER}
+        return Stage(name, directory, fingerprint(name, *current), legacy, inputs=current)
+
+    def work_dir(self, stage: Stage) -> Path:
+        """The folder of `stage`'s checkpoints while it builds (`.work/<stage>-<fingerprint>`)."""
+        return self.folder.work_dir / f"{stage.name}-{stage.fingerprint[:12]}"
 
     def done(self, stage: Stage) -> bool:
-        """Whether `stage` is finished with these inputs (and not forced): then it is reused."""
-        done = stage.is_complete() and stage.name not in self.force
+        """Whether `stage` is finished with these inputs, its files verified, no stage it reads
+        repaired, and not forced: then it is reused."""
+        done = stage.name not in self.force and self._complete(stage)
         (self.reused if done else self.built).append(f"{stage.name}:{stage.directory.name}")
         if done:
             self._open()  # a reused first-format folder gets its marker
             logger.info("%s: reusing %s", stage.name, stage.directory)
         return done
 
-    def begin(self, stage: Stage) -> None:
-        """Mark the run folder, then `stage` unfinished, before building it."""
+    def _complete(self, stage: Stage) -> bool:
+        if _names_any(stage.inputs, self.repaired):
+            logger.warning(
+                "%s: rebuilding %s: a stage it reads was rebuilt", stage.name, stage.directory
+            )
+            self.repaired.add(stage.fingerprint)
+            self._stale.add(stage.fingerprint)
+            return False
+        complete = stage.is_complete()
+        if stage.damaged:
+            self.repaired.add(stage.fingerprint)
+        return complete
+
+    def build(self, stage: Stage, make: Callable[[], None]) -> None:
+        """Run `make` (which writes the stage's files and calls `stage.finish`) holding the
+        stage's lock, unless another command finished the stage meanwhile (`building`)."""
+        with self.building(stage) as build:
+            if build:
+                make()
+
+    @contextlib.contextmanager
+    def building(self, stage: Stage) -> Iterator[bool]:
+        """Hold `stage`'s lock (waiting while another command holds it), then check it again:
+        True (build it; the folder marked unfinished, a forced stage's checkpoints removed)
+        unless another command finished it meanwhile, when it is reused (False)."""
         self._open()
-        stage.begin()
+        lock = FileLock(str(self.folder.lock_file(stage.directory)))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            logger.info("%s: waiting for %s held by another command", stage.name, stage.directory)
+            lock.acquire()
+        try:
+            forced = stage.name in self.force
+            stale = stage.fingerprint in self._stale
+            if not (forced or stale) and stage.record_text() != stage.seen and stage.is_complete():
+                entry = f"{stage.name}:{stage.directory.name}"
+                self.built.remove(entry)
+                self.reused.append(entry)
+                logger.info("%s: reusing %s, built by another command", stage.name, stage.directory)
+                yield False
+                return
+            if forced:
+                shutil.rmtree(self.work_dir(stage), ignore_errors=True)
+            stage.begin()
+            yield True
+        finally:
+            lock.release()
 
     def _open(self) -> None:
         self.check()
@@ -194,26 +345,59 @@ class Ledger:
             self._opened = True
 
 
-def student_stage(
-    directory: Path, inputs: list[Any], values: dict[str, Any], seed: int, parent: Built | None
-) -> Stage:
-    """A student's stage: its inputs (data, teacher and label fingerprints, and the student it
-    starts from), its settings and its seed; with the fingerprint each older run format gave
-    it, the parent's of that format in place of the parent's own."""
-
-    def student_fingerprint(values: dict[str, Any], parent_fingerprint: str | None) -> str:
-        parts = [*inputs, parent_fingerprint] if parent_fingerprint is not None else inputs
-        return fingerprint("student", parts, values, seed)
-
-    legacy = {
-        version: student_fingerprint(
-            settings_of_version("student", values, version),
-            parent and parent.legacy.get(version),
-        )
+def legacy_fingerprints(name: str, settings: dict[str, Any], *parts: Any) -> dict[int, str]:
+    """The fingerprints older run formats gave a stage fingerprinted as `(name, settings,
+    *parts)` whose section is `name`: its settings as each format knew them."""
+    return {
+        version: fingerprint(name, settings_of_version(name, settings, version), *parts)
         for version in SETTINGS_ADDED_AFTER
     }
-    current = student_fingerprint(values, parent and parent.fingerprint)
-    return Stage("student", directory, current, legacy)
+
+
+def student_stage(
+    directory: Path,
+    inputs: list[Built | None],
+    values: dict[str, Any],
+    seed: int,
+    parent: Built | None,
+) -> Stage:
+    """A student's stage: the stages it reads (data, teacher, labels, and the student it
+    starts from), its settings and its seed; with the fingerprint each older run format gave
+    it, over the settings that format knew and the fingerprints it gave the stages read."""
+
+    def student_fingerprint(version: int | None) -> str:
+        parts = [*inputs, parent] if parent is not None else inputs
+        settings = values if version is None else settings_of_version("student", values, version)
+        return fingerprint("student", resolve(parts, version), settings, seed)
+
+    legacy = {version: student_fingerprint(version) for version in SETTINGS_ADDED_AFTER}
+    reads = resolve((inputs, parent))
+    return Stage("student", directory, student_fingerprint(None), legacy, inputs=reads)
+
+
+def resolve(parts: Any, version: int | None = None) -> Any:
+    """`parts` with each `Built` replaced by its fingerprint (by the one run format `version`
+    gave it, when given); lists and tuples become lists."""
+    if isinstance(parts, Built):
+        return (
+            parts.fingerprint if version is None else parts.legacy.get(version, parts.fingerprint)
+        )
+    if isinstance(parts, list | tuple):
+        return [resolve(part, version) for part in parts]
+    return parts
+
+
+def _names_any(parts: Any, fingerprints: set[str]) -> bool:
+    """Whether `parts` (strings, lists, tuples, dicts) hold one of `fingerprints`."""
+    if not fingerprints:
+        return False
+    if isinstance(parts, str):
+        return parts in fingerprints
+    if isinstance(parts, dict):
+        return any(_names_any(v, fingerprints) for v in parts.values())
+    if isinstance(parts, (list, tuple)):
+        return any(_names_any(v, fingerprints) for v in parts)
+    return False
 
 
 @dataclass

@@ -31,7 +31,6 @@ from transformers import (
     Trainer,
     TrainingArguments,
 )
-from transformers.trainer_utils import get_last_checkpoint
 
 from distilrnn.atomic import replace_directory
 from distilrnn.config import TeacherConfig
@@ -40,7 +39,9 @@ from distilrnn.errors import ConfigError, DataError, TeacherError
 from distilrnn.hub import resolve_model
 from distilrnn.labeling import predict_logits
 from distilrnn.training import (
+    FiniteTrainingCallback,
     accuracy_metrics,
+    last_complete_checkpoint,
     reporting_integrations,
     selection_arguments,
     send_logs_to,
@@ -308,13 +309,16 @@ def _finetune(
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
         compute_metrics=accuracy_metrics,
+        callbacks=[
+            FiniteTrainingCallback(f"teacher {config.model} seed {config.seed}", TeacherError)
+        ],
     )
     send_logs_to(trainer, logging_dir)
-    last = get_last_checkpoint(str(work_dir)) if work_dir.is_dir() else None
+    last = last_complete_checkpoint(work_dir)
     if last:
         logger.info("resuming teacher fine-tuning from %s", last)
     started = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=last)
+    result = trainer.train(resume_from_checkpoint=str(last) if last else None)
     seconds = time.perf_counter() - started
     teacher = Teacher(trainer.model, tokenizer, max_length=config.max_length, name=config.model)
     teacher.metrics = {

@@ -1,6 +1,7 @@
 """The `Trainer` settings teacher fine-tuning and student training share: tokenising a split,
-the accuracy metric, evaluation and checkpoints every epoch with the best kept, and where
-training logs go (`report_to`).
+the accuracy metric, evaluation and checkpoints every epoch with the best kept, where training
+logs go (`report_to`), stopping a training that diverges (`FiniteTrainingCallback`), and the
+checkpoint a killed training resumes from (`last_complete_checkpoint`).
 
 transformers' `Trainer` owns both loops (dynamic padding, length-grouped batches, evaluation,
 checkpoints, resume, best-model selection, experiment tracking); this module only configures it.
@@ -8,16 +9,25 @@ checkpoints, resume, best-model selection, experiment tracking); this module onl
 
 from __future__ import annotations
 
+import json
+import logging
+import math
+import re
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from datasets import Dataset
-from transformers import PreTrainedTokenizerBase, Trainer, TrainingArguments
+from safetensors import SafetensorError, safe_open
+from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback, TrainingArguments
 from transformers.integrations import TensorBoardCallback, is_tensorboard_available
 from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
 
-from distilrnn.errors import ConfigError
+from distilrnn.errors import ConfigError, DistilrnnError
+
+logger = logging.getLogger(__name__)
 
 
 def tokenize(dataset: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int) -> Dataset:
@@ -102,9 +112,127 @@ def selection_arguments(
         greater_is_better=True,
         train_sampling_strategy="group_by_length",
         logging_steps=50,
+        logging_nan_inf_filter=False,  # a diverged loss is logged as it is (FiniteTrainingCallback)
         seed=seed,
         report_to=reporting_integrations(report_to),
         use_cpu=device == "cpu",
         dataloader_pin_memory=False,
         **extra,
     )
+
+
+# divergence ----------------------------------------------------------------------------------
+def non_finite_parameters(model: torch.nn.Module) -> list[str]:
+    """Names of the parameters of `model` holding a NaN or an infinity."""
+    return [
+        name
+        for name, parameter in model.named_parameters()
+        if not bool(torch.isfinite(parameter.detach()).all())
+    ]
+
+
+class FiniteTrainingCallback(TrainerCallback):
+    """Stops a training that diverges: a NaN / inf logged loss, gradient norm or evaluation
+    loss, or parameters that are no longer finite when the model is evaluated or saved, raise
+    `error` naming `what` (e.g. `student kl seed 0`) and the global step. Evaluation comes before
+    each save, so no non-finite checkpoint is kept; one found at save time is removed."""
+
+    def __init__(self, what: str, error: type[DistilrnnError]):
+        self.what = what
+        self.error = error
+
+    def _diverged(self, step: int, why: str) -> DistilrnnError:
+        return self.error(
+            f"{self.what} diverged by step {step}: {why}; lower learning_rate and run again"
+        )
+
+    def _check_logs(self, state: Any, logs: dict[str, Any] | None) -> None:
+        for key in ("loss", "grad_norm", "eval_loss"):
+            value = (logs or {}).get(key)
+            if isinstance(value, (int, float)) and not math.isfinite(value):
+                raise self._diverged(state.global_step, f"{key} is {value}")
+
+    def _check_model(self, state: Any, model: torch.nn.Module | None) -> None:
+        bad = non_finite_parameters(model) if model is not None else []
+        if bad:
+            shown = ", ".join(bad[:3]) + (", ..." if len(bad) > 3 else "")
+            raise self._diverged(state.global_step, f"non-finite weights in {shown}")
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        self._check_logs(state, logs)
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        self._check_logs(state, metrics)
+        self._check_model(state, kwargs.get("model"))
+
+    def on_save(self, args, state, control, **kwargs):
+        try:
+            self._check_model(state, kwargs.get("model"))
+        except DistilrnnError:
+            checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            shutil.rmtree(checkpoint, ignore_errors=True)
+            raise
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self._check_model(state, kwargs.get("model"))
+
+
+# resuming ------------------------------------------------------------------------------------
+CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+# `Trainer._save_checkpoint` writes the weights, then the optimizer / scheduler / RNG states,
+# and `trainer_state.json` last; removing an old checkpoint deletes its files in any order.
+TRAINER_STATE = "trainer_state.json"
+REQUIRED = ("optimizer.pt",)
+
+
+def _weights_complete(checkpoint: Path) -> bool:
+    index = checkpoint / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+        except (OSError, ValueError, KeyError, AttributeError):
+            return False
+    else:
+        shards = {"model.safetensors"}
+    for shard in shards:
+        try:
+            with safe_open(str(checkpoint / shard), "pt"):
+                pass
+        except (OSError, SafetensorError):
+            return False
+    return True
+
+
+def checkpoint_complete(checkpoint: Path) -> bool:
+    """Whether a Trainer checkpoint folder holds every file a resume reads, written whole:
+    `trainer_state.json` (written last) parses, the weights' safetensors headers load and
+    cover their files, and the optimizer state is there."""
+    try:
+        state = json.loads((checkpoint / TRAINER_STATE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(state, dict) or "global_step" not in state:
+        return False
+    if any(not (checkpoint / name).is_file() for name in REQUIRED):
+        return False
+    return _weights_complete(checkpoint)
+
+
+def last_complete_checkpoint(work_dir: Path) -> Path | None:
+    """The newest `checkpoint-N` in `work_dir` that is complete (`checkpoint_complete`), or
+    None. Newer incomplete ones (a kill while a checkpoint was written or removed) are logged
+    and removed, so the resumed training writes its checkpoints afresh."""
+    work_dir = Path(work_dir)
+    if not work_dir.is_dir():
+        return None
+    found = [
+        (int(match.group(1)), path)
+        for path in work_dir.iterdir()
+        if path.is_dir() and (match := CHECKPOINT.match(path.name))
+    ]
+    for _, path in sorted(found, reverse=True):
+        if checkpoint_complete(path):
+            return path
+        logger.warning("skipping incomplete checkpoint %s (removed)", path)
+        shutil.rmtree(path, ignore_errors=True)
+    return None

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import platform
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -38,6 +39,7 @@ from distilrnn.export.graph import BundleModel, export_onnx, export_teacher_onnx
 from distilrnn.export.quantize import quantization_record, quantize_onnx
 from distilrnn.export.vocabulary import TokenizerSource, load_tokenizer, pruned_model, token_weights
 from distilrnn.model_card import model_card
+from distilrnn.records import TeacherRecord
 from distilrnn.run import Run, StudentRecord, read_texts
 from distilrnn.runtime import (
     BUNDLE_FILES,
@@ -125,6 +127,7 @@ def export_student(
     if settings.embedding_rank and not settings.rank_texts:
         settings = dataclasses.replace(settings, rank_texts="transfer")
     context = run.context()
+    teacher = {**context["teacher"], **_teacher_origin(TeacherRecord.read(run.teacher_dir))}
     evaluation = run.test_split()
     return export_bundle(
         student,
@@ -133,12 +136,31 @@ def export_student(
         settings,
         labels=settings.labels or context["labels"],
         metrics=record.metrics,
-        teacher=context["teacher"],
+        teacher=teacher,
         task=context["task"],
         evaluation=evaluation,
         latency_texts=evaluation[0][:LATENCY_TEXTS],
         text_source=lambda name: run.text_source(name, record),
     )
+
+
+def _teacher_origin(record: TeacherRecord) -> dict[str, Any]:
+    """How the run's teacher came to be, for the card: fine-tuned by distilrnn from a backbone,
+    or an already fine-tuned checkpoint used as given."""
+    if record.settings.get("checkpoint"):
+        return {"source": "checkpoint"}
+    return {"source": "fine-tuned"} if record.settings.get("model") else {}
+
+
+def portable_name(value: str | None) -> str | None:
+    """A name that says nothing of the machine: an absolute or home-relative path becomes its
+    last part (the folder's name); a hub id or a plain name is kept."""
+    if not value:
+        return value
+    text = str(value)
+    if os.path.isabs(text) or text.startswith(("~", "./", "../")) or "\\" in text:
+        return Path(text.replace("\\", "/")).name or text
+    return text
 
 
 # the bundle ------------------------------------------------------------------------------------
@@ -167,8 +189,9 @@ def export_bundle(
         labels: label names in logit order; default: `settings.labels`.
         metrics: the student's metrics (metrics.json) for the model card; its
             `settings.max_length` is the default truncation.
-        teacher: `{"name": ..., "validation_accuracy": ..., ...}` for the card.
-        task: the task's name for the card and the Hub metadata.
+        teacher: `{"name": ..., "validation_accuracy": ..., "source": "fine-tuned" |
+            "checkpoint"}` for the card; a path as name is shortened to its folder's name.
+        task: the task's name for the card and the Hub metadata; `settings.task_name` wins.
         evaluation: texts and label ids to measure the bundle's accuracy on (and its change
             against the eager student's `test_accuracy`, when they are the test half).
         latency_texts: sentences for the card's one-sentence latency; default: a built-in few.
@@ -196,7 +219,10 @@ def export_bundle(
     output_dir = Path(output_dir)
     with building(output_dir) as tmp:
         config = _write_bundle(student, tokenizer, tmp, settings, labels, max_length, text_source)
-        config.update(teacher=teacher or {}, task=task)
+        teacher = dict(teacher or {})
+        if teacher.get("name"):
+            teacher["name"] = portable_name(teacher["name"])
+        config.update(teacher=teacher, task=portable_name(settings.task_name or task))
         write_json_atomic(tmp / CONFIG_NAME, config)
         predictor = Predictor(tmp, threads=1)  # also checks that onnxruntime runs the model
         config.update(_measure(predictor, metrics, evaluation, latency_texts))
@@ -346,15 +372,57 @@ def _check_output_dir(output_dir: Path) -> None:
         )
 
 
+def _temp_prefix(output_dir: Path) -> str:
+    return f".{output_dir.name}.tmp-"
+
+
+def remove_stale_builds(output_dir: Path) -> list[Path]:
+    """Remove the temporary folders an earlier, killed export of `output_dir` left beside it:
+    only folders named exactly as `building` names them (`.<name>.tmp-` and mkdtemp's eight
+    characters), never another file. Returns what was removed."""
+    if not output_dir.parent.is_dir():
+        return []
+    pattern = re.compile(re.escape(_temp_prefix(output_dir)) + r"[a-z0-9_]{8}")
+    stale = [
+        path
+        for path in output_dir.parent.iterdir()
+        if pattern.fullmatch(path.name) and path.is_dir() and not path.is_symlink()
+    ]
+    for path in stale:
+        logger.info("removing %s, left by an interrupted export", path.name)
+        shutil.rmtree(path, ignore_errors=True)
+    return stale
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def apply_umask_modes(directory: Path) -> None:
+    """Give `directory` and what it holds the modes a plain `mkdir` / `open` would: mkdtemp and
+    mkstemp make them private (0700 / 0600), and a bundle is meant to be shared."""
+    mask = current_umask()
+    for path in directory.rglob("*"):
+        if not path.is_symlink():
+            path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
+    directory.chmod(0o777 & ~mask)
+
+
 @contextlib.contextmanager
 def building(output_dir: Path) -> Iterator[Path]:
-    """A temporary sibling of `output_dir` to build a bundle in; moved to `output_dir` when
-    the block succeeds, removed (leaving `output_dir` as it was) when it fails."""
+    """A temporary sibling of `output_dir` to build a bundle in; moved to `output_dir` (with
+    the umask's modes) when the block succeeds, removed (leaving `output_dir` as it was) when it
+    fails. Temporary folders an earlier killed export left are removed first."""
     _check_output_dir(output_dir)
     output_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}.tmp-"))
+    remove_stale_builds(output_dir)
+    tmp = Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=_temp_prefix(output_dir)))
     try:
         yield tmp
+        apply_umask_modes(tmp)
         replace_directory(tmp, output_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -385,9 +453,10 @@ def export_teacher_bundle(
         write_json_atomic(tmp / LABELS_NAME, {"names": list(labels)})
         vocab_size = model.config.vocab_size
         config = bundle_config("teacher", len(labels), vocab_size, pad_token_id, max_length)
-        write_json_atomic(tmp / CONFIG_NAME, {**config, "teacher": {"name": str(teacher_dir)}})
+        name = portable_name(str(teacher_dir))
+        write_json_atomic(tmp / CONFIG_NAME, {**config, "teacher": {"name": name}})
         (tmp / CARD_NAME).write_text(
-            f"# Teacher bundle\n\n`{teacher_dir}` exported to ONNX by distilrnn, to benchmark "
+            f"# Teacher bundle\n\n`{name}` exported to ONNX by distilrnn, to benchmark "
             "it with the runtime that runs the students.\n",
             encoding="utf-8",
         )
