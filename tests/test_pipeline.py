@@ -155,7 +155,7 @@ def test_training_a_subset_labels_the_whole_configs_transfer_set(
     everything = Pipeline(load_config(None, overrides))
     everything.run()
     assert "label:labels" in everything.reused
-    assert "student:seed-0" in everything.reused  # "plain", trained by the subset run
+    assert "student:plain/seed-0" in everything.reused  # trained by the subset run
 
 
 def test_unknown_variant_in_a_subset_is_named(task_dir, tiny_teacher_dir, tmp_path):
@@ -192,7 +192,7 @@ def test_a_student_starts_from_another_variant_with_a_factorised_embedding(
     # changing the student it starts from retrains both
     changed = Pipeline(load_config(None, [*overrides, "student.learning_rate=1e-3"]))
     changed.run()
-    assert sorted(changed.built) == ["student:seed-0", "student:seed-0"]
+    assert sorted(changed.built) == ["student:narrow/seed-0", "student:wide/seed-0"]
 
 
 def tiny_embedding_width(teacher_dir):

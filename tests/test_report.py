@@ -155,3 +155,12 @@ def test_run_writes_a_report_whose_plots_exist(task_dir, tiny_teacher_dir, tmp_p
     assert analysis["best_distilled"] == "soft"
     assert analysis["variants"][1]["seeds"] == 2
     assert set(analysis["variants"][1]["against_baseline"]) >= {"difference", "ci_low", "ci_high"}
+
+
+def test_a_one_seed_interval_prints_as_not_available():
+    from distilrnn.report.markdown import _interval
+
+    one = {"mean": 0.8, "std": 0.0, "ci_low": 0.8, "ci_high": 0.8, "n": 1}
+    assert _interval(one) == "n/a"
+    three = {"mean": 0.8, "std": 0.01, "ci_low": 0.78, "ci_high": 0.82, "n": 3}
+    assert _interval(three) != "n/a"

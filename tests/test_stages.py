@@ -127,7 +127,7 @@ def test_a_deleted_label_shard_rebuilds_the_label_stage_and_its_students(
 
     again = Pipeline(load_config(None, overrides))
     out = again.run(until="student")
-    assert sorted(again.built) == ["label:labels", "student:seed-0"]
+    assert sorted(again.built) == ["label:labels", "student:solo/seed-0"]
     assert shard.is_dir()
     assert len(out.labelled) == 48
     metrics = json.loads((run_dir / "students" / "solo" / "seed-0" / "metrics.json").read_text())
@@ -146,7 +146,7 @@ def test_truncated_student_weights_rebuild_that_student(task_dir, tiny_teacher_d
 
     again = Pipeline(load_config(None, overrides))
     again.run(until="student")
-    assert again.built == ["student:seed-0"]
+    assert again.built == ["student:b/seed-0"]
     assert weights.stat().st_size == size
     RNNStudent.load(weights.parent)
 
@@ -244,8 +244,8 @@ def test_two_commands_building_one_student_build_it_once(
         logging.getLogger("distilrnn.stages").removeHandler(handler)
 
     assert len(calls) == 1
-    assert pipelines[0].built == ["student:seed-0"]
-    assert pipelines[1].built == [] and "student:seed-0" in pipelines[1].reused
+    assert pipelines[0].built == ["student:solo/seed-0"]
+    assert pipelines[1].built == [] and "student:solo/seed-0" in pipelines[1].reused
     again = Pipeline(load_config(None, overrides))
     again.run(until="student")
     assert again.built == []

@@ -168,6 +168,14 @@ class Stage:
     seen: str | None = None  # the record's text at the last check
 
     @property
+    def label(self) -> str:
+        """How logs name the stage: `teacher:teacher`, `student:<variant>/seed-<n>`."""
+        folder = self.directory.name
+        if self.directory.parent.parent.name == "students":
+            folder = f"{self.directory.parent.name}/{folder}"
+        return f"{self.name}:{folder}"
+
+    @property
     def record_path(self) -> Path:
         return self.directory / STAGE_FILE
 
@@ -283,7 +291,7 @@ class Ledger:
         """Whether `stage` is finished with these inputs, its files verified, no stage it reads
         repaired, and not forced: then it is reused."""
         done = stage.name not in self.force and self._complete(stage)
-        (self.reused if done else self.built).append(f"{stage.name}:{stage.directory.name}")
+        (self.reused if done else self.built).append(stage.label)
         if done:
             self._open()  # a reused first-format folder gets its marker
             logger.info("%s: reusing %s", stage.name, stage.directory)
@@ -325,7 +333,7 @@ class Ledger:
             forced = stage.name in self.force
             stale = stage.fingerprint in self._stale
             if not (forced or stale) and stage.record_text() != stage.seen and stage.is_complete():
-                entry = f"{stage.name}:{stage.directory.name}"
+                entry = stage.label
                 self.built.remove(entry)
                 self.reused.append(entry)
                 logger.info("%s: reusing %s, built by another command", stage.name, stage.directory)

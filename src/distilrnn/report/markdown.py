@@ -16,6 +16,9 @@ def _pct(value: float | None, signed: bool = False) -> str:
 
 
 def _interval(summary: dict[str, Any]) -> str:
+    """The 95 % interval over seeds; one seed has none (n/a), not `[x, x]`."""
+    if summary.get("n", 2) < 2 or summary["ci_low"] == summary["ci_high"]:
+        return "n/a"
     return f"[{_pct(summary['ci_low'])}, {_pct(summary['ci_high'])}]"
 
 
