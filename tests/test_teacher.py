@@ -215,3 +215,14 @@ def test_finetuning_gives_the_same_teacher_whatever_the_random_state_before(task
         teacher = Teacher.finetune(backbone, task, epochs=1, max_length=16, batch_size=16)
         logits.append(teacher.logits(task.test.texts))
     np.testing.assert_array_equal(logits[0], logits[1])
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty"])
+def test_a_teacher_path_without_a_model_is_named_in_one_error(tmp_path, kind):
+    from distilrnn.errors import MissingFileError
+
+    folder = tmp_path / "teacher"
+    if kind == "empty":
+        folder.mkdir()
+    with pytest.raises(MissingFileError, match=str(folder)):
+        Teacher.from_pretrained(str(folder))

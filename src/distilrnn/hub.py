@@ -74,9 +74,14 @@ def _in_hub_cache(hub_id: str) -> bool:
 
 
 def resolve_model(name: str) -> str:
-    """A name `from_pretrained` can load here: a local folder, a hub id, or an offline copy."""
-    if Path(name).expanduser().is_dir():
-        return str(Path(name).expanduser())
+    """A name `from_pretrained` can load here: a local folder, a hub id, or an offline copy.
+    A path that is no folder (absolute, `~`, `./`, `../`) is a `MissingFileError` naming it,
+    not a hub lookup."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return str(path)
+    if name.startswith(("/", "~", "./", "../", "\\")) or path.is_file():
+        raise MissingFileError(f"model folder not found: {name}")
     if name in OFFLINE_MODELS and not _in_hub_cache(name) and not hub_reachable():
         path = OFFLINE_MODELS[name]()
         if not path.is_dir():

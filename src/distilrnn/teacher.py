@@ -35,7 +35,7 @@ from transformers import (
 from distilrnn.atomic import replace_directory
 from distilrnn.config import TeacherConfig
 from distilrnn.data import Split, Task
-from distilrnn.errors import ConfigError, DataError, TeacherError
+from distilrnn.errors import ConfigError, DataError, MissingFileError, TeacherError
 from distilrnn.hub import resolve_model
 from distilrnn.labeling import predict_logits
 from distilrnn.training import (
@@ -51,19 +51,27 @@ from distilrnn.training import (
 logger = logging.getLogger(__name__)
 
 
+def _model_source(name: str) -> str:
+    """`resolve_model(name)`, and a local folder checked to hold a model (its config.json)."""
+    source = resolve_model(name)
+    if Path(source).is_dir() and not (Path(source) / "config.json").is_file():
+        raise MissingFileError(f"{source} holds no model: config.json not found")
+    return source
+
+
 def load_tokenizer(name: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
+    source = _model_source(name)
     try:
-        return AutoTokenizer.from_pretrained(
-            resolve_model(name), trust_remote_code=trust_remote_code
-        )
+        return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
         raise TeacherError(f"cannot load the tokenizer of {name!r}: {error}") from None
 
 
 def load_classifier(name: str, trust_remote_code: bool = False, **kwargs: Any) -> PreTrainedModel:
+    source = _model_source(name)
     try:
         return AutoModelForSequenceClassification.from_pretrained(
-            resolve_model(name), trust_remote_code=trust_remote_code, **kwargs
+            source, trust_remote_code=trust_remote_code, **kwargs
         )
     except (OSError, ValueError, SafetensorError) as error:
         raise TeacherError(f"cannot load the teacher {name!r}: {error}") from None

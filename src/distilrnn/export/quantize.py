@@ -1,5 +1,10 @@
-"""Compressing a bundle's ONNX graph: int8 dynamic quantisation of the weights (onnxruntime's
-`quantize_dynamic`), optionally with the embedding in 4-bit blocks (`GatherBlockQuantized`)."""
+"""Compressing a bundle's ONNX graph: weight-only int8. Each large float weight (the embedding
+table, the LSTM / GRU input and recurrent weights, MatMul / Gemm weights) is stored as int8 with
+one symmetric scale per output channel and turned back into float32 in the graph (Cast, Mul);
+every activation stays float32, so a sentence's logits do not depend on the batch it arrives in
+(onnxruntime's dynamic quantisation scaled each batch's activations as a whole, so labels could
+flip with the batch size). Optionally the embedding is stored in 4-bit blocks
+(`GatherBlockQuantized`, also weight-only)."""
 
 from __future__ import annotations
 
@@ -15,50 +20,92 @@ logger = logging.getLogger(__name__)
 
 EMBEDDING_BITS = (8, 4)
 EMBEDDING_BLOCK = 32  # 4-bit embedding: one scale and zero point per 32 values of a row
+# which input of which operator is a weight to store as int8, and the axis of its output channels
+WEIGHT_INPUTS = {("Gather", 0): 0, ("LSTM", 1): 1, ("LSTM", 2): 1, ("GRU", 1): 1, ("GRU", 2): 1}
+WEIGHT_INPUTS |= {("MatMul", 1): 1, ("Gemm", 1): 1}
+MIN_WEIGHT_VALUES = 256  # smaller float tensors (biases, tiny heads) are not worth a scale
 
 
 def quantize_onnx(source: Path, target: Path, embedding_bits: int = 8) -> None:
-    """int8 dynamic quantisation of `source`'s weights (embedding Gather, LSTM, MatMul/Gemm);
-    activations are quantised on the fly at run time. GRU weights stay float32, as onnxruntime
-    has no quantised GRU kernel. With `embedding_bits` = 4 the embedding is stored in 4-bit
-    blocks of `EMBEDDING_BLOCK` values with their own scale and zero point (onnxruntime's
-    `GatherBlockQuantized`, a com.microsoft operator its CPU runtime has)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    """`source` with its weights stored as int8 (see the module), written to `target`. With
+    `embedding_bits` = 4 the embedding is stored in 4-bit blocks of `EMBEDDING_BLOCK` values with
+    their own scale and zero point (onnxruntime's `GatherBlockQuantized`, a com.microsoft operator
+    its CPU runtime has)."""
+    import onnx
 
     if embedding_bits not in EMBEDDING_BITS:
         raise ConfigError(f"embedding_bits must be one of {EMBEDDING_BITS}, got {embedding_bits}")
-    # The pre-processing onnxruntime asks for (shape inference, graph clean-up) before
-    # quantising; it changes no result.
-    prepared = target.with_name(target.stem + ".prepared.onnx")
-    blocked = target.with_name(target.stem + ".blocked.onnx")
-    # onnxruntime's quantisation tools log a line per tensor on the root logger at INFO.
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(max(level, logging.WARNING))
-    try:
-        op_types = None
-        if embedding_bits == 4:
-            _quantize_embedding_4bit(source, blocked)
-            source = blocked
-            op_types = ["LSTM", "MatMul", "Gemm"]  # the embedding Gather is done
-        quant_pre_process(str(source), str(prepared))
-        quantize_dynamic(
-            str(prepared), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=op_types
+    if embedding_bits == 4:
+        model = _quantize_embedding_4bit(onnx.load(str(source)), source)
+    else:
+        model = onnx.load(str(source))
+    onnx.save(weight_only_int8(model), str(target))
+
+
+def weight_only_int8(model: Any) -> Any:
+    """`model` (an `onnx.ModelProto`, changed in place and returned) with each float initializer
+    read as a weight (`WEIGHT_INPUTS`) of at least `MIN_WEIGHT_VALUES` values replaced by int8
+    values, a float32 scale per output channel and the Cast and Mul that give the float back."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = model.graph
+    initializers = {tensor.name: tensor for tensor in graph.initializer}
+    axes: dict[str, set[int]] = {}
+    for node in graph.node:
+        for index, name in enumerate(node.input):
+            axis = WEIGHT_INPUTS.get((node.op_type, index))
+            if axis is None or name not in initializers:
+                continue
+            if node.op_type == "Gemm" and any(a.name == "transB" and a.i for a in node.attribute):
+                axis = 0
+            axes.setdefault(name, set()).add(axis)
+    dequantize = []
+    for name, name_axes in axes.items():
+        values = numpy_helper.to_array(initializers[name])
+        if values.dtype != np.float32 or values.size < MIN_WEIGHT_VALUES:
+            continue
+        # one scale per output channel; per tensor when consumers disagree on the channel axis
+        axis = next(iter(name_axes)) if len(name_axes) == 1 else None
+        quantized, scale = _symmetric_int8(values, axis)
+        graph.initializer.remove(initializers[name])
+        graph.initializer.extend(
+            [
+                numpy_helper.from_array(quantized, f"{name}_int8"),
+                numpy_helper.from_array(scale, f"{name}_scale"),
+            ]
         )
-    finally:
-        root.setLevel(level)
-        prepared.unlink(missing_ok=True)
-        blocked.unlink(missing_ok=True)
+        # int8 -> float32 as Cast and Mul, not DequantizeLinear: onnxruntime folds constant
+        # Cast / Mul at session start, but keeps a DequantizeLinear of a constant (for its
+        # int8 kernels) and so dequantised the whole embedding table on every call
+        dequantize += [
+            helper.make_node("Cast", [f"{name}_int8"], [f"{name}_float"], to=TensorProto.FLOAT),
+            helper.make_node("Mul", [f"{name}_float", f"{name}_scale"], [name]),
+        ]
+    # the dequantised weights keep their names, so their consumers are unchanged
+    for position, node in enumerate(dequantize):
+        graph.node.insert(position, node)
+    return model
 
 
-def _quantize_embedding_4bit(source: Path, target: Path) -> None:
-    """The float embedding Gather of `source` as a 4-bit `GatherBlockQuantized`; the id table
+def _symmetric_int8(values: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """int8 values in [-127, 127] and float32 scales that broadcast against them (`values` ~ int8 *
+    scale), one per index of `axis` (one in all when `axis` is None); an all-zero channel gets scale 1."""
+    if axis is None:
+        peak = np.abs(values).max(keepdims=True)
+    else:
+        others = tuple(d for d in range(values.ndim) if d != axis)
+        peak = np.abs(values).max(axis=others, keepdims=True)
+    scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+    quantized = np.clip(np.rint(values / scale), -127, 127).astype(np.int8)
+    return quantized, scale
+
+
+def _quantize_embedding_4bit(model: Any, source: Path) -> Any:
+    """The float embedding Gather of `model` as a 4-bit `GatherBlockQuantized`; the id table
     (an int64 Gather, when the vocabulary is pruned) is left alone."""
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
-    model = onnx.load(str(source))
     floats = {t.name for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
     gathers = [n for n in model.graph.node if n.op_type == "Gather"]
     embedding = [n.name for n in gathers if n.input[0] in floats]
@@ -73,20 +120,31 @@ def _quantize_embedding_4bit(source: Path, target: Path) -> None:
         op_types_to_quantize=("Gather",),
         quant_axes=(("Gather", 1),),
     )
-    # an all-zero block (the padding row) has scale 0; onnxruntime picks its value with
-    # np.where after dividing by it anyway, which numpy warns about
-    with np.errstate(divide="ignore", invalid="ignore"):
-        quantizer.process()
-    onnx.save(quantizer.model.model, str(target))
+    # onnxruntime's quantisation tools log a line per tensor on the root logger at INFO.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))
+    try:
+        # an all-zero block (the padding row) has scale 0; onnxruntime picks its value with
+        # np.where after dividing by it anyway, which numpy warns about
+        with np.errstate(divide="ignore", invalid="ignore"):
+            quantizer.process()
+    finally:
+        root.setLevel(level)
+    return quantizer.model.model
 
 
 def quantization_record(embedding_bits: int, float_model_bytes: int) -> dict[str, Any]:
     """What the bundle config and the model card say about the quantisation."""
-    method = "onnxruntime quantize_dynamic, int8 weights"
+    method = (
+        "weight-only int8 (symmetric, one scale per output channel); "
+        "activations float32, so predictions do not depend on the batch"
+    )
     if embedding_bits == 4:
         method += f"; embedding in 4-bit blocks of {EMBEDDING_BLOCK} (GatherBlockQuantized)"
     return {
         "method": method,
+        "mode": "weights",
         "embedding_bits": embedding_bits,
         "float_model_bytes": float_model_bytes,
     }
