@@ -362,7 +362,7 @@ class ExportSettings:
         "Keep only the embedding rows of tokens in these texts: `transfer` (the run's transfer "
         "set), a text file (one text a line) or a datasets folder with `text`. Empty: every row.",
     )
-    quantize: bool = setting(False, "Quantise the weights to int8 (dynamic).")
+    quantize: bool = setting(False, "Store the weights as int8 (weight-only).")
     embedding_bits: int = setting(
         8, "With --quantize: 8, or 4 to store the embedding in 4-bit blocks."
     )

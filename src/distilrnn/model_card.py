@@ -153,7 +153,8 @@ def model_card(
         )
     if compression["quantize"]:
         lines.append(
-            "Weights quantised to int8 (onnxruntime dynamic quantisation)"
+            "Weights stored as int8 (weight-only: activations stay float32, so a prediction does "
+            "not depend on the batch)"
             + (
                 ", the embedding to 4-bit blocks."
                 if compression["quantize"].get("embedding_bits") == 4

@@ -138,6 +138,12 @@ def quantize_markdown(results: dict[str, Any]) -> str:
         "",
         *markdown_rows(header, rows),
         "",
+        "Dynamic int8 (onnxruntime `quantize_dynamic`) scales each batch's activations as a whole,",
+        "so a sentence's label can depend on its neighbours; weight-only int8 (`export.quantize`)",
+        "stores int8 weights with one scale per output channel, which onnxruntime turns back into",
+        "float32 when it loads the model, so every activation is float32 and batch 1 and batch 64",
+        "agree. It keeps the dynamic mode's size and the float model's speed.",
+        "",
         f"    {results.get('command', '')}",
         "",
     ]

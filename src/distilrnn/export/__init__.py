@@ -10,8 +10,8 @@ config and a model card. Optional compressions (`ExportSettings`), each reported
   the unknown token, so the tokenizer ships unchanged.
 - embedding rank: the embedding and the first recurrent layer factorised to N columns
   (`RNNStudent.narrow`), with no training; tokens weighted by their frequency in a set of texts.
-- int8 dynamic quantisation of the weights (`quantize`), optionally with the embedding in 4-bit
-  blocks.
+- weight-only int8 quantisation (`quantize`; activations stay float32), optionally with the
+  embedding in 4-bit blocks.
 
 Modules: `graph` (the ONNX graphs), `quantize`, `vocabulary` (token counts, pruning) and
 `bundle` (the folder: `export_bundle`, `export_student`, the teacher's bundle).

@@ -88,8 +88,9 @@ def weight_only_int8(model: Any) -> Any:
 
 
 def _symmetric_int8(values: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """int8 values in [-127, 127] and float32 scales that broadcast against them (`values` ~ int8 *
-    scale), one per index of `axis` (one in all when `axis` is None); an all-zero channel gets scale 1."""
+    """int8 values in [-127, 127] and float32 scales that broadcast against them (`values` ~
+    int8 * scale), one per index of `axis` (one in all when `axis` is None); an all-zero channel
+    gets scale 1."""
     if axis is None:
         peak = np.abs(values).max(keepdims=True)
     else:
