@@ -157,3 +157,24 @@ def test_no_header_with_column_names_says_they_are_positions(tmp_path: Path):
     (tmp_path / "test.tsv").write_text("1\tgood\n", encoding="utf-8")
     with pytest.raises(DataError, match="0-based positions"):
         read_labelled(tmp_path / "test.tsv", header=False)
+
+
+def test_the_runs_teacher_exports_as_a_bundle_that_predict_scores(tiny_teacher_dir, tmp_path):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_teacher_dir, run_dir / "teacher" / "model")
+    (run_dir / "teacher" / "stage.json").write_text(
+        json.dumps({"fingerprint": "x", "settings": {"max_length": 16}})
+    )
+    (run_dir / "data").mkdir()
+    (run_dir / "data" / "labels.json").write_text(json.dumps({"names": LABELS}))
+    exported = CliRunner().invoke(app, ["export-teacher", str(run_dir), str(tmp_path / "teacher")])
+    assert exported.exit_code == 0, exported.output
+    teacher = Predictor(tmp_path / "teacher")
+    ids = [p.label_id for p in teacher.predict(TEXTS)]
+    rows = [f"{text}\t{LABELS[i]}" for text, i in zip(TEXTS, ids, strict=True)]
+    (tmp_path / "test.tsv").write_text("sentence\tlabel\n" + "\n".join(rows) + "\n")
+    result = invoke(str(tmp_path / "teacher"), "--labelled", str(tmp_path / "test.tsv"))
+    assert result.exit_code == 0, result.output
+    assert "100.00 %" in result.output and "5 of 5" in result.output

@@ -356,6 +356,31 @@ def export(
     print_export_summary(console, summary)
 
 
+@app.command("export-teacher")
+def export_teacher(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder with a finished teacher stage.")],
+    output_dir: Annotated[
+        Path, typer.Argument(help="Bundle folder to write; a bundle already there is replaced.")
+    ],
+    verbose: VerboseOpt = False,
+) -> None:
+    """Export the run's fine-tuned teacher as a bundle, so that `distilrnn predict` runs (and
+    with --labelled scores) it exactly as it runs a student, on your own data."""
+    from distilrnn.export import export_teacher_bundle
+    from distilrnn.run import Run
+
+    _setup_logging(verbose)
+    run = Run(run_dir)
+    record = run.teacher()
+    summary = export_teacher_bundle(
+        record.model_dir,
+        output_dir,
+        labels=run.label_names(),
+        max_length=int(record.settings.get("max_length", 128)),
+    )
+    console.print(f"teacher bundle: {summary['bundle_dir']} ({summary['bundle_bytes']:,} bytes)")
+
+
 @app.command(epilog=SETTINGS_EPILOG)
 @settings_options("benchmark")
 def benchmark(
