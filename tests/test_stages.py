@@ -249,3 +249,11 @@ def test_two_commands_building_one_student_build_it_once(
     again = Pipeline(load_config(None, overrides))
     again.run(until="student")
     assert again.built == []
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"names": []}'])
+def test_a_corrupt_label_names_file_is_one_error_naming_it(tmp_path, content):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "labels.json").write_text(content)
+    with pytest.raises(RunFolderError, match=r"labels\.json is corrupt"):
+        Run(tmp_path).label_names()

@@ -283,11 +283,16 @@ class Run:
 
     # records --------------------------------------------------------------------------------
     def label_names(self) -> list[str]:
-        from distilrnn.runtime import read_label_names
-
         if not self.label_names_file.is_file():
             raise RunFolderError(f"no finished data stage in {self.root}: run `distilrnn data`")
-        return read_label_names(self.label_names_file)
+        names = read_json(self.label_names_file)
+        names = names.get("names") if isinstance(names, dict) else None
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise RunFolderError(
+                f"{self.label_names_file} is corrupt: expected {{'names': [label, ...]}}; "
+                "rebuild it with `distilrnn data --force data`"
+            )
+        return names
 
     def task(self) -> Task:
         from distilrnn.data import Task
