@@ -2,14 +2,12 @@
 
 Every setting lives in a dataclass of `distilrnn.config`; the TOML file, `--set section.key=value`
 and `distilrnn settings` all read them from there, and the `export` and `benchmark` commands get
-one flag per field of their section (`settings_options`), so a setting cannot exist in one
-place and not the others.
+one flag per field of their section (`cli_options.settings_options`), so a setting cannot exist
+in one place and not the others.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import inspect
 import logging
 import sys
@@ -23,9 +21,10 @@ from rich.logging import RichHandler
 from rich.markup import escape
 from rich.table import Table
 
+from distilrnn.cli_options import settings_options
 from distilrnn.cli_predict import predict
 from distilrnn.cli_tables import print_export_summary, print_results
-from distilrnn.config import SECTIONS, RunConfig
+from distilrnn.config import RunConfig
 from distilrnn.config_io import describe_settings, load_config
 from distilrnn.errors import DistilrnnError
 from distilrnn.stages import STAGES
@@ -108,59 +107,6 @@ def _config(
     if run_dir:
         values["run_dir"] = run_dir
     return load_config(config, list(overrides or []), values)
-
-
-def settings_options(section: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Give a command one `--flag` per field of `[section]`'s settings dataclass (help text
-    from the field); the command receives the flags given as `section_values`, a dict that
-    overrides the config's `[section]`."""
-    cls = SECTIONS[section]
-    hints = get_type_hints(cls)
-
-    def option(field: dataclasses.Field) -> inspect.Parameter:
-        flag = "--" + field.name.replace("_", "-")
-        hint = hints[field.name]
-        help_text = field.metadata.get("help", "")
-        if hint is bool:
-            declared: Any = Annotated[
-                bool | None, typer.Option(f"{flag}/--no-{flag[2:]}", help=help_text)
-            ]
-        elif getattr(hint, "__origin__", None) is list:
-            declared = Annotated[hint | None, typer.Option(flag, help=help_text + " Repeatable.")]
-        else:
-            declared = Annotated[hint | None, typer.Option(flag, help=help_text)]
-        return inspect.Parameter(
-            f"{section}__{field.name}",
-            inspect.Parameter.KEYWORD_ONLY,
-            default=None,
-            annotation=declared,
-        )
-
-    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
-        signature = inspect.signature(command)
-        resolved = get_type_hints(command, include_extras=True)  # annotations are strings here
-        own = [
-            p.replace(annotation=resolved[p.name])
-            for p in signature.parameters.values()
-            if p.name != "section_values"
-        ]
-        prefix = f"{section}__"
-
-        @functools.wraps(command)
-        def wrapper(**kwargs: Any) -> Any:
-            given = {
-                name.removeprefix(prefix): kwargs.pop(name)
-                for name in [n for n in kwargs if n.startswith(prefix)]
-            }
-            given = {k: v for k, v in given.items() if v is not None and v != []}
-            return command(**kwargs, section_values=given)
-
-        wrapper.__signature__ = signature.replace(
-            parameters=[*own, *(option(f) for f in dataclasses.fields(cls))]
-        )
-        return wrapper
-
-    return decorate
 
 
 # stages ------------------------------------------------------------------------------------

@@ -103,7 +103,7 @@ def _score(
     output_format: OutputFormat,
 ) -> None:
     """Print the bundle's accuracy on the labelled file `path` (text and label `columns`)."""
-    from distilrnn.runtime import label_ids, read_labelled
+    from distilrnn.labelled import label_ids, read_labelled
 
     texts, raw_labels, numbers = read_labelled(path, *columns, header=header)
     where = [f"{path}:{number}" for number in numbers]
@@ -121,7 +121,8 @@ def _score(
 
 def _predict_inputs(texts: list[str] | None, file: Path | None) -> list[str]:
     """The texts to classify: the arguments, the file's lines, or stdin's lines."""
-    from distilrnn.runtime import decoded_lines, texts_from_lines
+    from distilrnn.labelled import decoded_lines
+    from distilrnn.runtime import texts_from_lines
 
     if texts and file is not None:
         raise DataError("give the texts as arguments or with --file, not both")
@@ -146,7 +147,7 @@ def _predict_inputs(texts: list[str] | None, file: Path | None) -> list[str]:
 def _stdin_lines() -> list[str]:
     """stdin's lines, decoded as UTF-8 here (from its bytes where it has them), so that a bad
     byte sequence is a `DataError` naming the line."""
-    from distilrnn.runtime import decoded_lines
+    from distilrnn.labelled import decoded_lines
 
     buffer = getattr(sys.stdin, "buffer", None)
     if buffer is not None:

@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
-import numbers
 import os
-import re
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -34,6 +31,13 @@ from datasets import Dataset, DatasetDict, Features, Value
 from distilrnn.atomic import replace_directory, write_json_atomic
 from distilrnn.config import DataConfig
 from distilrnn.errors import DataError, MissingFileError
+from distilrnn.label_rules import (
+    canonical_label,
+    encode_labels,
+    label_index,
+    label_vocabulary,
+    raw_labels,
+)
 from distilrnn.readers import (
     FORMATS,
     SPLITS,
@@ -229,7 +233,7 @@ def _drop_empty(rows: Rows) -> Rows:
         return rows
     logger.warning("%s: dropped %d row(s) with empty text (data.drop_empty)", rows.origin, dropped)
     if rows.labels is not None and len(rows.labels) != len(rows.texts):
-        return rows  # refused by _raw_labels
+        return rows  # refused by raw_labels
     return dataclasses.replace(
         rows,
         texts=[rows.texts[i] for i in keep],
@@ -259,91 +263,6 @@ def _clean_texts(rows: Rows) -> list[str]:
     return texts
 
 
-# an integer or decimal number as written: sign, integer digits, fraction digits
-_NUMBER = re.compile(r"([+-]?)(\d+)(?:\.(\d*))?")
-
-
-def canonical_label(label: Any) -> str | None:
-    """A raw label as the string it is known by; None when missing (None, NaN or blank).
-
-    This is the one place that decides when two raw labels are the same class:
-    - surrounding whitespace is ignored (`" pos "` is `pos`);
-    - numbers are compared by value, however written: `1`, `01`, `+1`, `1.0`, ` 1 ` and the
-      number 1.0 are the label `1`, `-0` is `0`, `0.50` is `0.5` (pandas turns an integer
-      column with a gap into floats; spreadsheets write `1.0`);
-    - JSON `true` / `false` (Python booleans) are the labels `true` / `false`, the same as
-      those words written in a TSV file, and not `1` / `0`;
-    - the case of other strings is kept: `Positive` and `positive` are different classes,
-      since case can carry meaning (tags such as `B-PER`, grades `A` / `a`) and merging them
-      would hide a mistake in the data; `label_vocabulary` warns about such pairs.
-    """
-    if label is None:
-        return None
-    if isinstance(label, bool):
-        return "true" if label else "false"
-    if isinstance(label, numbers.Real) and not isinstance(label, numbers.Integral):
-        value = float(label)
-        if math.isnan(value):
-            return None
-        label = repr(int(value)) if value.is_integer() else repr(value)
-    text = str(label).strip()
-    match = _NUMBER.fullmatch(text)
-    if match is None:
-        return text or None
-    sign, whole, fraction = match.groups()
-    whole, fraction = whole.lstrip("0") or "0", (fraction or "").rstrip("0")
-    number = f"{whole}.{fraction}" if fraction else whole
-    return f"-{number}" if sign == "-" and number != "0" else number
-
-
-def _raw_labels(rows: Rows) -> list[str] | None:
-    if rows.labels is None:
-        return None
-    if len(rows.labels) != len(rows.texts):
-        raise DataError(f"{rows.origin}: {len(rows.texts)} texts but {len(rows.labels)} labels")
-    raw = []
-    for index, label in enumerate(rows.labels):
-        text = canonical_label(label)
-        if text is None:
-            raise DataError(f"{rows.where(index)}: empty label{rows.column(1)}")
-        raw.append(text)
-    return raw
-
-
-def label_vocabulary(raw_labels: list[str]) -> list[str]:
-    """Label names in id order: integers sorted numerically, other strings alphabetically.
-    Labels that differ only in case are kept apart (`canonical_label`) with a warning."""
-    unique = set(raw_labels)
-    if all(label.lstrip("-").isdigit() for label in unique):
-        return sorted(unique, key=int)
-    folded: dict[str, list[str]] = {}
-    for label in sorted(unique):
-        folded.setdefault(label.casefold(), []).append(label)
-    for same in (group for group in folded.values() if len(group) > 1):
-        logger.warning("labels %s differ only in case: they are different classes", same)
-    return sorted(unique)
-
-
-def _encode(rows: Rows, raw: list[str], index: dict[str, int] | None, reason: str) -> list[int]:
-    """Label ids of `raw` by `index`; without an index (unlabelled training texts and no
-    names), labels must already be ids."""
-    ids = []
-    for row, label in enumerate(raw):
-        if index is None:
-            if not label.isdigit():
-                raise DataError(
-                    f"{rows.where(row)}: label {label!r} is not an integer id; with unlabelled "
-                    "training texts, give label_names to use string labels"
-                )
-            ids.append(int(label))
-        elif label in index:
-            ids.append(index[label])
-        else:
-            known = ", ".join(index)
-            raise DataError(f"{rows.where(row)}: label {label!r} {reason} (known: {known})")
-    return ids
-
-
 def _assemble(
     rows: Iterable[Rows],
     *,
@@ -357,11 +276,9 @@ def _assemble(
     """Validate and encode raw splits into a task: the one path every source takes.
 
     `rows` (train first) are checked as they come, so a file is checked before the next is
-    read. `vocabulary`: the label strings in id order when the source fixes them (a
-    `ClassLabel`); otherwise the sorted training labels. `label_names` then renames them (same
-    count), or, for unlabelled training texts, is the vocabulary itself. `drop_empty` drops
-    rows with an empty text instead of stopping; `held_out` is the share of the training rows
-    held out as validation when no validation split is given.
+    read. `vocabulary` (fixed by the source, e.g. a `ClassLabel`) and `label_names`: see
+    `label_index`. `drop_empty` drops rows with an empty text instead of stopping; `held_out`
+    is the share of the training rows held out as validation when no validation split is given.
     """
     given: dict[str, Rows] = {}
     texts: dict[str, list[str]] = {}
@@ -369,31 +286,14 @@ def _assemble(
     for r in rows:
         if drop_empty and len(r.texts) > 0:
             r = _drop_empty(r)
-        given[r.split], texts[r.split], raw[r.split] = r, _clean_texts(r), _raw_labels(r)
-    reason = "is not one of the task's labels"
-    if vocabulary is None and raw["train"] is not None:
-        vocabulary, reason = label_vocabulary(raw["train"]), "never occurs in the training split"
-    index: dict[str, int] | None = None
-    names: list[str] = []
-    if vocabulary is not None:
-        index = {label: i for i, label in enumerate(vocabulary)}
-        names = list(vocabulary)
-        if label_names:
-            if len(label_names) != len(names):
-                raise DataError(
-                    f"label_names has {len(label_names)} names but the training data "
-                    f"has {len(names)} labels ({', '.join(names)})"
-                )
-            names = [str(name) for name in label_names]
-    elif label_names:  # unlabelled training texts: a label is a name or an id
-        names = [str(name) for name in label_names]
-        index = {str(i): i for i in range(len(names))} | {n: i for i, n in enumerate(names)}
+        given[r.split], texts[r.split], raw[r.split] = r, _clean_texts(r), raw_labels(r)
+    index, names, reason = label_index(raw["train"], vocabulary, label_names)
     datasets = {}
     for split, r in given.items():
         ids = (
             [UNLABELLED] * len(texts[split])
             if raw[split] is None
-            else _encode(r, raw[split], index, reason)
+            else encode_labels(r, raw[split], index, reason)
         )
         datasets[split] = Dataset.from_dict({"text": texts[split], "label": ids}, _FEATURES)
     return _split(datasets, names, split_seed, max_train_samples, held_out)

@@ -26,6 +26,7 @@ from distilrnn.atomic import replace_directory, write_json_atomic
 from distilrnn.config import RunConfig, StudentSettings, Variant
 from distilrnn.data import Task, data_files, load_task
 from distilrnn.errors import ConfigError
+from distilrnn.ledger import Ledger
 from distilrnn.run import (
     METRICS_NAME,
     Run,
@@ -37,7 +38,6 @@ from distilrnn.run import (
 from distilrnn.stages import (
     STAGES,
     Built,
-    Ledger,
     RunOutputs,
     Stage,
     file_digest,

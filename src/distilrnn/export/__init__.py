@@ -23,10 +23,10 @@ from distilrnn.export.bundle import (
     export_bundle,
     export_student,
     export_teacher_bundle,
-    file_bytes,
     find_student,
     write_compact_tokenizer,
 )
+from distilrnn.export.files import file_bytes
 from distilrnn.export.graph import BundleModel, TeacherLogits, export_onnx, export_teacher_onnx
 from distilrnn.export.quantize import EMBEDDING_BITS, EMBEDDING_BLOCK, quantize_onnx
 from distilrnn.export.vocabulary import (
