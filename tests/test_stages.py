@@ -172,7 +172,7 @@ def test_force_removes_the_stages_checkpoints_before_building(
     stage, task_dir, tiny_teacher_dir, tmp_path, monkeypatch
 ):
     import distilrnn.distillation
-    import distilrnn.pipeline
+    import distilrnn.stage_builds
 
     run_dir = tmp_path / "run"
     overrides = tiny_run_overrides(task_dir, tiny_teacher_dir, run_dir)
@@ -187,7 +187,7 @@ def test_force_removes_the_stages_checkpoints_before_building(
 
     seen = []
     module, name = (
-        (distilrnn.pipeline, "finetune")
+        (distilrnn.stage_builds, "finetune")
         if stage == "teacher"
         else (distilrnn.distillation, "train_student")
     )

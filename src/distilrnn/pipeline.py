@@ -11,44 +11,43 @@ whose inputs did not change is reused, one whose inputs changed is rebuilt.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import shutil
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from datasets import Dataset
 
-from distilrnn.atomic import replace_directory, write_json_atomic
+from distilrnn.atomic import write_json_atomic
 from distilrnn.config import RunConfig, StudentSettings, Variant
 from distilrnn.data import Task, data_files, load_task
 from distilrnn.errors import ConfigError
 from distilrnn.ledger import Ledger
 from distilrnn.run import (
-    METRICS_NAME,
     Run,
     StudentRecord,
     load_predictions,
     save_predictions,
-    training_rows,
+)
+from distilrnn.stage_builds import (
+    build_augment,
+    build_data,
+    build_label,
+    build_student,
+    build_teacher,
+    split_logits,
 )
 from distilrnn.stages import (
     STAGES,
     Built,
     RunOutputs,
-    Stage,
     file_digest,
     fingerprinted,
     folder_digest,
     legacy_fingerprints,
     once,
-    resolve,
     student_stage,
 )
-from distilrnn.teacher import Teacher, check_fits, finetune
+from distilrnn.teacher import Teacher
 from distilrnn.variants import needs_teacher_logits, needs_transfer_set, select
 
 logger = logging.getLogger(__name__)
@@ -137,15 +136,8 @@ class Pipeline:
         stage.legacy = legacy_fingerprints("data", settings, files)
         if not self.ledger.done(stage):
             task = load_task(self.config.data)  # before the folder is made: a bad path leaves none
-            self.ledger.build(stage, lambda: self._build_data(stage, task, settings, files))
+            self.ledger.build(stage, lambda: build_data(self, stage, task, settings, files))
         return Built(self.folder.task(), stage.fingerprint, stage.legacy)
-
-    def _build_data(self, stage: Stage, task: Task, settings: dict, files: list) -> None:
-        task.save(stage.directory)
-        sizes = {split: len(task.splits[split]) for split in task.splits}
-        write_json_atomic(stage.directory / METRICS_NAME, {"sizes": sizes})
-        stage.finish({"data": settings, "files": files})
-        logger.info("data: %s examples, labels %s", sizes, task.label_names)
 
     # teacher --------------------------------------------------------------------------------
     @once
@@ -165,56 +157,8 @@ class Pipeline:
             }
         stage = self.ledger.stage("teacher", self.folder.teacher_dir, data, settings)
         if not self.ledger.done(stage):
-            self.ledger.build(stage, lambda: self._build_teacher(stage, task, settings))
+            self.ledger.build(stage, lambda: build_teacher(self, stage, task, settings))
         return Built(self.folder.teacher(), stage.fingerprint, stage.legacy)
-
-    def _build_teacher(self, stage: Stage, task: Task, settings: dict) -> None:
-        cfg = self.config.teacher
-        metrics: dict[str, Any] = {}
-        model_dir = self.folder.teacher_model_dir
-        if cfg.checkpoint:
-            teacher = Teacher.from_pretrained(
-                cfg.checkpoint,
-                trust_remote_code=cfg.trust_remote_code,
-                max_length=cfg.max_length,
-            )
-            check_fits(teacher.model, task.label_names, cfg.checkpoint)
-        else:
-            work_dir = self.ledger.work_dir(stage)
-            tmp = stage.directory / "model.tmp"
-            shutil.rmtree(tmp, ignore_errors=True)
-            metrics = finetune(
-                task, cfg, work_dir, tmp, self.device, logging_dir=stage.directory / "logs"
-            )
-            replace_directory(tmp, model_dir)
-            shutil.rmtree(work_dir, ignore_errors=True)
-            teacher = Teacher.from_pretrained(str(model_dir), max_length=cfg.max_length)
-        predictions = self._split_logits(teacher, task)
-        for split, logits in predictions.items():
-            labels = np.asarray(task.splits[split]["label"])
-            metrics[f"{split}_accuracy"] = float((logits.argmax(-1) == labels).mean())
-        if cfg.checkpoint:
-            teacher.save_pretrained(model_dir)
-        save_predictions(stage.directory, predictions)
-        write_json_atomic(stage.directory / METRICS_NAME, metrics)
-        stage.finish(settings)
-        logger.info(
-            "teacher: validation %.4f, test %.4f",
-            metrics["validation_accuracy"],
-            metrics["test_accuracy"],
-        )
-
-    def _split_logits(self, teacher: Teacher, task: Task) -> dict[str, np.ndarray]:
-        """The teacher's logits `{split: (n, num_labels)}` on the validation and test halves."""
-        return {
-            split: teacher.logits(
-                list(task.splits[split]["text"]),
-                batch_size=self.config.teacher.eval_batch_size,
-                max_tokens=0,
-                device=self.device,
-            )
-            for split in ("validation", "test")
-        }
 
     def teacher_predictions(self) -> dict[str, np.ndarray]:
         """The teacher's validation / test logits, computed and saved first when missing (runs
@@ -225,7 +169,7 @@ class Pipeline:
             teacher = Teacher.from_pretrained(
                 str(record.model_dir), max_length=self.config.teacher.max_length
             )
-            predictions = self._split_logits(teacher, self.folder.task())
+            predictions = split_logits(self, teacher, self.folder.task())
             save_predictions(record.directory, predictions)
         return predictions
 
@@ -267,46 +211,8 @@ class Pipeline:
         ]
         stage = self.ledger.stage("augment", self.folder.augment_dir, inputs, settings)
         if not self.ledger.done(stage):
-            self.ledger.build(stage, lambda: self._build_augment(stage, data, settings, inputs))
+            self.ledger.build(stage, lambda: build_augment(self, stage, data, settings, inputs))
         return Built(self.folder.transfer_set(), stage.fingerprint, stage.legacy)
-
-    def _build_augment(self, stage: Stage, data: Built, settings: dict, inputs: list) -> None:
-        from distilrnn.augmentation import augment
-        from distilrnn.teacher import load_tokenizer
-
-        cfg = self.config
-        train = data.value.splits["train"]
-        started = time.perf_counter()
-        texts = augment(
-            list(train["text"]),
-            tokenizer=load_tokenizer(str(self.teacher().value.model_dir)),
-            settings=cfg.augment,
-            cache_dir=self.folder.work_dir / "pos-tags",
-        )
-        seconds = time.perf_counter() - started
-        generated = len(texts) - len(train)
-        # the rows that are the training texts keep their labels (TRANSFER_SET_RULE)
-        transfer = Dataset.from_dict(
-            {"text": texts, "label": list(train["label"]) + [-1] * generated}
-        )
-        tmp = stage.directory / "transfer.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        transfer.save_to_disk(str(tmp))
-        replace_directory(tmp, self.folder.transfer_dir)
-        metrics = {
-            "train_texts": len(train),
-            "generated_texts": generated,
-            "transfer_texts": len(transfer),
-            "seconds": seconds,
-        }
-        write_json_atomic(stage.directory / METRICS_NAME, metrics)
-        stage.finish({"augment": settings, "inputs": resolve(inputs)})
-        logger.info(
-            "augment: %d training + %d generated texts in %.0f s",
-            len(train),
-            generated,
-            seconds,
-        )
 
     def transfer_texts(self) -> Built:
         """What the label stage labels: the transfer set if a student needs it, else train."""
@@ -326,46 +232,10 @@ class Pipeline:
         stage = self.ledger.stage("label", self.folder.labels_dir, teacher, texts, settings)
         shards = stage.directory / f"logits-{stage.fingerprint[:12]}"
         if not self.ledger.done(stage):
-            self.ledger.build(stage, lambda: self._build_label(stage, shards, texts, teacher))
+            self.ledger.build(stage, lambda: build_label(self, stage, shards, texts, teacher))
         elif not shards.is_dir():  # a record of an older run format: its folder keeps its name
             shards = next(iter(sorted(stage.directory.glob("logits-*"))), shards)
         return Built(load_labelled(shards), stage.fingerprint, stage.legacy)
-
-    def _build_label(self, stage: Stage, shards: Path, texts: Built, teacher: Built) -> None:
-        """Label the texts' missing shards (a damaged shard is dropped first and labelled
-        again; the others are kept)."""
-        from distilrnn.labeling import label_texts
-
-        cfg = self.config
-        settings = {"max_length": cfg.teacher.max_length, "label": fingerprinted(cfg.label)}
-        for damaged in stage.damaged:
-            parts = Path(damaged).parts
-            if parts[:2] == (shards.name, "shards") and len(parts) > 3:
-                shutil.rmtree(shards / "shards" / parts[2], ignore_errors=True)
-        for stale in stage.directory.glob("logits-*"):
-            if stale != shards:
-                shutil.rmtree(stale)
-        model = Teacher.from_pretrained(
-            str(teacher.value.model_dir), max_length=cfg.teacher.max_length
-        )
-        started = time.perf_counter()
-        label_texts(
-            model.model,
-            model.tokenizer,
-            texts.value,
-            shards,
-            cfg.label.batch_size,
-            cfg.label.shard_size,
-            cfg.teacher.max_length,
-            self.device,
-            cfg.label.max_tokens,
-        )
-        seconds = time.perf_counter() - started
-        write_json_atomic(
-            stage.directory / METRICS_NAME,
-            {"texts": len(texts.value), "seconds_this_run": seconds},
-        )
-        stage.finish(settings)
 
     def labelled(self) -> Built | None:
         """The label stage's output when a selected variant (or one it starts from) distils."""
@@ -400,51 +270,9 @@ class Pipeline:
         if not self.ledger.done(stage):
             self.ledger.build(
                 stage,
-                lambda: self._build_student(stage, variant, seed, settings, parent, labelled),
+                lambda: build_student(self, stage, variant, seed, settings, parent, labelled),
             )
         return Built(StudentRecord.read(directory), stage.fingerprint, stage.legacy)
-
-    def _build_student(
-        self,
-        stage: Stage,
-        variant: Variant,
-        seed: int,
-        settings: StudentSettings,
-        parent: Built | None,
-        labelled: Built | None,
-    ) -> None:
-        from distilrnn.distillation import train_student
-
-        data, teacher, directory = self.data(), self.teacher(), stage.directory
-        values = fingerprinted(settings, drop=("seeds",))
-        if settings.temperature == "auto":  # only `kl` reads the temperature
-            temperature = self.calibration().value if settings.objective == "kl" else 1.0
-            settings = dataclasses.replace(settings, temperature=temperature)
-        task: Task = data.value
-        train = (
-            training_rows(labelled.value, len(task.splits["train"]), settings.transfer_set)
-            if labelled
-            else task.splits["train"]
-        )
-        tmp = directory.with_name(directory.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        metrics = train_student(
-            settings,
-            seed,
-            train,
-            task,
-            teacher.value.model_dir,
-            tmp,
-            self.ledger.work_dir(stage),
-            self.device,
-            init_dir=parent.value.directory if parent else None,
-            logging_dir=tmp / "logs",
-            name=variant.name,
-        )
-        metrics.update(variant=variant.name, seed=seed)
-        write_json_atomic(tmp / METRICS_NAME, metrics)
-        replace_directory(tmp, directory)
-        stage.finish(values)
 
     # results --------------------------------------------------------------------------------
     def evaluate(self, students: list[Path] | None = None) -> dict:

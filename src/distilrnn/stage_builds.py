@@ -1,0 +1,213 @@
+"""What each stage of the pipeline builds, once `distilrnn.pipeline.Pipeline` has decided it
+must: the data splits, the teacher and its logits, the transfer set, its labels, a student.
+Each function writes the stage's files into its folder and finishes its record last."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from datasets import Dataset
+
+from distilrnn.atomic import replace_directory, write_json_atomic
+from distilrnn.config import StudentSettings, Variant
+from distilrnn.data import Task
+from distilrnn.run import (
+    METRICS_NAME,
+    save_predictions,
+    training_rows,
+)
+from distilrnn.stages import (
+    Built,
+    Stage,
+    fingerprinted,
+    resolve,
+)
+from distilrnn.teacher import Teacher, check_fits, finetune
+
+if TYPE_CHECKING:
+    from distilrnn.pipeline import Pipeline
+
+logger = logging.getLogger("distilrnn.pipeline")
+
+
+def build_data(pipeline: Pipeline, stage: Stage, task: Task, settings: dict, files: list) -> None:
+    task.save(stage.directory)
+    sizes = {split: len(task.splits[split]) for split in task.splits}
+    write_json_atomic(stage.directory / METRICS_NAME, {"sizes": sizes})
+    stage.finish({"data": settings, "files": files})
+    logger.info("data: %s examples, labels %s", sizes, task.label_names)
+
+
+def build_teacher(pipeline: Pipeline, stage: Stage, task: Task, settings: dict) -> None:
+    cfg = pipeline.config.teacher
+    metrics: dict[str, Any] = {}
+    model_dir = pipeline.folder.teacher_model_dir
+    if cfg.checkpoint:
+        teacher = Teacher.from_pretrained(
+            cfg.checkpoint,
+            trust_remote_code=cfg.trust_remote_code,
+            max_length=cfg.max_length,
+        )
+        check_fits(teacher.model, task.label_names, cfg.checkpoint)
+    else:
+        work_dir = pipeline.ledger.work_dir(stage)
+        tmp = stage.directory / "model.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        metrics = finetune(
+            task, cfg, work_dir, tmp, pipeline.device, logging_dir=stage.directory / "logs"
+        )
+        replace_directory(tmp, model_dir)
+        shutil.rmtree(work_dir, ignore_errors=True)
+        teacher = Teacher.from_pretrained(str(model_dir), max_length=cfg.max_length)
+    predictions = split_logits(pipeline, teacher, task)
+    for split, logits in predictions.items():
+        labels = np.asarray(task.splits[split]["label"])
+        metrics[f"{split}_accuracy"] = float((logits.argmax(-1) == labels).mean())
+    if cfg.checkpoint:
+        teacher.save_pretrained(model_dir)
+    save_predictions(stage.directory, predictions)
+    write_json_atomic(stage.directory / METRICS_NAME, metrics)
+    stage.finish(settings)
+    logger.info(
+        "teacher: validation %.4f, test %.4f",
+        metrics["validation_accuracy"],
+        metrics["test_accuracy"],
+    )
+
+
+def split_logits(pipeline: Pipeline, teacher: Teacher, task: Task) -> dict[str, np.ndarray]:
+    """The teacher's logits `{split: (n, num_labels)}` on the validation and test halves."""
+    return {
+        split: teacher.logits(
+            list(task.splits[split]["text"]),
+            batch_size=pipeline.config.teacher.eval_batch_size,
+            max_tokens=0,
+            device=pipeline.device,
+        )
+        for split in ("validation", "test")
+    }
+
+
+def build_augment(
+    pipeline: Pipeline, stage: Stage, data: Built, settings: dict, inputs: list
+) -> None:
+    from distilrnn.augmentation import augment
+    from distilrnn.teacher import load_tokenizer
+
+    cfg = pipeline.config
+    train = data.value.splits["train"]
+    started = time.perf_counter()
+    texts = augment(
+        list(train["text"]),
+        tokenizer=load_tokenizer(str(pipeline.teacher().value.model_dir)),
+        settings=cfg.augment,
+        cache_dir=pipeline.folder.work_dir / "pos-tags",
+    )
+    seconds = time.perf_counter() - started
+    generated = len(texts) - len(train)
+    # the rows that are the training texts keep their labels (TRANSFER_SET_RULE)
+    transfer = Dataset.from_dict({"text": texts, "label": list(train["label"]) + [-1] * generated})
+    tmp = stage.directory / "transfer.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    transfer.save_to_disk(str(tmp))
+    replace_directory(tmp, pipeline.folder.transfer_dir)
+    metrics = {
+        "train_texts": len(train),
+        "generated_texts": generated,
+        "transfer_texts": len(transfer),
+        "seconds": seconds,
+    }
+    write_json_atomic(stage.directory / METRICS_NAME, metrics)
+    stage.finish({"augment": settings, "inputs": resolve(inputs)})
+    logger.info(
+        "augment: %d training + %d generated texts in %.0f s",
+        len(train),
+        generated,
+        seconds,
+    )
+
+
+def build_label(
+    pipeline: Pipeline, stage: Stage, shards: Path, texts: Built, teacher: Built
+) -> None:
+    """Label the texts' missing shards (a damaged shard is dropped first and labelled
+    again; the others are kept)."""
+    from distilrnn.labeling import label_texts
+
+    cfg = pipeline.config
+    settings = {"max_length": cfg.teacher.max_length, "label": fingerprinted(cfg.label)}
+    for damaged in stage.damaged:
+        parts = Path(damaged).parts
+        if parts[:2] == (shards.name, "shards") and len(parts) > 3:
+            shutil.rmtree(shards / "shards" / parts[2], ignore_errors=True)
+    for stale in stage.directory.glob("logits-*"):
+        if stale != shards:
+            shutil.rmtree(stale)
+    model = Teacher.from_pretrained(str(teacher.value.model_dir), max_length=cfg.teacher.max_length)
+    started = time.perf_counter()
+    label_texts(
+        model.model,
+        model.tokenizer,
+        texts.value,
+        shards,
+        cfg.label.batch_size,
+        cfg.label.shard_size,
+        cfg.teacher.max_length,
+        pipeline.device,
+        cfg.label.max_tokens,
+    )
+    seconds = time.perf_counter() - started
+    write_json_atomic(
+        stage.directory / METRICS_NAME,
+        {"texts": len(texts.value), "seconds_this_run": seconds},
+    )
+    stage.finish(settings)
+
+
+def build_student(
+    pipeline: Pipeline,
+    stage: Stage,
+    variant: Variant,
+    seed: int,
+    settings: StudentSettings,
+    parent: Built | None,
+    labelled: Built | None,
+) -> None:
+    from distilrnn.distillation import train_student
+
+    data, teacher, directory = pipeline.data(), pipeline.teacher(), stage.directory
+    values = fingerprinted(settings, drop=("seeds",))
+    if settings.temperature == "auto":  # only `kl` reads the temperature
+        temperature = pipeline.calibration().value if settings.objective == "kl" else 1.0
+        settings = dataclasses.replace(settings, temperature=temperature)
+    task: Task = data.value
+    train = (
+        training_rows(labelled.value, len(task.splits["train"]), settings.transfer_set)
+        if labelled
+        else task.splits["train"]
+    )
+    tmp = directory.with_name(directory.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    metrics = train_student(
+        settings,
+        seed,
+        train,
+        task,
+        teacher.value.model_dir,
+        tmp,
+        pipeline.ledger.work_dir(stage),
+        pipeline.device,
+        init_dir=parent.value.directory if parent else None,
+        logging_dir=tmp / "logs",
+        name=variant.name,
+    )
+    metrics.update(variant=variant.name, seed=seed)
+    write_json_atomic(tmp / METRICS_NAME, metrics)
+    replace_directory(tmp, directory)
+    stage.finish(values)
