@@ -56,7 +56,7 @@ def read_labelled(
     if fmt == "jsonl":
         if not header:
             raise DataError(f"{path}: --no-header applies to TSV / CSV files, not JSON lines")
-        rows = _jsonl_rows(path, lines, columns)
+        rows = jsonl_rows(path, lines, columns)
     else:
         rows = _delimited_rows(path, lines, "\t" if fmt == "tsv" else ",", columns, header)
     texts, labels, numbers = [], [], []
@@ -112,9 +112,11 @@ def _delimited_rows(
         yield number, row[text_index], row[label_index]
 
 
-def _jsonl_rows(
-    path: Path, lines: list[tuple[int, str]], columns: tuple[str, str]
+def jsonl_rows(
+    path: Path, lines: Iterable[tuple[int, str]], columns: tuple[str, str]
 ) -> Iterator[tuple[int, Any, Any]]:
+    """`(line number, text, label)` of JSON-lines records, each checked to be an object with
+    both `columns`; the data readers use it too."""
     for number, line in lines:
         try:
             record = json.loads(line)
