@@ -109,18 +109,8 @@ def test_bundle_tokenizer_is_the_students_without_the_indentation(tmp_path: Path
 
 
 def test_model_card_states_teacher_task_metrics_size_and_usage(tmp_path: Path):
-    student_dir = build_tiny_student(tmp_path / "student")
     teacher = {"name": "tiny-bert", "validation_accuracy": 0.91, "test_accuracy": 0.9}
-    summary = export_bundle(
-        RNNStudent.load(student_dir),
-        student_dir / TOKENIZER_NAME,
-        tmp_path / "bundle",
-        ExportSettings(),
-        labels=LABELS,
-        metrics=StudentRecord.read(student_dir).metrics,
-        teacher=teacher,
-        task="glue/sst2",
-    )
+    summary = _export_with_context(tmp_path, teacher, task="glue/sst2")
     card = (tmp_path / "bundle" / CARD_NAME).read_text()
     assert "`tiny-bert`" in card
     assert "`glue/sst2`" in card
@@ -489,18 +479,8 @@ def test_bundle_modes_follow_the_umask_not_mkdtemps_private_modes(tmp_path: Path
 
 
 def test_bundle_carries_no_absolute_path_of_the_building_machine(tmp_path: Path):
-    student_dir = build_tiny_student(tmp_path / "student")
     teacher = {"name": str(tmp_path / "models" / "my-teacher"), "source": "fine-tuned"}
-    export_bundle(
-        RNNStudent.load(student_dir),
-        student_dir / TOKENIZER_NAME,
-        tmp_path / "bundle",
-        ExportSettings(),
-        labels=LABELS,
-        metrics=StudentRecord.read(student_dir).metrics,
-        teacher=teacher,
-        task=str(tmp_path / "data" / "sst2"),
-    )
+    _export_with_context(tmp_path, teacher, task=str(tmp_path / "data" / "sst2"))
     for name in (CONFIG_NAME, CARD_NAME):
         text = (tmp_path / "bundle" / name).read_text()
         assert str(tmp_path) not in text, name
@@ -524,3 +504,18 @@ def test_card_of_a_run_says_distilrnn_fine_tuned_the_teacher_and_from_what(
     export_student(student_dir, tmp_path / "bundle")
     card = (tmp_path / "bundle" / CARD_NAME).read_text()
     assert "a teacher that distilrnn fine-tuned on `sst2 (train.tsv)` from `tiny-bert`" in card
+
+
+def _export_with_context(tmp_path: Path, teacher: dict, task: str) -> dict:
+    """A tiny student exported to `tmp_path / "bundle"` with a teacher and task for its card."""
+    student_dir = build_tiny_student(tmp_path / "student")
+    return export_bundle(
+        RNNStudent.load(student_dir),
+        student_dir / TOKENIZER_NAME,
+        tmp_path / "bundle",
+        ExportSettings(),
+        labels=LABELS,
+        metrics=StudentRecord.read(student_dir).metrics,
+        teacher=teacher,
+        task=task,
+    )
