@@ -68,6 +68,22 @@ class DataConfig:
         "Column holding the label (integer or string): its name, or with `header = false` its "
         "position.",
     )
+    text_pair_column: str = setting(
+        "",
+        "Column holding the second text of a sentence pair (GLUE MRPC: `#2 String`); empty: "
+        "single texts. Pairs are read by the teacher as one sequence (`text, text_pair`).",
+    )
+    task_type: str = setting(
+        "auto",
+        "`classification`, `regression` (float labels such as STS-B's 0-5 scores) or `auto`: "
+        "regression when every training label is a number and some are not whole numbers.",
+    )
+    metrics: list[str] = setting(
+        [],
+        "Metrics to score models by, the first choosing the model: `accuracy`, `f1` (positive "
+        "class = label id 1), `pearson`, `spearman`. Empty: accuracy for classification, "
+        "pearson and spearman for regression.",
+    )
     header: bool = setting(
         True,
         "TSV / CSV files start with a header line naming the columns. False: every line is a "
@@ -101,6 +117,7 @@ class DataConfig:
     def __post_init__(self) -> None:
         require_choice(self.format, ("auto", "tsv", "csv", "jsonl"), "data.format")
         require(self.max_train_samples >= 0, "data.max_train_samples", "must be >= 0")
+        require_choice(self.task_type, ("auto", "classification", "regression"), "data.task_type")
         require(
             0.0 <= self.validation_from_train < 1.0,
             "data.validation_from_train",
@@ -111,8 +128,15 @@ class DataConfig:
             "data.validation_from_train",
             "the validation file becomes the test split, so data.test_file must be empty",
         )
+        require(
+            self.text_pair_column not in (self.text_column, self.label_column),
+            "data.text_pair_column",
+            "must be a different column from data.text_column and data.label_column",
+        )
         if not self.header:
-            for name in ("text_column", "label_column"):
+            for name in ("text_column", "label_column") + (
+                ("text_pair_column",) if self.text_pair_column else ()
+            ):
                 value = getattr(self, name)
                 require(
                     value.isdigit(),
@@ -277,6 +301,12 @@ class StudentSettings:
         "first recurrent layer's input weights and biases (the layer that reads the narrowed "
         "embedding), the rest kept as trained.",
     )
+    pair_design: str = setting(
+        "siamese",
+        "How a student reads a sentence pair: `siamese` (Tang et al. 2019: one shared encoder "
+        "reads each text, the head reads [h1, h2, h1*h2, |h1-h2|]) or `joint` (the pair as one "
+        "sequence with the separator token, as the teacher reads it). Single texts: ignored.",
+    )
     embedding_dropout: float = setting(0.1, "Whole-word embedding dropout (Merity et al. 2017).")
     input_dropout: float = setting(0.25, "Locked dropout on the recurrent input.")
     hidden_dropout: float = setting(0.25, "Locked dropout between recurrent layers.")
@@ -320,6 +350,7 @@ class StudentSettings:
         require_choice(self.embeddings, ("frozen", "trainable", "random"), "student.embeddings")
         require(self.embedding_projection >= 0, "student.embedding_projection", "must be >= 0")
         require_choice(self.train_layers, ("all", "first"), "student.train_layers")
+        require_choice(self.pair_design, ("siamese", "joint"), "student.pair_design")
         require(
             self.train_layers == "all" or bool(self.init_from),
             "student.train_layers",

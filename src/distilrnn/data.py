@@ -30,7 +30,8 @@ from datasets import Dataset, DatasetDict, Features, Value
 
 from distilrnn.atomic import replace_directory, write_json_atomic
 from distilrnn.config import DataConfig
-from distilrnn.errors import DataError, MissingFileError
+from distilrnn.errors import ConfigError, DataError, MissingFileError
+from distilrnn.inputs import PAIR_COLUMN, Input, split_inputs
 from distilrnn.label_rules import (
     canonical_label,
     encode_labels,
@@ -38,6 +39,7 @@ from distilrnn.label_rules import (
     label_vocabulary,
     raw_labels,
 )
+from distilrnn.metrics import CLASSIFICATION, REGRESSION, check_metrics, labelled_mask
 from distilrnn.readers import (
     FORMATS,
     SPLITS,
@@ -55,7 +57,16 @@ from distilrnn.validation import build_section, settings_with
 logger = logging.getLogger(__name__)
 
 HELD_OUT = 0.2  # share of the training rows held out as validation when there is none
-_FEATURES = Features({"text": Value("string"), "label": Value("int64")})
+REGRESSION_NAMES = ["score"]  # a regression task's one "label": the predicted score
+
+
+def _features(task_type: str, pair: bool) -> Features:
+    columns = {"text": Value("string")}
+    if pair:
+        columns[PAIR_COLUMN] = Value("string")
+    columns["label"] = Value("float64" if task_type == REGRESSION else "int64")
+    return Features(columns)
+
 
 __all__ = [
     "DataError",
@@ -71,30 +82,57 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Split:
-    """One split as Python lists: the texts and their label ids (None when unlabelled)."""
+    """One split as Python lists: the texts, their label ids or scores (None when unlabelled)
+    and, for sentence pairs, the second texts."""
 
     texts: list[str]
-    labels: list[int] | None
+    labels: list[int] | list[float] | None
     name: str
+    text_pairs: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
 
+    @property
+    def inputs(self) -> list[Input]:
+        """The texts, or `(text, text_pair)` tuples for pairs."""
+        if self.text_pairs is None:
+            return list(self.texts)
+        return list(zip(self.texts, self.text_pairs, strict=True))
+
 
 @dataclass
 class Task:
-    """Three splits (`text`, `label` columns) and the label names in id order.
+    """Three splits (`text` [, `text_pair`], `label` columns), the label names in id order, the
+    task type and the metrics it is scored by (the first chooses models).
 
     `label_names` is empty only for a task made from unlabelled training texts without names;
-    give it later from the teacher: `task.with_label_names(teacher.label_names)`.
+    give it later from the teacher: `task.with_label_names(teacher.label_names)`. A regression
+    task's label names are `["score"]`: its models output one number.
     """
 
-    splits: DatasetDict  # train / validation / test; columns: text (str), label (int id or -1)
+    # train / validation / test; columns: text (str) [, text_pair (str)], label (int id, -1
+    # when unlabelled; or a float score, NaN when unlabelled)
+    splits: DatasetDict
     label_names: list[str]
+    task_type: str = CLASSIFICATION
+    metrics: list[str] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.metrics = check_metrics(self.metrics, self.task_type, max(2, self.num_labels))
 
     @property
     def num_labels(self) -> int:
         return len(self.label_names)
+
+    @property
+    def is_pair(self) -> bool:
+        """Whether the task's examples are sentence pairs."""
+        return PAIR_COLUMN in self.splits["train"].column_names
+
+    @property
+    def is_regression(self) -> bool:
+        return self.task_type == REGRESSION
 
     @property
     def train(self) -> Split:
@@ -111,8 +149,9 @@ class Task:
     def split(self, name: str) -> Split:
         dataset = self.splits[name]
         labels = list(dataset["label"])
-        unlabelled = all(label == UNLABELLED for label in labels)
-        return Split(list(dataset["text"]), None if unlabelled else labels, name)
+        unlabelled = not labelled_mask(labels, self.task_type).any() if labels else True
+        pairs = list(dataset[PAIR_COLUMN]) if PAIR_COLUMN in dataset.column_names else None
+        return Split(list(dataset["text"]), None if unlabelled else labels, name, pairs)
 
     def with_label_names(self, names: Sequence[str]) -> Task:
         """This task with `names` as its label names (e.g. the teacher's, for a task made from
@@ -120,10 +159,12 @@ class Task:
         names = [str(name) for name in names]
         if self.label_names and len(names) != len(self.label_names):
             raise DataError(f"{len(names)} label names for a task with {self.num_labels} labels")
+        if self.is_regression:
+            return dataclasses.replace(self, label_names=names)
         top = max((max(self.splits[s]["label"], default=UNLABELLED) for s in SPLITS), default=-1)
         if top >= len(names):
             raise DataError(f"label id {top} has no name among {len(names)} label names")
-        return Task(self.splits, names)
+        return dataclasses.replace(self, label_names=names)
 
     def save(self, directory: Path) -> None:
         """Write `splits/` (Arrow) and `labels.json` into `directory`, each atomically."""
@@ -133,33 +174,49 @@ class Task:
         shutil.rmtree(tmp, ignore_errors=True)
         self.splits.save_to_disk(str(tmp))
         replace_directory(tmp, directory / "splits")
-        write_json_atomic(directory / "labels.json", {"names": self.label_names})
+        write_json_atomic(
+            directory / "labels.json",
+            {"names": self.label_names, "task_type": self.task_type, "metrics": self.metrics},
+        )
 
     @classmethod
     def load(cls, directory: Path) -> Task:
+        """A task saved by `save` (a run's data folder; older ones hold only the names)."""
         directory = Path(directory)
-        names = read_json(directory / "labels.json")["names"]
+        saved = read_json(directory / "labels.json")
         try:
             splits = DatasetDict.load_from_disk(str(directory / "splits"))
         except FileNotFoundError as error:
             raise MissingFileError(f"{directory / 'splits'}: incomplete ({error})") from None
-        return cls(splits, names)
+        try:
+            return cls(
+                splits,
+                saved["names"],
+                saved.get("task_type", CLASSIFICATION),
+                saved.get("metrics", []),
+            )
+        except ConfigError as error:
+            raise DataError(f"{directory / 'labels.json'}: {error}") from None
 
     @classmethod
     def from_lists(
         cls,
-        train_texts: Sequence[str],
+        train_texts: Sequence[Input],
         train_labels: Sequence[Any] | None = None,
         *,
-        validation: tuple[Sequence[str], Sequence[Any] | None] | None = None,
-        test: tuple[Sequence[str], Sequence[Any] | None] | None = None,
+        validation: tuple[Sequence[Input], Sequence[Any] | None] | None = None,
+        test: tuple[Sequence[Input], Sequence[Any] | None] | None = None,
         label_names: Sequence[str] | None = None,
+        task_type: str = "auto",
+        metrics: Sequence[str] = (),
         split_seed: int = 42,
     ) -> Task:
         """A task from Python lists; `validation` and `test` are `(texts, labels)` pairs.
 
-        Labels are ints or strings, or None for unlabelled texts (then `label_names` names the
-        classes, or the task takes them later with `with_label_names`).
+        Texts are strings, or `(text, text_pair)` tuples for sentence pairs. Labels are ints or
+        strings (classification), floats (regression; `task_type="auto"` tells them apart), or
+        None for unlabelled texts (then `label_names` names the classes, or the task takes them
+        later with `with_label_names`).
         """
         given = {"train": (train_texts, train_labels), "validation": validation, "test": test}
         rows = {}
@@ -168,8 +225,22 @@ class Task:
                 continue
             if not isinstance(pair, tuple) or len(pair) != 2:
                 raise DataError(f"{split}: expected a (texts, labels) pair")
-            rows[split] = Rows(split, *pair)
-        return _assemble(rows.values(), label_names=label_names, split_seed=split_seed)
+            inputs, labels = pair
+            if isinstance(inputs, str):
+                texts, pairs = inputs, None  # refused by _clean_texts
+            else:
+                try:
+                    texts, pairs = split_inputs(inputs)
+                except ValueError as error:
+                    raise DataError(f"{split}: {error}") from None
+            rows[split] = Rows(split, texts, labels, pairs=pairs)
+        return _assemble(
+            rows.values(),
+            label_names=label_names,
+            split_seed=split_seed,
+            task_type=task_type,
+            metrics=metrics,
+        )
 
     @classmethod
     def from_pandas(
@@ -178,24 +249,39 @@ class Task:
         *,
         text_column: str = "sentence",
         label_column: str | None = "label",
+        text_pair_column: str = "",
         validation: Any = None,
         test: Any = None,
         label_names: Sequence[str] | None = None,
+        task_type: str = "auto",
+        metrics: Sequence[str] = (),
         split_seed: int = 42,
     ) -> Task:
-        """A task from pandas DataFrames (`label_column=None`: unlabelled texts)."""
+        """A task from pandas DataFrames (`label_column=None`: unlabelled texts;
+        `text_pair_column`: the second text of sentence pairs)."""
         frames = {"train": train, "validation": validation, "test": test}
         rows = {}
         for split, frame in frames.items():
             if frame is None:
                 continue
-            columns = [c for c in (text_column, label_column) if c is not None]
+            columns = [c for c in (text_column, label_column, text_pair_column) if c]
             check_columns(f"{split} DataFrame", columns, list(frame.columns))
             labels = frame[label_column].tolist() if label_column is not None else None
+            pairs = frame[text_pair_column].tolist() if text_pair_column else None
             rows[split] = Rows(
-                split, frame[text_column].tolist(), labels, columns=(text_column, label_column)
+                split,
+                frame[text_column].tolist(),
+                labels,
+                columns=(text_column, label_column or "", text_pair_column),
+                pairs=pairs,
             )
-        return _assemble(rows.values(), label_names=label_names, split_seed=split_seed)
+        return _assemble(
+            rows.values(),
+            label_names=label_names,
+            split_seed=split_seed,
+            task_type=task_type,
+            metrics=metrics,
+        )
 
     @classmethod
     def from_dataset(
@@ -204,15 +290,23 @@ class Task:
         *,
         text_column: str = "sentence",
         label_column: str | None = "label",
+        text_pair_column: str = "",
         label_names: Sequence[str] | None = None,
+        task_type: str = "auto",
+        metrics: Sequence[str] = (),
         split_seed: int = 42,
     ) -> Task:
         """A task from a datasets `Dataset` (the training rows) or a `DatasetDict` with `train`
         and optionally `validation` / `test`. A `ClassLabel` column keeps its names and ids; a
         split whose labels are all -1 (GLUE's hidden test labels) is unlabelled."""
-        rows, vocabulary = dataset_rows(data, text_column, label_column)
+        rows, vocabulary = dataset_rows(data, text_column, label_column, text_pair_column)
         return _assemble(
-            rows.values(), label_names=label_names, vocabulary=vocabulary, split_seed=split_seed
+            rows.values(),
+            label_names=label_names,
+            vocabulary=vocabulary,
+            split_seed=split_seed,
+            task_type=task_type,
+            metrics=metrics,
         )
 
 
@@ -223,11 +317,17 @@ def _is_empty(text: Any) -> bool:
 
 
 def _drop_empty(rows: Rows) -> Rows:
-    """`rows` without those whose text is empty, keeping each row's line for error messages;
-    the count dropped is logged (`data.drop_empty = true`)."""
-    if isinstance(rows.texts, str):
+    """`rows` without those whose text (or second text) is empty, keeping each row's line for
+    error messages; the count dropped is logged (`data.drop_empty = true`)."""
+    if isinstance(rows.texts, str) or isinstance(rows.pairs, str):
         return rows  # refused by _clean_texts
-    keep = [i for i, text in enumerate(rows.texts) if not _is_empty(text)]
+    if rows.pairs is not None and len(rows.pairs) != len(rows.texts):
+        return rows  # refused by _clean_texts
+    keep = [
+        i
+        for i, text in enumerate(rows.texts)
+        if not _is_empty(text) and (rows.pairs is None or not _is_empty(rows.pairs[i]))
+    ]
     dropped = len(rows.texts) - len(keep)
     if dropped == 0:
         return rows
@@ -237,30 +337,79 @@ def _drop_empty(rows: Rows) -> Rows:
     return dataclasses.replace(
         rows,
         texts=[rows.texts[i] for i in keep],
+        pairs=None if rows.pairs is None else [rows.pairs[i] for i in keep],
         labels=None if rows.labels is None else [rows.labels[i] for i in keep],
         lines=None if rows.lines is None else [rows.lines[i] for i in keep],
         indices=[rows.row_index(i) for i in keep],
     )
 
 
-def _clean_texts(rows: Rows) -> list[str]:
-    if isinstance(rows.texts, str):
+def _clean_column(rows: Rows, values: Sequence[Any], which: int) -> list[str]:
+    """The texts of one column (0: text, 2: second text), stripped; an empty or non-string
+    text is an error naming the row."""
+    if isinstance(values, str):
         raise DataError(f"{rows.origin}: expected a list of texts, got one string")
-    if len(rows.texts) == 0:
+    if len(values) == 0:
         blank = " (only a header or blank lines)" if rows.path is not None else ""
         raise DataError(f"{rows.origin}: no examples{blank}")
     texts = []
-    for index, text in enumerate(rows.texts):
+    for index, text in enumerate(values):
         if _is_empty(text):
             raise DataError(
-                f"{rows.where(index)}: empty text{rows.column(0)} "
+                f"{rows.where(index)}: empty text{rows.column(which)} "
                 "(set data.drop_empty = true to drop such rows)"
             )
         if not isinstance(text, str):
             kind = type(text).__name__
-            raise DataError(f"{rows.where(index)}: text is a {kind}, not a string{rows.column(0)}")
+            raise DataError(
+                f"{rows.where(index)}: text is a {kind}, not a string{rows.column(which)}"
+            )
         texts.append(text.strip())
     return texts
+
+
+def _clean_texts(rows: Rows) -> tuple[list[str], list[str] | None]:
+    texts = _clean_column(rows, rows.texts, 0)
+    if rows.pairs is None:
+        return texts, None
+    if not isinstance(rows.pairs, str) and len(rows.pairs) != len(texts):
+        raise DataError(f"{rows.origin}: {len(texts)} texts but {len(rows.pairs)} second texts")
+    return texts, _clean_column(rows, rows.pairs, 2)
+
+
+def _is_score(label: str) -> bool:
+    try:
+        float(label)
+    except ValueError:
+        return False
+    return True
+
+
+def infer_task_type(train_raw: list[str] | None, task_type: str = "auto") -> str:
+    """`task_type` when set; `auto`: regression when every training label is a number and
+    some are not whole numbers (STS-B's `3.800`), else classification."""
+    if task_type != "auto":
+        return task_type
+    if not train_raw or not all(_is_score(label) for label in train_raw):
+        return CLASSIFICATION
+    return REGRESSION if any("." in label for label in train_raw) else CLASSIFICATION
+
+
+def _scores(rows: Rows, raw: list[str]) -> list[float]:
+    """Regression labels as floats; one that is not a finite number is an error naming it."""
+    scores = []
+    for index, label in enumerate(raw):
+        try:
+            value = float(label)
+        except ValueError:
+            value = float("nan")
+        if not np.isfinite(value):
+            raise DataError(
+                f"{rows.where(index)}: label {label!r} is not a number{rows.column(1)} "
+                "(a regression task's labels are scores)"
+            )
+        scores.append(value)
+    return scores
 
 
 def _assemble(
@@ -272,6 +421,8 @@ def _assemble(
     max_train_samples: int = 0,
     drop_empty: bool = False,
     held_out: float = HELD_OUT,
+    task_type: str = "auto",
+    metrics: Sequence[str] = (),
 ) -> Task:
     """Validate and encode raw splits into a task: the one path every source takes.
 
@@ -279,24 +430,46 @@ def _assemble(
     read. `vocabulary` (fixed by the source, e.g. a `ClassLabel`) and `label_names`: see
     `label_index`. `drop_empty` drops rows with an empty text instead of stopping; `held_out`
     is the share of the training rows held out as validation when no validation split is given.
+    `task_type` (`auto`: `infer_task_type`) and `metrics`: see `DataConfig`.
     """
     given: dict[str, Rows] = {}
-    texts: dict[str, list[str]] = {}
+    texts: dict[str, tuple[list[str], list[str] | None]] = {}
     raw: dict[str, list[str] | None] = {}
     for r in rows:
         if drop_empty and len(r.texts) > 0:
             r = _drop_empty(r)
         given[r.split], texts[r.split], raw[r.split] = r, _clean_texts(r), raw_labels(r)
-    index, names, reason = label_index(raw["train"], vocabulary, label_names)
+        if (texts[r.split][1] is None) != (texts["train"][1] is None):
+            raise DataError(f"{r.origin}: the training split has pairs but this split has not")
+    kind = infer_task_type(raw["train"], task_type)
+    if kind == REGRESSION:
+        if vocabulary is not None:
+            raise DataError("data.task_type: regression, but the labels are classes (ClassLabel)")
+        names = list(label_names) if label_names else list(REGRESSION_NAMES)
+        if len(names) != 1:
+            raise DataError(f"a regression task has one output; label_names gives {len(names)}")
+    else:
+        index, names, reason = label_index(raw["train"], vocabulary, label_names)
     datasets = {}
+    pair = texts["train"][1] is not None
     for split, r in given.items():
-        ids = (
-            [UNLABELLED] * len(texts[split])
-            if raw[split] is None
-            else encode_labels(r, raw[split], index, reason)
-        )
-        datasets[split] = Dataset.from_dict({"text": texts[split], "label": ids}, _FEATURES)
-    return _split(datasets, names, split_seed, max_train_samples, held_out)
+        count = len(texts[split][0])
+        if kind == REGRESSION:
+            ids: list[Any] = [np.nan] * count if raw[split] is None else _scores(r, raw[split])
+        elif raw[split] is None:
+            ids = [UNLABELLED] * count
+        else:
+            ids = encode_labels(r, raw[split], index, reason)
+        columns: dict[str, list[Any]] = {"text": texts[split][0]}
+        if pair:
+            columns[PAIR_COLUMN] = texts[split][1]
+        columns["label"] = ids
+        datasets[split] = Dataset.from_dict(columns, _features(kind, pair))
+    task = _split(datasets, names, split_seed, max_train_samples, held_out)
+    try:
+        return Task(task.splits, task.label_names, kind, list(metrics))
+    except ConfigError as error:
+        raise DataError(str(error)) from None
 
 
 def _partition(dataset: Dataset, first: int, seed: int) -> tuple[Dataset, Dataset]:
@@ -360,6 +533,8 @@ def load_task(source: Any, **settings: Any) -> Task:
         max_train_samples=config.max_train_samples,
         drop_empty=config.drop_empty,
         held_out=config.validation_from_train or HELD_OUT,
+        task_type=config.task_type,
+        metrics=config.metrics,
     )
 
 

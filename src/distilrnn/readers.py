@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,6 @@ from datasets import ClassLabel, Dataset, DatasetDict
 
 from distilrnn.config import DataConfig
 from distilrnn.errors import DataError
-from distilrnn.labelled import jsonl_rows
 
 SPLITS = ("train", "validation", "test")
 UNLABELLED = -1  # the label id of every row of a split without labels
@@ -36,8 +36,9 @@ class Rows:
     labels: Sequence[Any] | None
     path: Path | None = None  # the file the rows came from
     lines: Sequence[int] | None = None  # their line numbers in it
-    columns: tuple[str, str | None] | None = None
+    columns: tuple[str, ...] | None = None  # text, label [, text_pair] column names
     indices: Sequence[int] | None = None  # their row indices in the source, once rows are dropped
+    pairs: Sequence[Any] | None = None  # the second texts of sentence pairs
 
     @property
     def origin(self) -> str:
@@ -52,7 +53,8 @@ class Rows:
         return f"{self.split} split, row {self.row_index(index)}"
 
     def column(self, which: int) -> str:
-        name = self.columns[which] if self.columns else None
+        """` in column NAME` for error messages: 0 the text, 1 the label, 2 the second text."""
+        name = self.columns[which] if self.columns and which < len(self.columns) else None
         return f" in column {name!r}" if name else ""
 
 
@@ -97,6 +99,8 @@ def _read_file(path: Path, split: str, config: DataConfig) -> Rows:
         raise DataError(f"{path}: file not found")
     fmt = _detect_format(path, config.format)
     columns = (config.text_column, config.label_column)
+    if config.text_pair_column:
+        columns += (config.text_pair_column,)
     if fmt == "jsonl":
         if not config.header:
             raise DataError(f"{path}: data.header = false applies to TSV / CSV files, not JSONL")
@@ -105,12 +109,14 @@ def _read_file(path: Path, split: str, config: DataConfig) -> Rows:
         quoting = fmt == "csv" or config.quoting
         delimiter = "\t" if fmt == "tsv" else ","
         rows = _read_delimited(path, delimiter, quoting, columns, config.header)
-    numbers, texts, labels = [], [], []
-    for number, text, label in rows:
+    numbers, values = [], []
+    for number, row in rows:
         numbers.append(number)
-        texts.append(text)
-        labels.append(label)
-    return Rows(split, texts, labels, path=path, lines=numbers, columns=columns)
+        values.append(row)
+    texts = [v[0] for v in values]
+    labels = [v[1] for v in values]
+    pairs = [v[2] for v in values] if config.text_pair_column else None
+    return Rows(split, texts, labels, path=path, lines=numbers, columns=columns, pairs=pairs)
 
 
 def _detect_format(path: Path, fmt: str) -> str:
@@ -133,8 +139,8 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
 
 
 def _read_delimited(
-    path: Path, delimiter: str, quoting: bool, columns: tuple[str, str], header: bool = True
-) -> Iterator[tuple[int, str, str]]:
+    path: Path, delimiter: str, quoting: bool, columns: tuple[str, ...], header: bool = True
+) -> Iterator[tuple[int, list[str]]]:
     """Rows of a TSV / CSV file. With `header`, the first line names the columns; without,
     `columns` are 0-based positions and the first row fixes how many fields a row has."""
     csv.field_size_limit(sys.maxsize)
@@ -151,12 +157,13 @@ def _read_delimited(
     if header:
         names, width = first[1], len(first[1])
         check_columns(f"{path}:1", list(columns), names)
-        text_index, label_index = (names.index(c) for c in columns)
+        indices = [names.index(c) for c in columns]
         shape = "the header has"
     else:
         width, shape = len(first[1]), f"line {first[0]} has"
-        text_index, label_index = (int(c) for c in columns)
-        for name, position in zip(("text_column", "label_column"), columns, strict=True):
+        indices = [int(c) for c in columns]
+        names = ("text_column", "label_column", "text_pair_column")
+        for name, position in zip(names, columns, strict=False):
             if int(position) >= width:
                 raise DataError(
                     f"{path}:{first[0]}: data.{name} is position {position} but the row has "
@@ -166,17 +173,33 @@ def _read_delimited(
     for number, row in rows:
         if len(row) != width:
             raise DataError(f"{path}:{number}: ragged row: {len(row)} fields where {shape} {width}")
-        yield number, row[text_index], row[label_index]
+        yield number, [row[i] for i in indices]
 
 
-def _read_jsonl(path: Path, columns: tuple[str, str]) -> Iterator[tuple[int, Any, Any]]:
-    lines = ((number, line) for number, line in _lines(path) if line.strip())
-    return jsonl_rows(path, lines, columns)
+def _read_jsonl(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, list[Any]]]:
+    """`(line number, values of columns)` of a JSON-lines file, each line an object with
+    every column."""
+    for number, line in _lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+        if not isinstance(record, dict):
+            raise DataError(f"{path}:{number}: expected a JSON object")
+        for column in columns:
+            if column not in record:
+                raise DataError(f"{path}:{number}: missing column {column!r}")
+        yield number, [record[column] for column in columns]
 
 
 # datasets and the hub ------------------------------------------------------------------------
 def dataset_rows(
-    data: Dataset | DatasetDict, text_column: str, label_column: str | None
+    data: Dataset | DatasetDict,
+    text_column: str,
+    label_column: str | None,
+    text_pair_column: str = "",
 ) -> tuple[dict[str, Rows], list[str] | None]:
     """Rows of each split of a datasets object, and the label vocabulary a `ClassLabel` fixes."""
     splits = {"train": data} if isinstance(data, Dataset) else dict(data)
@@ -187,21 +210,25 @@ def dataset_rows(
         )
     rows, vocabulary = {}, None
     for split, dataset in splits.items():
-        columns = [c for c in (text_column, label_column) if c is not None]
+        columns = [c for c in (text_column, label_column, text_pair_column) if c]
         check_columns(f"{split} split", columns, dataset.column_names)
         labels = None
         if label_column is not None:
             values = list(dataset[label_column])
             feature = dataset.features[label_column]
             if all(value is None or value == UNLABELLED for value in values):
-                labels = None  # hidden labels, as in GLUE's test splits
+                labels = None  # hidden labels, as in GLUE's test splits (STS-B: -1 too)
             elif isinstance(feature, ClassLabel):
                 vocabulary = vocabulary or list(feature.names)
                 labels = [feature.int2str(v) if v is not None and v >= 0 else None for v in values]
             else:
                 labels = values
         rows[split] = Rows(
-            split, list(dataset[text_column]), labels, columns=(text_column, label_column)
+            split,
+            list(dataset[text_column]),
+            labels,
+            columns=(text_column, label_column or "", text_pair_column),
+            pairs=list(dataset[text_pair_column]) if text_pair_column else None,
         )
     return rows, vocabulary
 
@@ -225,5 +252,7 @@ def read_hub(config: DataConfig) -> tuple[list[Rows], list[str] | None]:
         and min(test[config.label_column], default=UNLABELLED) < 0
     ):
         del splits["test"]
-    rows, vocabulary = dataset_rows(DatasetDict(splits), config.text_column, config.label_column)
+    rows, vocabulary = dataset_rows(
+        DatasetDict(splits), config.text_column, config.label_column, config.text_pair_column
+    )
     return list(rows.values()), vocabulary

@@ -71,8 +71,9 @@ logger = logging.getLogger(__name__)
 RUN_FORMAT = "distilrnn-run"
 # 1: folders written before the marker existed (no run.json); their stage records are upgraded
 #    when a stage is reused (`distilrnn.stages.SETTINGS_ADDED_AFTER`). 2: run.json and
-#    versioned records.
-RUN_VERSION = 2
+#    versioned records. 3: sentence pairs and regression (data.text_pair_column, task_type,
+#    metrics; student.pair_design).
+RUN_VERSION = 3
 MARKER_NAME = "run.json"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 

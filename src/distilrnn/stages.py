@@ -68,6 +68,10 @@ SETTINGS_ADDED_AFTER: dict[int, dict[str, dict[str, Any]]] = {
         "student": {"embedding_projection": 0, "init_from": "", "train_layers": "all"},
         "data": {"header": True, "drop_empty": False, "validation_from_train": 0.0},
     },
+    2: {
+        "data": {"text_pair_column": "", "task_type": "auto", "metrics": []},
+        "student": {"pair_design": "siamese"},
+    },
 }
 
 
