@@ -10,8 +10,12 @@ Speed: the draws of one sentence's `n_iter` samples are made at once with numpy,
 work per sample is one string join. Each sentence has its own generator seeded from
 (seed, sentence index), which makes the set independent of the number of worker processes.
 
-`augment(texts)` is the object-level entry point: the transfer set's texts for a list of
-training texts (`distilrnn.run.TRANSFER_SET_RULE`). POS tagging lives in `distilrnn.pos`.
+Pairs (`text_pairs`): each generated pair perturbs each side on its own, with its own generator,
+word draws, n-gram coin and n; the POS unigram distributions count the words of both sides.
+Deduplication is on the pair.
+
+`augment(texts)` is the object-level entry point: the transfer set's texts (or pairs) for a list
+of training texts (`distilrnn.run.TRANSFER_SET_RULE`). POS tagging lives in `distilrnn.pos`.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from tqdm.auto import tqdm
 
 from distilrnn.config import AugmentSettings
 from distilrnn.errors import AugmentError
-from distilrnn.pos import PosVocabulary, tag_texts
+from distilrnn.pos import PosVocabulary, tag_pairs, tag_texts
 from distilrnn.validation import settings_with
 
 logger = logging.getLogger(__name__)
@@ -39,6 +43,9 @@ logger = logging.getLogger(__name__)
 _CHUNK_SIZE = 1000  # sentences per unit of work (and per progress-bar update)
 _NO_TAG = "-"  # every word's tag when replacement is off (p_pos = 0) and nothing is tagged
 DEFAULT_MASK_TOKEN = "[MASK]"
+# Joins a generated pair's two sides inside the worker protocol and the dedupe sets: a side is
+# whitespace-split words joined by single spaces, so it never holds a tab.
+_PAIR_SEPARATOR = "\t"
 
 
 # --- sampling -----------------------------------------------------------------------------------
@@ -168,21 +175,47 @@ class _Job:
     skip: frozenset[str]  # the training texts, never emitted
 
 
-def _run_chunk(job: _Job, start: int, texts: list[str], tags: list[list[str]]) -> list[str]:
-    """Samples of sentences start.. in order, without training texts or repeats inside the chunk."""
-    settings, skip, seen, out = job.settings, job.skip, set(), []
+_Chunk = tuple[int, list[str], list[list[str]], list[str] | None, list[list[str]] | None]
+
+
+def _side_samples(job: _Job, text: str, tags: list[str], rng: np.random.Generator) -> list[str]:
+    """`n_iter` samples of one text (one side of a pair); all empty for an empty text."""
+    words = text.split()
+    if job.masks_by_word is None:
+        masks = [job.mask_token] * len(words)
+    else:
+        masks = [job.masks_by_word[word] for word in words]
+    settings = job.settings
+    return _draw_samples(words, tags, rng, settings, job.vocabulary, masks, settings.n_iter)
+
+
+def _run_chunk(
+    job: _Job,
+    start: int,
+    texts: list[str],
+    tags: list[list[str]],
+    pairs: list[str] | None = None,
+    pair_tags: list[list[str]] | None = None,
+) -> list[str]:
+    """Samples of sentences (or pairs) start.. in order, without training texts or repeats inside
+    the chunk. A pair sample is its two sides joined by `_PAIR_SEPARATOR`."""
+    seed, skip, seen, out = job.settings.seed, job.skip, set(), []
     for offset, (text, text_tags) in enumerate(zip(texts, tags, strict=True)):
-        words = text.split()
-        if not words:
-            continue
-        if job.masks_by_word is None:
-            masks = [job.mask_token] * len(words)
+        index = start + offset
+        if pairs is None or pair_tags is None:
+            if not text.split():
+                continue
+            samples = _side_samples(job, text, text_tags, np.random.default_rng([seed, index]))
         else:
-            masks = [job.masks_by_word[word] for word in words]
-        rng = np.random.default_rng([settings.seed, start + offset])
-        for sample in _draw_samples(
-            words, text_tags, rng, settings, job.vocabulary, masks, settings.n_iter
-        ):
+            if not text.split() and not pairs[offset].split():
+                continue
+            # One generator per side: the sides' perturbations are independent draws.
+            firsts = _side_samples(job, text, text_tags, np.random.default_rng([seed, index, 0]))
+            seconds = _side_samples(
+                job, pairs[offset], pair_tags[offset], np.random.default_rng([seed, index, 1])
+            )
+            samples = [f"{a}{_PAIR_SEPARATOR}{b}" for a, b in zip(firsts, seconds, strict=True)]
+        for sample in samples:
             if sample not in skip and sample not in seen:
                 seen.add(sample)
                 out.append(sample)
@@ -197,16 +230,14 @@ def _init_worker(job: _Job) -> None:
     _worker_job = job
 
 
-def _run_worker_chunk(arguments: tuple[int, list[str], list[list[str]]]) -> str:
+def _run_worker_chunk(arguments: _Chunk) -> str:
     assert _worker_job is not None, "worker used without _init_worker"
     # One newline-joined string pickles far faster than a list of strings; samples are
     # whitespace-separated words, so they hold no newline.
     return "\n".join(_run_chunk(_worker_job, *arguments))
 
 
-def _chunk_results(
-    job: _Job, chunks: list[tuple[int, list[str], list[list[str]]]], workers: int
-) -> Iterator[list[str]]:
+def _chunk_results(job: _Job, chunks: list[_Chunk], workers: int) -> Iterator[list[str]]:
     """Each chunk's samples, in chunk order; computed in worker processes when workers > 1."""
     workers = min(workers, len(chunks))
     main_file = getattr(sys.modules["__main__"], "__file__", None)
@@ -248,38 +279,104 @@ def generate(
     from `np.random.default_rng([settings.seed, i])`, so the result is the same for any
     `workers`; with more than one, contiguous chunks of texts go to spawned processes.
     """
+    return _generate(
+        texts, tags, None, None, settings, vocabulary, mask_token, count_pieces, workers, progress
+    )
+
+
+def generate_pairs(
+    texts: list[str],
+    tags: list[list[str]],
+    text_pairs: list[str],
+    pair_tags: list[list[str]],
+    settings: AugmentSettings,
+    vocabulary: PosVocabulary,
+    mask_token: str,
+    count_pieces: Callable[[str], int] | None = None,
+    workers: int = 1,
+    progress: bool = True,
+) -> list[tuple[str, str]]:
+    """`settings.n_iter` samples of every pair `(texts[i], text_pairs[i])`, as `generate`.
+
+    Each side is perturbed on its own (side s of pair i draws from `np.random.default_rng(
+    [settings.seed, i, s])`): its own masks, replacements, n-gram coin and n. A sample equal to
+    a training pair, or to an earlier sample, is dropped; a side may equal a training text.
+    """
+    if len(text_pairs) != len(pair_tags):
+        raise AugmentError(f"{len(text_pairs)} second texts but {len(pair_tags)} tag lists")
+    if len(texts) != len(text_pairs):
+        raise AugmentError(f"{len(texts)} texts but {len(text_pairs)} second texts of pairs")
+    joined = _generate(
+        texts,
+        tags,
+        text_pairs,
+        pair_tags,
+        settings,
+        vocabulary,
+        mask_token,
+        count_pieces,
+        workers,
+        progress,
+    )
+    return [tuple(sample.split(_PAIR_SEPARATOR)) for sample in joined]  # type: ignore[misc]
+
+
+def _generate(
+    texts: list[str],
+    tags: list[list[str]],
+    pairs: list[str] | None,
+    pair_tags: list[list[str]] | None,
+    settings: AugmentSettings,
+    vocabulary: PosVocabulary,
+    mask_token: str,
+    count_pieces: Callable[[str], int] | None,
+    workers: int,
+    progress: bool,
+) -> list[str]:
     if len(texts) != len(tags):
         raise AugmentError(f"{len(texts)} texts but {len(tags)} tag lists")
     if settings.seed < 0:
         raise AugmentError(f"augment.seed: must be >= 0, got {settings.seed}")
     masks_by_word = None
     if settings.mask_mode == "whole_word":
-        types = sorted({word for text in texts for word in text.split()})
+        types = sorted({word for text in [*texts, *(pairs or [])] for word in text.split()})
         masks_by_word = dict(
             zip(types, _mask_strings(types, mask_token, "whole_word", count_pieces), strict=True)
         )
-    skip = frozenset(" ".join(text.split()) for text in texts)
+    if pairs is None:
+        skip = frozenset(" ".join(text.split()) for text in texts)
+    else:
+        skip = frozenset(
+            f"{' '.join(a.split())}{_PAIR_SEPARATOR}{' '.join(b.split())}"
+            for a, b in zip(texts, pairs, strict=True)
+        )
     job = _Job(settings, vocabulary, mask_token, masks_by_word, skip)
     chunk_size = max(1, min(_CHUNK_SIZE, math.ceil(len(texts) / (4 * workers))))
-    chunks = [
-        (start, texts[start : start + chunk_size], tags[start : start + chunk_size])
+    chunks: list[_Chunk] = [
+        (
+            start,
+            texts[start : start + chunk_size],
+            tags[start : start + chunk_size],
+            None if pairs is None else pairs[start : start + chunk_size],
+            None if pair_tags is None else pair_tags[start : start + chunk_size],
+        )
         for start in range(0, len(texts), chunk_size)
     ]
     seen: set[str] = set()
     samples: list[str] = []
-    with tqdm(total=len(texts), desc="augment", unit="sentence", disable=not progress) as bar:
-        for (_, chunk_texts, _), chunk_samples in zip(
-            chunks, _chunk_results(job, chunks, workers), strict=True
-        ):
+    unit = "sentence" if pairs is None else "pair"
+    with tqdm(total=len(texts), desc="augment", unit=unit, disable=not progress) as bar:
+        for chunk, chunk_samples in zip(chunks, _chunk_results(job, chunks, workers), strict=True):
             for sample in chunk_samples:  # chunks come in order: the first copy is kept
                 if sample not in seen:
                     seen.add(sample)
                     samples.append(sample)
-            bar.update(len(chunk_texts))
+            bar.update(len(chunk[1]))
     logger.info(
-        "%d samples from %d texts (%d iterations each, after deduplication)",
+        "%d samples from %d %ss (%d iterations each, after deduplication)",
         len(samples),
         len(texts),
+        unit,
         settings.n_iter,
     )
     return samples
@@ -308,18 +405,27 @@ def build_transfer_set(
     mask_token: str,
     count_pieces: Callable[[str], int] | None = None,
     progress: bool = True,
-) -> list[str]:
+    text_pairs: list[str] | None = None,
+) -> list[str] | list[tuple[str, str]]:
     """Generated samples plus the extra texts, none repeated and none equal to a training text.
 
     The training texts themselves are not included (the caller puts them first). POS tags are
     cached in `cache_dir/pos_tags.json` (no cache without `cache_dir`). With `p_pos = 0` no word
     is replaced, so no tagger is loaded: the samples are the same as with tags.
+
+    With `text_pairs` (the second texts of pairs), the samples are `(text, text_pair)` tuples
+    (`generate_pairs`), the POS vocabulary counts both sides and the tags are cached in
+    `cache_dir/pos_tags_pairs.json`. Extra texts are refused for pairs: a line is not a pair.
     """
+    if text_pairs is not None:
+        return _pair_transfer_set(
+            train_texts, text_pairs, settings, cache_dir, mask_token, count_pieces, progress
+        )
     if settings.p_pos > 0:
         cache_path = Path(cache_dir) / "pos_tags.json" if cache_dir is not None else None
         tags = tag_texts(train_texts, settings.spacy_model, cache_path, progress=progress)
     else:
-        tags = [[_NO_TAG] * len(text.split()) for text in train_texts]
+        tags = _no_tags(train_texts)
     vocabulary = PosVocabulary.from_tagged(train_texts, tags)
     samples = generate(
         train_texts,
@@ -342,6 +448,52 @@ def build_transfer_set(
             extra.append(text)
     logger.info("%d extra texts from %s added to the transfer set", len(extra), extra_path)
     return samples + extra
+
+
+def _no_tags(texts: list[str]) -> list[list[str]]:
+    return [[_NO_TAG] * len(text.split()) for text in texts]
+
+
+def _pair_transfer_set(
+    texts: list[str],
+    text_pairs: list[str],
+    settings: AugmentSettings,
+    cache_dir: Path | None,
+    mask_token: str,
+    count_pieces: Callable[[str], int] | None,
+    progress: bool,
+) -> list[tuple[str, str]]:
+    if len(texts) != len(text_pairs):
+        raise AugmentError(
+            f"augment: {len(texts)} texts but {len(text_pairs)} text_pairs; a pair task needs "
+            "one second text per text"
+        )
+    if settings.extra_text_file:
+        raise AugmentError(
+            f"augment.extra_text_file: {settings.extra_text_file} holds one text a line, but "
+            "this task's inputs are pairs; extra texts are not supported for pair tasks"
+        )
+    if settings.p_pos > 0:
+        cache_path = Path(cache_dir) / "pos_tags_pairs.json" if cache_dir is not None else None
+        tags, pair_tags = tag_pairs(
+            texts, text_pairs, settings.spacy_model, cache_path, progress=progress
+        )
+    else:
+        tags, pair_tags = _no_tags(texts), _no_tags(text_pairs)
+    # Tang et al.'s unigram distributions per tag: over the words of both sides.
+    vocabulary = PosVocabulary.from_tagged([*texts, *text_pairs], [*tags, *pair_tags])
+    return generate_pairs(
+        texts,
+        tags,
+        text_pairs,
+        pair_tags,
+        settings,
+        vocabulary,
+        mask_token,
+        count_pieces=count_pieces,
+        workers=settings.workers,
+        progress=progress,
+    )
 
 
 # --- the object-level entry point ---------------------------------------------------------------
@@ -369,15 +521,20 @@ def augment_settings(settings: AugmentSettings | None = None, **overrides: Any) 
 def augment(
     texts: Sequence[str],
     *,
+    text_pairs: Sequence[str] | None = None,
     tokenizer: Any = None,
     settings: AugmentSettings | None = None,
     cache_dir: Path | None = None,
     progress: bool = True,
     **overrides: Any,
-) -> list[str]:
+) -> list[str] | list[tuple[str, str]]:
     """The transfer set's texts for the training texts `texts` (`distilrnn.run.TRANSFER_SET_RULE`):
     `texts` as given, then the generated samples and extra texts, each once and none equal to a
     training text (`build_transfer_set`).
+
+    With `text_pairs` (one second text per text), the transfer set is pairs: `(text, text_pair)`
+    tuples, the given pairs first, then the generated ones (each side perturbed on its own, each
+    pair once and none equal to a given pair).
 
     `overrides` replace fields of `settings` (e.g. `n_iter=20, p_pos=0.0`). `tokenizer` (a
     transformers tokenizer, the teacher's) gives the mask token and, for `mask_mode =
@@ -385,10 +542,19 @@ def augment(
     are cached in `cache_dir` when given.
 
         transfer = distilrnn.augment(train_texts, tokenizer=teacher.tokenizer, n_iter=20)
+        pairs = distilrnn.augment(task.train.texts, text_pairs=task.train.text_pairs)
     """
     if isinstance(texts, str):
         raise AugmentError("augment: `texts` is one string; pass a list of texts")
+    if isinstance(text_pairs, str):
+        raise AugmentError("augment: `text_pairs` is one string; pass a list of texts")
     texts = list(texts)
+    pairs = None if text_pairs is None else list(text_pairs)
+    if pairs is not None and len(pairs) != len(texts):
+        raise AugmentError(
+            f"augment: {len(texts)} texts but {len(pairs)} text_pairs; a pair task needs one "
+            "second text per text"
+        )
     settings = augment_settings(settings, **overrides)
     mask_token, count_pieces = DEFAULT_MASK_TOKEN, _one_piece
     if tokenizer is not None:
@@ -399,6 +565,8 @@ def augment(
                 "set p_mask = 0 or use a tokenizer with one"
             )
     generated = build_transfer_set(
-        texts, settings, cache_dir, mask_token, count_pieces, progress=progress
+        texts, settings, cache_dir, mask_token, count_pieces, progress=progress, text_pairs=pairs
     )
-    return texts + generated
+    if pairs is None:
+        return texts + generated
+    return list(zip(texts, pairs, strict=True)) + generated

@@ -60,15 +60,42 @@ def run_batched(
     batch_size: int,
     max_tokens: int = 0,
     on_batch: Callable[[int], object] | None = None,
+    segments: Sequence[Sequence[int]] | None = None,
 ) -> np.ndarray:
     """`call(input_ids, attention_mask)` over length-sorted padded batches of `encoded` token
     id lists; returns its outputs `(len(encoded), width)` float32 in the input order.
-    `on_batch(n)` is told how many texts each batch held (for a progress bar)."""
+    `on_batch(n)` is told how many texts each batch held (for a progress bar). With `segments`
+    (a pair's token type ids, one list per text), `call` gets them padded as a third array."""
     out = np.zeros((len(encoded), width), dtype=np.float32)
     lengths = [len(ids) for ids in encoded]
     for index in length_batches(lengths, batch_size, max_tokens):
         input_ids, attention_mask = pad_batch([encoded[i] for i in index], pad_id)
-        out[index] = call(input_ids, attention_mask)
+        if segments is None:
+            out[index] = call(input_ids, attention_mask)
+        else:
+            token_type_ids, _ = pad_batch([segments[i] for i in index], 0)
+            out[index] = call(input_ids, attention_mask, token_type_ids)
         if on_batch is not None:
             on_batch(len(index))
+    return out
+
+
+def run_batched_pairs(
+    encoded: Sequence[Sequence[int]],
+    pair_encoded: Sequence[Sequence[int]],
+    call: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+    width: int,
+    *,
+    pad_id: int,
+    batch_size: int,
+) -> np.ndarray:
+    """`run_batched` for siamese pairs: `call(input_ids, attention_mask, pair_input_ids,
+    pair_attention_mask)` over batches sorted by the longer text of each pair, each side
+    right-padded on its own; outputs `(len(encoded), width)` float32 in the input order."""
+    out = np.zeros((len(encoded), width), dtype=np.float32)
+    lengths = [max(len(a), len(b)) for a, b in zip(encoded, pair_encoded, strict=True)]
+    for index in length_batches(lengths, batch_size):
+        first = pad_batch([encoded[i] for i in index], pad_id)
+        second = pad_batch([pair_encoded[i] for i in index], pad_id)
+        out[index] = call(*first, *second)
     return out

@@ -6,7 +6,7 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -35,6 +35,15 @@ def predict(
     file: Annotated[
         Path | None, typer.Option("--file", "-f", help="Read the texts from a file, one a line.")
     ] = None,
+    pairs: Annotated[
+        Path | None,
+        typer.Option(
+            "--pairs",
+            help="A pair bundle: read the pairs from a file of two tab-separated columns a line "
+            "(text, text_pair; no header). Without it a pair bundle reads JSON lines "
+            '{"text": ..., "text_pair": ...} on stdin.',
+        ),
+    ] = None,
     output_format: Annotated[
         OutputFormat, typer.Option("--format", help="A table, or one JSON object a line.")
     ] = OutputFormat.table,
@@ -49,8 +58,16 @@ def predict(
         ),
     ] = None,
     text_column: Annotated[
-        str, typer.Option(help="With --labelled: the column holding the text.")
-    ] = "sentence",
+        str | None,
+        typer.Option(
+            help="With --labelled: the column holding the text (default: sentence; a pair "
+            "bundle: text)."
+        ),
+    ] = None,
+    pair_column: Annotated[
+        str,
+        typer.Option(help="With --labelled and a pair bundle: the column of the second text."),
+    ] = "text_pair",
     label_column: Annotated[
         str, typer.Option(help="With --labelled: the column holding the label.")
     ] = "label",
@@ -62,35 +79,52 @@ def predict(
         ),
     ] = True,
 ) -> None:
-    """Classify texts with an exported bundle: labels and probabilities, or with --labelled its
-    accuracy on a labelled file. Needs only `distilrnn[runtime]` (onnxruntime, tokenizers,
-    numpy), no torch."""
+    """Classify texts (or pairs of texts) with an exported bundle: labels and probabilities (a
+    regression bundle: scores), or with --labelled its metrics on a labelled file. Needs only
+    `distilrnn[runtime]` (onnxruntime, tokenizers, numpy), no torch."""
     from distilrnn.runtime import Predictor
 
     if labelled is not None:
-        if texts or file is not None:
-            raise DataError("--labelled scores a file: give no texts and no --file with it")
+        if texts or file is not None or pairs is not None:
+            raise DataError("--labelled scores a file: give no texts, --file or --pairs with it")
         predictor = Predictor(bundle, batch_size=batch_size, threads=threads)
-        columns = (text_column, label_column)
+        text = text_column or ("text" if predictor.is_pair else "sentence")
+        columns = (text, label_column, pair_column if predictor.is_pair else None)
         _score(predictor, labelled, columns, header, output_format)
         return
-    inputs = _predict_inputs(texts, file)
-    predictions = Predictor(bundle, batch_size=batch_size, threads=threads).predict(inputs)
+    predictor = Predictor(bundle, batch_size=batch_size, threads=threads)
+    if pairs is not None or predictor.is_pair:
+        inputs = _pair_inputs(texts, file, pairs)
+    else:
+        inputs = _predict_inputs(texts, file)
+    predictions = predictor.predict(inputs)
     if output_format is OutputFormat.jsonl:
         for prediction in predictions:
             typer.echo(json.dumps(prediction.to_dict(), ensure_ascii=False))
         return
-    labels = list(predictions[0].probabilities)
     table = Table()
     table.add_column("text", overflow="fold")
+    if predictor.is_pair:
+        table.add_column("text_pair", overflow="fold")
+    first = [escape(p.text) for p in predictions]
+    second = [[escape(p.text_pair or "")] if predictor.is_pair else [] for p in predictions]
+    if predictions[0].score is not None:
+        table.add_column("score", justify="right")
+        for text, pair, prediction in zip(first, second, predictions, strict=True):
+            table.add_row(text, *pair, f"{prediction.score:.4f}")
+        console.print(table)
+        return
+    labels = list(predictions[0].probabilities or {})
     table.add_column("label")
     for name in labels:
         table.add_column(f"p({escape(name)})", justify="right")
-    for prediction in predictions:
+    for text, pair, prediction in zip(first, second, predictions, strict=True):
+        probabilities = prediction.probabilities or {}
         table.add_row(
-            escape(prediction.text),
-            escape(prediction.label),
-            *(f"{prediction.probabilities[name]:.4f}" for name in labels),
+            text,
+            *pair,
+            escape(prediction.label or ""),
+            *(f"{probabilities[name]:.4f}" for name in labels),
         )
     console.print(table)
 
@@ -98,25 +132,72 @@ def predict(
 def _score(
     predictor: Predictor,
     path: Path,
-    columns: tuple[str, str],
+    columns: tuple[str, str, str | None],
     header: bool,
     output_format: OutputFormat,
 ) -> None:
-    """Print the bundle's accuracy on the labelled file `path` (text and label `columns`)."""
-    from distilrnn.labelled import label_ids, read_labelled
+    """Print the bundle's metrics on the labelled file `path` (text, label and, for a pair
+    bundle, second-text `columns`): accuracy (and the task's others) for a classifier, pearson
+    and spearman for a regression bundle."""
+    from distilrnn.labelled import label_ids, label_scores, read_labelled
 
-    texts, raw_labels, numbers = read_labelled(path, *columns, header=header)
-    where = [f"{path}:{number}" for number in numbers]
-    score = predictor.score(texts, label_ids(raw_labels, predictor.labels, where))
-    if output_format is OutputFormat.jsonl:
-        record = {"file": str(path), "examples": score.examples, "correct": score.correct}
-        typer.echo(json.dumps({**record, "accuracy": score.accuracy}))
-        return
-    console.print(
-        f"accuracy {100 * score.accuracy:.2f} % ({score.correct} of {score.examples} examples) "
-        f"on {escape(str(path))}",
-        highlight=False,
+    text_column, label_column, pair_column = columns
+    inputs, raw_labels, numbers = read_labelled(
+        path, text_column, label_column, header=header, pair_column=pair_column
     )
+    where = [f"{path}:{number}" for number in numbers]
+    if predictor.task_type == "regression":
+        labels: list[Any] = label_scores(raw_labels, where)
+    else:
+        labels = label_ids(raw_labels, predictor.labels, where)
+    score = predictor.score(inputs, labels)
+    if output_format is OutputFormat.jsonl:
+        record: dict[str, Any] = {"file": str(path), "examples": score.examples}
+        if score.correct is not None:
+            record["correct"] = score.correct
+        typer.echo(json.dumps({**record, **score.metrics}))
+        return
+    if score.correct is not None:
+        others = "".join(
+            f", {name} {100 * value:.2f} %"
+            for name, value in score.metrics.items()
+            if name != "accuracy"
+        )
+        console.print(
+            f"accuracy {100 * score.accuracy:.2f} %{others} ({score.correct} of "
+            f"{score.examples} examples) on {escape(str(path))}",
+            highlight=False,
+        )
+        return
+    shown = ", ".join(f"{name} {value:.4f}" for name, value in score.metrics.items())
+    console.print(f"{shown} ({score.examples} examples) on {escape(str(path))}", highlight=False)
+
+
+def _pair_inputs(
+    texts: list[str] | None, file: Path | None, pairs: Path | None
+) -> list[tuple[str, str]]:
+    """The pairs to predict: the `--pairs` file's two tab-separated columns, or stdin's JSON
+    lines `{"text": ..., "text_pair": ...}`."""
+    from distilrnn.labelled import jsonl_records, read_pairs
+
+    if texts or file is not None:
+        raise DataError(
+            "a pair bundle reads pairs: give them with --pairs FILE (text<TAB>text_pair a line) "
+            'or as JSON lines {"text": ..., "text_pair": ...} on stdin, not as texts or --file'
+        )
+    if pairs is not None:
+        return read_pairs(pairs)
+    if sys.stdin.isatty():
+        raise DataError("no pairs to predict: give them with --pairs or as JSON lines on stdin")
+    lines = [(n, line) for n, line in enumerate(_stdin_lines(), 1) if line.strip()]
+    if not lines:
+        raise DataError("no pairs to predict: stdin held no non-blank line")
+    inputs = []
+    for number, (text, pair) in jsonl_records(Path("stdin"), lines, ("text", "text_pair")):
+        if not isinstance(text, str) or not isinstance(pair, str):
+            raise DataError(f"stdin:{number}: text and text_pair must be strings")
+        inputs.append((text, pair))
+    return inputs
 
 
 def _predict_inputs(texts: list[str] | None, file: Path | None) -> list[str]:

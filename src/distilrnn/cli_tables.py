@@ -10,13 +10,18 @@ from rich.table import Table
 
 def print_results(console: Console, results: dict[str, Any], test_examples: int = 0) -> None:
     """The results table of `distilrnn run` / `evaluate` / `report`, and, when a row rests on
-    one seed, what a difference on `test_examples` test texts can and cannot show."""
-    from distilrnn.evaluate import format_accuracy
+    one seed, what a difference on `test_examples` test texts can and cannot show (accuracy
+    only). The metric columns are the task's: "val acc", "test acc"; "test F1"; "test Pearson"."""
+    from distilrnn.evaluate import METRIC_LABELS, metric_cell, metric_names
 
     table = Table(title=f"distilrnn results: {results['run_dir']}")
+    names = metric_names(results["rows"][0] if results["rows"] else results)
+    metric_columns = [(split, name) for split in ("validation", "test") for name in names]
+    short = {"validation": "val", "test": "test"}
     columns = (
-        "model", "objective", "seeds", "val acc", "test acc", "params", "trainable", "embedding",
-        "size MB", "train s",
+        "model", "objective", "seeds",
+        *(f"{short[s]} {METRIC_LABELS.get(n, n)}" for s, n in metric_columns),
+        "params", "trainable", "embedding", "size MB", "train s",
     )  # fmt: skip
     for column in columns:
         table.add_column(column, justify="left" if column in ("model", "objective") else "right")
@@ -25,8 +30,7 @@ def print_results(console: Console, results: dict[str, Any], test_examples: int 
             row["name"],
             row["objective"],
             str(row["seeds"]),
-            format_accuracy(row["validation_accuracy"], row.get("validation_accuracy_std")),
-            format_accuracy(row["test_accuracy"], row.get("test_accuracy_std")),
+            *(metric_cell(row, split, name) for split, name in metric_columns),
             f"{row['parameters']['total'] / 1e6:.2f} M",
             f"{row['parameters']['trainable'] / 1e6:.2f} M",
             f"{row['parameters']['embedding'] / 1e6:.2f} M",
@@ -70,8 +74,11 @@ def print_export_summary(console: Console, summary: dict[str, Any]) -> None:
     evaluation = summary["evaluation"]
     if evaluation:
         delta = evaluation["delta_points"]
+        metric = evaluation.get("metric", "accuracy")
+        value = evaluation.get("value", evaluation.get("accuracy"))
+        shown = f"{100 * value:.2f} %" if metric in ("accuracy", "f1") else f"{value:.4f}"
         console.print(
-            f"test accuracy: {100 * evaluation['accuracy']:.2f} % on {evaluation['examples']} "
+            f"test {metric}: {shown} on {evaluation['examples']} "
             "texts" + ("" if delta is None else f" ({delta:+.2f} points against the student)")
         )
     latency = summary["latency_ms"]
@@ -82,11 +89,14 @@ def print_export_summary(console: Console, summary: dict[str, Any]) -> None:
 
 def resolution_note(results: dict[str, Any], test_examples: int) -> str | None:
     """A caption for a table with single-seed rows: the smallest difference the test split
-    resolves (`stats.resolvable_difference` at the teacher's accuracy)."""
+    resolves (`stats.resolvable_difference` at the teacher's accuracy). That formula is the
+    difference of two proportions, so a task without accuracy (regression) gets no caption."""
     from distilrnn.stats import resolvable_difference
 
     rows = results["rows"]
     if not test_examples or not any(row["seeds"] == 1 for row in rows[1:]):
+        return None
+    if "test_accuracy" not in rows[0]:  # a proportion's formula: says nothing of F1 or Pearson
         return None
     accuracy = min(max(rows[0]["test_accuracy"], 0.01), 0.99)
     points = 100 * resolvable_difference(test_examples, accuracy)

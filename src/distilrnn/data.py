@@ -39,7 +39,7 @@ from distilrnn.label_rules import (
     label_vocabulary,
     raw_labels,
 )
-from distilrnn.metrics import CLASSIFICATION, REGRESSION, check_metrics, labelled_mask
+from distilrnn.metrics import CLASSIFICATION, REGRESSION, check_metrics, labelled_mask, scores
 from distilrnn.readers import (
     FORMATS,
     SPLITS,
@@ -145,6 +145,22 @@ class Task:
     @property
     def test(self) -> Split:
         return self.split("test")
+
+    def score(self, split: str, logits: np.ndarray) -> dict[str, float]:
+        """The task's metrics of a model's `logits` `(n, num_labels)` on a labelled split."""
+        labels = self.splits[split]["label"]
+        if not labelled_mask(labels, self.task_type).all():
+            raise DataError(f"the {split} split has rows without labels: it cannot be scored")
+        return scores(self.metrics, logits, labels, self.task_type)
+
+    def split_metrics(self, logits: dict[str, np.ndarray]) -> dict[str, Any]:
+        """`{split}_{metric}` for each split's logits, with the task's `metrics` and
+        `task_type`: what a model's metrics.json records."""
+        out: dict[str, Any] = {"task_type": self.task_type, "metrics": list(self.metrics)}
+        for split, values in logits.items():
+            for name, value in self.score(split, values).items():
+                out[f"{split}_{name}"] = value
+        return out
 
     def split(self, name: str) -> Split:
         dataset = self.splits[name]

@@ -24,22 +24,24 @@ from datasets import Dataset
 from transformers import PreTrainedTokenizerBase, Trainer, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from distilrnn.batching import pad_batch, run_batched
+from distilrnn.batching import length_batches, pad_batch, run_batched
 from distilrnn.config import StudentSettings
 from distilrnn.config_io import student_settings
 from distilrnn.errors import ConfigError, DataError, StudentError
+from distilrnn.inputs import PAIR_COLUMN, SINGLE, Input, split_inputs
 from distilrnn.losses import objective_loss
+from distilrnn.metrics import labelled_mask, missing_label, predictions
 from distilrnn.run import save_predictions
 from distilrnn.student import RNNStudent
 from distilrnn.student.build import build_student, start_from
 from distilrnn.teacher import Teacher
 from distilrnn.training import (
     FiniteTrainingCallback,
-    accuracy_metrics,
     last_complete_checkpoint,
     non_finite_parameters,
     selection_arguments,
     send_logs_to,
+    task_metrics,
     tokenize,
 )
 
@@ -47,7 +49,8 @@ logger = logging.getLogger(__name__)
 
 
 class StudentCollator:
-    """Right-pads `input_ids` and stacks labels and teacher logits into tensors."""
+    """Right-pads `input_ids` (and a siamese student's `pair_input_ids`) and stacks labels
+    (ids, or float scores for regression) and teacher logits into tensors."""
 
     def __init__(self, pad_token_id: int):
         self.pad_token_id = pad_token_id
@@ -58,8 +61,16 @@ class StudentCollator:
             "input_ids": torch.from_numpy(input_ids),  # (batch, longest) int64
             "attention_mask": torch.from_numpy(attention_mask),
         }
+        if "pair_input_ids" in features[0]:
+            pair_ids, pair_mask = pad_batch(
+                [f["pair_input_ids"] for f in features], self.pad_token_id
+            )
+            batch["pair_input_ids"] = torch.from_numpy(pair_ids)
+            batch["pair_attention_mask"] = torch.from_numpy(pair_mask)
         if "labels" in features[0]:
-            batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=torch.long)
+            labels = [f["labels"] for f in features]
+            scores = isinstance(labels[0], float)
+            batch["labels"] = torch.tensor(labels, dtype=torch.float32 if scores else torch.long)
         if "teacher_logits" in features[0]:
             batch["teacher_logits"] = torch.tensor(
                 np.array([f["teacher_logits"] for f in features]), dtype=torch.float32
@@ -75,7 +86,12 @@ class DistillationTrainer(Trainer):
         self.settings = settings
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        logits = model(inputs["input_ids"], inputs["attention_mask"])
+        logits = model(
+            inputs["input_ids"],
+            inputs["attention_mask"],
+            inputs.get("pair_input_ids"),
+            inputs.get("pair_attention_mask"),
+        )
         loss = objective_loss(
             self.settings.objective,
             logits,
@@ -97,7 +113,7 @@ class DistillationTrainer(Trainer):
 
 
 def student_arguments(
-    settings: StudentSettings, seed: int, work_dir: Path, device: str
+    settings: StudentSettings, seed: int, work_dir: Path, device: str, metric: str = "accuracy"
 ) -> TrainingArguments:
     return selection_arguments(
         work_dir,
@@ -111,46 +127,73 @@ def student_arguments(
         seed=seed,
         device=device,
         report_to=settings.report_to,
+        metric=metric,
         max_grad_norm=settings.max_grad_norm,
         remove_unused_columns=False,  # the student's forward does not name teacher_logits
         label_names=["labels"],
     )
 
 
-def _prepare(dataset: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int) -> Dataset:
-    dataset = tokenize(dataset, tokenizer, max_length)
-    dataset = dataset.map(
-        lambda b: {"length": [len(i) for i in b["input_ids"]]}, batched=True, desc="measuring"
-    )
-    keep = [
-        c for c in ("input_ids", "length", "label", "teacher_logits") if c in dataset.column_names
-    ]
+def _prepare(
+    dataset: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, design: str = "joint"
+) -> Dataset:
+    dataset = tokenize(dataset, tokenizer, max_length, design)
+
+    def measure(batch: dict[str, list]) -> dict[str, list]:
+        lengths = [len(ids) for ids in batch["input_ids"]]
+        if "pair_input_ids" in batch:  # siamese: each side pads apart; group by the longer
+            lengths = [
+                max(n, len(ids)) for n, ids in zip(lengths, batch["pair_input_ids"], strict=True)
+            ]
+        return {"length": lengths}
+
+    dataset = dataset.map(measure, batched=True, desc="measuring")
+    columns = ("input_ids", "pair_input_ids", "length", "label", "teacher_logits")
+    keep = [c for c in columns if c in dataset.column_names]
     dataset = dataset.select_columns(keep)
     return dataset.rename_column("label", "labels") if "label" in keep else dataset
 
 
 @torch.inference_mode()
 def logits_of_ids(
-    model: RNNStudent, input_ids: Sequence[Sequence[int]], pad_token_id: int, batch_size: int = 256
+    model: RNNStudent,
+    input_ids: Sequence[Sequence[int]],
+    pad_token_id: int,
+    batch_size: int = 256,
+    pair_input_ids: Sequence[Sequence[int]] | None = None,
 ) -> np.ndarray:
-    """Logits `(n, num_labels)` for token id lists, in their order (`distilrnn.batching`)."""
+    """Logits `(n, num_labels)` for token id lists (and a siamese student's second texts),
+    in their order (`distilrnn.batching`)."""
     model.eval()
     device = next(model.parameters()).device
 
-    def call(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        logits = model(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device))
-        return logits.float().cpu().numpy()
+    def tensor(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(array).to(device)
 
-    return run_batched(
-        input_ids, call, model.config.num_labels, pad_id=pad_token_id, batch_size=batch_size
-    )
+    if pair_input_ids is None:
+
+        def call(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+            return model(tensor(ids), tensor(mask)).float().cpu().numpy()
+
+        return run_batched(
+            input_ids, call, model.config.num_labels, pad_id=pad_token_id, batch_size=batch_size
+        )
+    out = np.zeros((len(input_ids), model.config.num_labels), dtype=np.float32)
+    lengths = [max(len(a), len(b)) for a, b in zip(input_ids, pair_input_ids, strict=True)]
+    for index in length_batches(lengths, batch_size):
+        ids, mask = pad_batch([input_ids[i] for i in index], pad_token_id)
+        pair_ids, pair_mask = pad_batch([pair_input_ids[i] for i in index], pad_token_id)
+        logits = model(tensor(ids), tensor(mask), tensor(pair_ids), tensor(pair_mask))
+        out[index] = logits.float().cpu().numpy()
+    return out
 
 
 def student_logits(
     model: RNNStudent, dataset: Dataset, pad_token_id: int, batch_size: int = 256
 ) -> np.ndarray:
     """Logits `(n, num_labels)` for a tokenised dataset, in its order."""
-    return logits_of_ids(model, dataset["input_ids"], pad_token_id, batch_size)
+    pairs = dataset["pair_input_ids"] if "pair_input_ids" in dataset.column_names else None
+    return logits_of_ids(model, dataset["input_ids"], pad_token_id, batch_size, pairs)
 
 
 def fit_student(
@@ -179,22 +222,36 @@ def fit_student(
     """
     if settings.objective != "ce" and "teacher_logits" not in train.column_names:
         raise StudentError(f"objective {settings.objective!r} needs teacher logits")
+    if task.is_regression and settings.objective == "kl":
+        raise ConfigError(
+            "student.objective: kl distils class distributions; a regression task distils the "
+            "teacher's score with mse (and ce is the squared error on the gold score)"
+        )
+    design = settings.pair_design if task.is_pair else SINGLE
     torch.manual_seed(seed)
-    train_set = _prepare(train, tokenizer, settings.max_length)
+    train_set = _prepare(train, tokenizer, settings.max_length, design)
     if init is None:
-        model = build_student(settings, teacher, task.num_labels, tokenizer.pad_token_id)
+        model = build_student(
+            settings,
+            teacher,
+            task.num_labels,
+            tokenizer.pad_token_id,
+            pair_design=design,
+            task_type=task.task_type,
+        )
     else:
         model = start_from(init, settings, task.num_labels, train_set)
     evaluation = {
-        s: _prepare(task.splits[s], tokenizer, settings.max_length) for s in ("validation", "test")
+        s: _prepare(task.splits[s], tokenizer, settings.max_length, design)
+        for s in ("validation", "test")
     }
     trainer = DistillationTrainer(
         model=model,
-        args=student_arguments(settings, seed, work_dir, device),
+        args=student_arguments(settings, seed, work_dir, device, task.metrics[0]),
         train_dataset=train_set,
         eval_dataset=evaluation["validation"],
         data_collator=StudentCollator(tokenizer.pad_token_id),
-        compute_metrics=accuracy_metrics,
+        compute_metrics=task_metrics(task.metrics, task.task_type),
         settings=settings,
         callbacks=[FiniteTrainingCallback(f"student {name} seed {seed}", StudentError)],
     )
@@ -230,16 +287,16 @@ def fit_student(
                 f"student {name} seed {seed}: non-finite {split} logits after step "
                 f"{trainer.state.global_step}; lower learning_rate"
             )
-        metrics[f"{split}_accuracy"] = float(
-            (predictions[split].argmax(-1) == np.array(dataset["labels"])).mean()
-        )
+    metrics.update(task.split_metrics(predictions))
+    primary = task.metrics[0]
     logger.info(
-        "student %s (%s) seed %d: validation %.4f, test %.4f",
+        "student %s (%s) seed %d: validation %s %.4f, test %.4f",
         name,
         settings.rnn,
         seed,
-        metrics["validation_accuracy"],
-        metrics["test_accuracy"],
+        primary,
+        metrics[f"validation_{primary}"],
+        metrics[f"test_{primary}"],
     )
     return model, metrics, predictions
 
@@ -323,11 +380,12 @@ def distill(
         raise ConfigError("report_to: tensorboard needs a work_dir to keep its event files")
     teacher.check_fits(task)
     # agreement with the teacher cannot calibrate it: its own argmax drives T to the bound
-    gold_validation = min(task.splits["validation"]["label"], default=-1) >= 0
+    validation_labels = task.splits["validation"]["label"]
+    gold_validation = bool(labelled_mask(validation_labels, task.task_type).all())
     task = _with_teacher_labels_where_missing(task, teacher, device)
     if settings.objective == "ce":
         train = task.splits["train"]
-        if min(train["label"], default=-1) < 0:
+        if not labelled_mask(train["label"], task.task_type).all():
             raise DataError("the ce objective trains on labels: the task's training split has none")
     else:
         train = _labelled_transfer(teacher, task, transfer, device)
@@ -338,9 +396,9 @@ def distill(
         elif settings.objective == "kl":
             from distilrnn.calibration import calibrate
 
-            validation = task.splits["validation"]
-            logits = teacher.logits(list(validation["text"]), device=device)
-            temperature = calibrate(logits, np.asarray(validation["label"]))["temperature"]
+            validation = task.validation
+            logits = teacher.logits(validation.inputs, device=device)
+            temperature = calibrate(logits, np.asarray(validation.labels))["temperature"]
         settings = replace(settings, temperature=temperature)
     with tempfile.TemporaryDirectory() as scratch:
         model, metrics, _ = fit_student(
@@ -363,20 +421,32 @@ def distill(
 
 
 def _labelled_transfer(
-    teacher: Teacher, task: Any, transfer: Sequence[str] | None, device: str
+    teacher: Teacher, task: Any, transfer: Sequence[Input] | None, device: str
 ) -> Dataset:
-    """The transfer texts with the teacher's logits, and the training labels on the rows that
-    are the training texts (`distilrnn.run.TRANSFER_SET_RULE`), -1 elsewhere."""
-    train = task.splits["train"]
-    train_texts = list(train["text"])
-    texts = list(transfer) if transfer is not None else train_texts
-    if not texts:
+    """The transfer texts (or pairs) with the teacher's logits, and the training labels on the
+    rows that are the training texts (`distilrnn.run.TRANSFER_SET_RULE`), -1 (NaN for
+    regression) elsewhere."""
+    train_inputs = task.train.inputs
+    inputs = list(transfer) if transfer is not None else train_inputs
+    if not inputs:
         raise DataError("the transfer set is empty: give texts to distil on")
-    labels = [-1] * len(texts)
-    if texts[: len(train_texts)] == train_texts:
-        labels[: len(train_texts)] = list(train["label"])
-    logits = teacher.logits(texts, device=device, progress=len(texts) > 10_000)
-    return Dataset.from_dict({"text": texts, "label": labels, "teacher_logits": list(logits)})
+    try:
+        texts, pairs = split_inputs(inputs)
+    except ValueError as error:
+        raise DataError(f"transfer: {error}") from None
+    if (pairs is not None) != task.is_pair:
+        kind = "(text, text_pair) pairs" if task.is_pair else "single texts"
+        raise DataError(f"transfer: the task's examples are {kind}; give the same")
+    labels = [missing_label(task.task_type)] * len(texts)
+    if [tuple(x) if isinstance(x, list) else x for x in inputs[: len(train_inputs)]] == list(
+        train_inputs
+    ):
+        labels[: len(train_inputs)] = list(task.splits["train"]["label"])
+    logits = teacher.logits(texts, text_pairs=pairs, device=device, progress=len(texts) > 10_000)
+    rows: dict[str, Any] = {"text": texts}
+    if pairs is not None:
+        rows[PAIR_COLUMN] = pairs
+    return Dataset.from_dict({**rows, "label": labels, "teacher_logits": list(logits)})
 
 
 def _with_teacher_labels_where_missing(task: Any, teacher: Teacher, device: str) -> Any:
@@ -388,11 +458,14 @@ def _with_teacher_labels_where_missing(task: Any, teacher: Teacher, device: str)
     changed = False
     for name in ("validation", "test"):
         split = splits[name]
-        if len(split) and min(split["label"]) < 0:
-            predicted = teacher.logits(list(split["text"]), device=device).argmax(-1)
+        if len(split) and not labelled_mask(split["label"], task.task_type).all():
+            logits = teacher.logits(task.split(name).inputs, device=device)
+            predicted = predictions(logits, task.task_type)
             splits[name] = split.remove_columns("label").add_column("label", predicted.tolist())
             changed = True
     if not changed:
         return task
     logger.info("the task's validation / test splits have no labels: scoring agreement")
-    return type(task)(DatasetDict(splits), task.label_names or teacher.label_names)
+    return replace(
+        task, splits=DatasetDict(splits), label_names=task.label_names or teacher.label_names
+    )

@@ -1,7 +1,9 @@
 """Collect the teacher's and the students' metrics into results.json and a markdown table.
 
-Accuracy is computed by the teacher and student stages on the validation and test halves; this
-module adds what can be read off the artifacts (parameters, bytes on disk) and aggregates seeds.
+The task's metrics (accuracy; F1; Pearson, Spearman) are computed by the teacher and student
+stages on the validation and test halves; this module adds what can be read off the artifacts
+(parameters, bytes on disk) and aggregates seeds. Records written before tasks had metric lists
+hold accuracy only and read as `metrics = ["accuracy"]`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,28 @@ from distilrnn.run import Run, StudentRecord, TeacherRecord
 logger = logging.getLogger(__name__)
 
 SPLITS = ("validation", "test")
+LEGACY_METRICS = ["accuracy"]  # what a record without a "metrics" list was scored by
+METRIC_LABELS = {"accuracy": "acc", "f1": "F1", "pearson": "Pearson", "spearman": "Spearman"}
+PERCENT_METRICS = ("accuracy", "f1")  # fractions shown in percent; correlations as they are
+
+
+def metric_names(record_metrics: dict[str, Any]) -> list[str]:
+    """A metrics record's (or results row's) metric names, primary first."""
+    return list(record_metrics.get("metrics") or LEGACY_METRICS)
+
+
+def metric_header(name: str) -> str:
+    """A metric's column label: "acc (%)", "F1 (%)", "Pearson"."""
+    label = METRIC_LABELS.get(name, name)
+    return f"{label} (%)" if name in PERCENT_METRICS else label
+
+
+def format_metric(name: str, mean: float, std: float | None = None) -> str:
+    """A metric's mean (percent for accuracy and F1, 3 decimals for a correlation), with the
+    standard deviation over seeds when there is one."""
+    if name in PERCENT_METRICS:
+        return format_accuracy(mean, std)
+    return f"{mean:.3f}" + (f" ± {std:.3f}" if std else "")
 
 
 def safetensors_parameters(path: Path, embedding_key: str = "word_embeddings") -> dict[str, int]:
@@ -43,18 +67,24 @@ def folder_bytes(directory: Path, pattern: str = "*.safetensors") -> int:
 
 
 def teacher_row(teacher: TeacherRecord) -> dict[str, Any]:
-    """The teacher's results row: accuracy from its metrics, size from its checkpoint."""
+    """The teacher's results row: its task's metrics, size from its checkpoint."""
     parameters = {"total": 0, "trainable": 0, "embedding": 0}
     for path in sorted(teacher.model_dir.glob("*.safetensors")):
         for key, value in safetensors_parameters(path).items():
             parameters[key] += value
+    names = metric_names(teacher.metrics)
     return {
         "name": "teacher",
         "objective": "fine-tuned",
         "seeds": 1,
         "directories": [str(teacher.directory)],
-        "validation_accuracy": _required(teacher.metrics, "validation_accuracy", teacher),
-        "test_accuracy": _required(teacher.metrics, "test_accuracy", teacher),
+        "metrics": names,
+        "task_type": teacher.metrics.get("task_type", "classification"),
+        **{
+            f"{split}_{name}": _required(teacher.metrics, f"{split}_{name}", teacher)
+            for split in SPLITS
+            for name in names
+        },
         "parameters": parameters,
         "size_bytes": folder_bytes(teacher.model_dir),
         "train_seconds": teacher.metrics.get("train_seconds"),
@@ -68,13 +98,16 @@ def _required(metrics: dict[str, Any], key: str, record: TeacherRecord | Student
 
 
 def student_rows(students: Sequence[StudentRecord]) -> list[dict[str, Any]]:
-    """One row per variant, accuracy as mean and standard deviation over its seeds."""
+    """One row per variant, each metric as mean and standard deviation over its seeds:
+    `{split}_{metric}`, `{split}_{metric}_std`, `{split}_summaries[metric]`; `{split}_summary`
+    and `per_seed` are the primary (first) metric's."""
     by_variant: dict[str, list[StudentRecord]] = {}
     for student in students:
         by_variant.setdefault(student.variant, []).append(student)
     rows = []
     for name, runs in by_variant.items():
         first = runs[0]
+        names = metric_names(first.metrics)
         row = {
             "name": name,
             "objective": first.objective,
@@ -88,15 +121,21 @@ def student_rows(students: Sequence[StudentRecord]) -> list[dict[str, Any]]:
             "train_seconds": statistics.fmean(
                 _required(run.metrics, "train_seconds", run) for run in runs
             ),
+            "metrics": names,
+            "task_type": first.metrics.get("task_type", "classification"),
             "per_seed": {
-                run.seed: {s: _required(run.metrics, f"{s}_accuracy", run) for s in SPLITS}
+                run.seed: {s: _required(run.metrics, f"{s}_{names[0]}", run) for s in SPLITS}
                 for run in runs
             },
         }
         for split in SPLITS:
-            summary = stats.summarize([run.metrics[f"{split}_accuracy"] for run in runs])
-            row[f"{split}_accuracy"], row[f"{split}_accuracy_std"] = summary.mean, summary.std
-            row[f"{split}_summary"] = summary.to_dict()
+            row[f"{split}_summaries"] = {}
+            for name in names:
+                values = [_required(run.metrics, f"{split}_{name}", run) for run in runs]
+                summary = stats.summarize(values)
+                row[f"{split}_{name}"], row[f"{split}_{name}_std"] = summary.mean, summary.std
+                row[f"{split}_summaries"][name] = summary.to_dict()
+            row[f"{split}_summary"] = row[f"{split}_summaries"][names[0]]
         rows.append(row)
     return rows
 
@@ -106,21 +145,27 @@ def format_accuracy(mean: float, std: float | None = None) -> str:
     return f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if std else "")
 
 
-def _accuracy(row: dict[str, Any], split: str) -> str:
-    return format_accuracy(row[f"{split}_accuracy"], row.get(f"{split}_accuracy_std"))
+def metric_cell(row: dict[str, Any], split: str, name: str) -> str:
+    """A row's `split` value of metric `name`, ± its standard deviation over seeds."""
+    return format_metric(name, row[f"{split}_{name}"], row.get(f"{split}_{name}_std"))
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """The results table: one validation and one test column per metric of the task (the
+    teacher's row says which), then sizes and training time."""
+    names = metric_names(rows[0]) if rows else LEGACY_METRICS
+    metric_columns = [(split, name) for split in SPLITS for name in names]
+    headers = " | ".join(f"{split} {metric_header(name)}" for split, name in metric_columns)
     lines = [
-        "| model | objective | seeds | validation acc (%) | test acc (%) | parameters | "
+        f"| model | objective | seeds | {headers} | parameters | "
         "trainable | embedding | size (MB) | train time (s) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|" + "---:|" * len(metric_columns) + "---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         seconds = f"{row['train_seconds']:.0f}" if row.get("train_seconds") else "-"
+        cells = " | ".join(metric_cell(row, split, name) for split, name in metric_columns)
         lines.append(
-            f"| {row['name']} | {row['objective']} | {row['seeds']} | "
-            f"{_accuracy(row, 'validation')} | {_accuracy(row, 'test')} | "
+            f"| {row['name']} | {row['objective']} | {row['seeds']} | {cells} | "
             f"{row['parameters']['total'] / 1e6:.2f} M | "
             f"{row['parameters']['trainable'] / 1e6:.2f} M | "
             f"{row['parameters']['embedding'] / 1e6:.2f} M | {row['size_bytes'] / 1e6:.1f} | "
@@ -142,7 +187,13 @@ def collect_results(
         student_dirs = run.finished_students()
     students = [StudentRecord.read(Path(directory)) for directory in student_dirs]
     rows = [teacher_row(run.teacher()), *student_rows(students)]
-    results = {"run_dir": str(run.root), "config": config.to_dict(), "rows": rows}
+    results = {
+        "run_dir": str(run.root),
+        "config": config.to_dict(),
+        "metrics": rows[0]["metrics"],
+        "task_type": rows[0]["task_type"],
+        "rows": rows,
+    }
     write_json_atomic(run.results_file, results)
     text = f"# distilrnn results: {run.root}\n\n" + markdown_table(rows)
     write_atomically(

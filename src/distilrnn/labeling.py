@@ -20,6 +20,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from distilrnn.batching import run_batched
 from distilrnn.errors import MissingFileError
+from distilrnn.inputs import columns, encode_joint
 
 logger = logging.getLogger(__name__)
 
@@ -33,21 +34,31 @@ def predict_logits(
     device: torch.device | str = "cpu",
     progress: tqdm | None = None,
     max_tokens: int = 0,
+    pairs: Sequence[str] | None = None,
 ) -> np.ndarray:
-    """Teacher logits for `texts`, in their order: float32 array of shape (len(texts), labels).
+    """Teacher logits for `texts` (with `pairs`, each pair read as one sequence), in their
+    order: float32 array of shape (len(texts), labels).
 
     Texts run in length order (`distilrnn.batching.run_batched`), in batches of at most
     `batch_size` texts and, when `max_tokens` is set, at most `max_tokens` padded tokens.
     """
-    encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    if pairs is None:
+        encoded, segments = encode_joint(tokenizer, texts, None, max_length), None
+    else:  # a cross-encoder reads which text each token is from (BERT's token type ids)
+        both = tokenizer(list(texts), list(pairs), truncation=True, max_length=max_length)
+        encoded, segments = both["input_ids"], both.get("token_type_ids")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     model.eval().to(device)
 
-    def call(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    def call(
+        input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray | None = None
+    ) -> np.ndarray:
         batch = {
             "input_ids": torch.from_numpy(input_ids).to(device),  # (batch, longest)
             "attention_mask": torch.from_numpy(attention_mask).to(device),
         }
+        if token_type_ids is not None:
+            batch["token_type_ids"] = torch.from_numpy(token_type_ids).to(device)
         return model(**batch).logits.float().cpu().numpy()  # (batch, num_labels)
 
     with torch.inference_mode():
@@ -59,6 +70,7 @@ def predict_logits(
             batch_size=batch_size,
             max_tokens=max_tokens,
             on_batch=progress.update if progress is not None else None,
+            segments=segments,
         )
 
 
@@ -73,7 +85,8 @@ def label_texts(
     device: torch.device | str = "cpu",
     max_tokens: int = 0,
 ) -> Dataset:
-    """Add a `teacher_logits` column to `dataset` (which has `text`), shard by shard on disk.
+    """Add a `teacher_logits` column to `dataset` (which has `text`, and `text_pair` for
+    sentence pairs), shard by shard on disk.
 
     Shards already in `output_dir/shards` are reused, so an interrupted run continues where it
     stopped. Returns the memory-mapped concatenation of all shards.
@@ -91,15 +104,17 @@ def label_texts(
         path = shard_dir / f"shard-{number:05d}"
         if not path.is_dir():
             part = dataset.select(range(start, min(start + shard_size, len(dataset))))
+            texts, pairs = columns(part)
             logits = predict_logits(
                 model,
                 tokenizer,
-                part["text"],
+                texts,
                 batch_size,
                 max_length,
                 device,
                 progress,
                 max_tokens,
+                pairs,
             )
             part = part.add_column("teacher_logits", [row for row in logits])
             tmp = path.with_name(path.name + ".tmp")

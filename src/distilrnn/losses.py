@@ -2,7 +2,9 @@
 
 Every function takes `student_logits` (batch, num_labels) and returns a scalar mean over the
 batch. Distillation objectives read `teacher_logits` (batch, num_labels); `ce` reads integer
-`labels` (batch,). `register_loss` adds an objective that a config can then name.
+`labels` (batch,), or float gold scores for a regression task (batch,), where it is the squared
+error (the label-trained baseline of regression; `mse` is the same on the teacher's score).
+`register_loss` adds an objective that a config can then name.
 """
 
 from __future__ import annotations
@@ -18,8 +20,16 @@ Loss = Callable[..., torch.Tensor]
 
 
 def ce_loss(student_logits: torch.Tensor, labels: torch.Tensor, **_: object) -> torch.Tensor:
-    """Cross-entropy on gold labels: the baseline objective."""
+    """The baseline objective, on gold labels: cross-entropy on label ids, or for a regression
+    task (float `labels`, the gold scores) the squared error of the predicted score."""
+    if labels.is_floating_point():
+        return F.mse_loss(student_logits[:, 0], labels.to(student_logits.dtype))
     return F.cross_entropy(student_logits, labels)
+
+
+def has_label(labels: torch.Tensor) -> torch.Tensor:
+    """Rows with a gold label: generated transfer texts carry -1 (or NaN as a score)."""
+    return ~torch.isnan(labels) if labels.is_floating_point() else labels >= 0
 
 
 def mse_loss(
@@ -68,7 +78,8 @@ def objective_loss(
     """The loss of a named objective, optionally mixed with `ce`: (1 - alpha) * kd + alpha * ce.
 
     Without teacher logits (e.g. on the validation split) the loss is `ce` on the labels. Rows
-    with label -1 (generated transfer texts) have no label and add nothing to the `ce` part.
+    with label -1 (generated transfer texts; NaN for a regression task) have no label and add
+    nothing to the `ce` part. For regression, `ce` is the squared error on the gold score.
 
     Raises:
         ConfigError: `objective` is not registered; the message lists the registered ones.
@@ -82,7 +93,7 @@ def objective_loss(
     if alpha > 0:
         if labels is None:
             raise ValueError("alpha > 0 mixes in ce, which needs labels")
-        labelled = labels >= 0  # generated transfer texts carry label -1
+        labelled = has_label(labels)  # generated transfer texts carry label -1 (NaN)
         ce = (
             ce_loss(student_logits[labelled], labels[labelled])
             if bool(labelled.any())

@@ -32,25 +32,51 @@ def teacher_phrase(teacher: dict[str, Any], task: str | None) -> str:
     return f"the fine-tuned teacher {name}"
 
 
+def _shown(name: str, value: float | None) -> str:
+    """A metric for the card: accuracy and F1 in percent, correlations as they are."""
+    if value is None:
+        return "-"
+    return _percent(value) if name in ("accuracy", "f1") else f"{value:.4f}"
+
+
+def _kind(student: dict[str, Any]) -> str:
+    """What the student is: a text classifier, or a sentence-pair classifier / regressor."""
+    design = student.get("pair_design", "none")
+    if student.get("task_type") == "regression":
+        what = "regressor (it predicts a score)"
+    else:
+        what = "classifier"
+    if design == "none":
+        return f"text {what}"
+    return f"sentence-pair {what}, reading a pair {_DESIGNS.get(design, design)},"
+
+
+_DESIGNS = {"joint": "as one sequence", "siamese": "one text at a time (siamese)"}
+
+
 def hub_metadata(config: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
-    """The card's Hub metadata: library, tags, pipeline and, when any accuracy is known, a
-    `model-index` entry with the eager student's test / validation accuracy and the bundle's."""
+    """The card's Hub metadata: library, tags, pipeline and, when any score is known, a
+    `model-index` entry with the eager student's test / validation score of each of the task's
+    metrics (`config["metrics"]`, default accuracy) and the bundle's."""
     meta: dict[str, Any] = {
         "library_name": LIBRARY_NAME,
         "tags": list(HUB_TAGS),
         "pipeline_tag": PIPELINE_TAG,
     }
     evaluation = config.get("evaluation") or {}
-    measured = [
-        ("test accuracy", metrics.get("test_accuracy")),
-        ("validation accuracy", metrics.get("validation_accuracy")),
-        ("bundle test accuracy", evaluation.get("accuracy")),
-    ]
-    results = [
-        {"type": "accuracy", "value": float(value), "name": name}
-        for name, value in measured
-        if value is not None
-    ]
+    bundle_metrics = evaluation.get("metrics") or {"accuracy": evaluation.get("accuracy")}
+    results = []
+    for metric in config.get("metrics") or ["accuracy"]:
+        measured = [
+            (f"test {metric}", metrics.get(f"test_{metric}")),
+            (f"validation {metric}", metrics.get(f"validation_{metric}")),
+            (f"bundle test {metric}", bundle_metrics.get(metric)),
+        ]
+        results += [
+            {"type": metric, "value": float(value), "name": name}
+            for name, value in measured
+            if value is not None
+        ]
     if results:
         task = str(config.get("task") or "unknown")
         meta["model-index"] = [
@@ -92,7 +118,7 @@ def model_card(
         front_matter(hub_metadata(config, metrics)),
         f"# distilrnn student: {metrics.get('variant', 'RNN classifier')}",
         "",
-        f"A {direction} {student['rnn'].upper()} text classifier ({student['num_layers']} "
+        f"A {direction} {student['rnn'].upper()} {_kind(student)} ({student['num_layers']} "
         f"layer(s), hidden size {student['hidden_size']}, {student['pooling']} pooling), "
         f"trained by distilrnn from {teacher_phrase(teacher, config.get('task'))}.",
         "",
@@ -117,19 +143,32 @@ def model_card(
         "| metric | value |",
         "|---|---|",
     ]
-    for key in _CARD_METRICS:
+    task_metrics = config.get("metrics") or ["accuracy"]
+    shown_keys = list(_CARD_METRICS)
+    for metric in task_metrics:
+        for split in ("validation", "test"):
+            if f"{split}_{metric}" not in shown_keys:
+                shown_keys.insert(-1, f"{split}_{metric}")
+    for key in shown_keys:
         if key in metrics:
             value = metrics[key]
-            shown = _percent(value) if key.endswith("accuracy") else value
+            metric = key.split("_", 1)[-1]
+            shown = (
+                _shown(metric, value)
+                if metric in ("accuracy", "f1", "pearson", "spearman")
+                else value
+            )
             shown = f"{value:.0f} s" if key == "train_seconds" else shown
             lines.append(f"| {key} | {shown} |")
     evaluation = config.get("evaluation")
     if evaluation:
+        primary = evaluation.get("metric", "accuracy")
+        primary_value = evaluation.get("value", evaluation.get("accuracy"))
         delta = evaluation["delta_points"]
         lines += [
             "",
-            f"This bundle: {_percent(evaluation['accuracy'])} on {evaluation['examples']} "
-            "texts of the test half"
+            f"This bundle: {primary} {_shown(primary, primary_value)}"
+            f" on {evaluation['examples']} inputs of the test half"
             + ("" if delta is None else f" ({delta:+.2f} points against the eager student)")
             + ".",
         ]
@@ -191,4 +230,21 @@ def model_card(
         "```",
         "",
     ]
+    if config.get("pair_design", "none") != "none":  # a pair bundle reads (text, text_pair)
+        shown = (
+            "prediction.score" if config.get("task_type") == "regression" else "prediction.label"
+        )
+        lines[-12:] = [  # from the first `distilrnn predict` line
+            "distilrnn predict BUNDLE_DIR --pairs pairs.tsv --format jsonl  # text<TAB>text_pair",
+            "```",
+            "",
+            "```python",
+            "from distilrnn import Predictor",
+            "",
+            'predictor = Predictor("BUNDLE_DIR", threads=1)',
+            'for prediction in predictor.predict([("a man plays", "a man is playing")]):',
+            f"    print({shown})",
+            "```",
+            "",
+        ]
     return "\n".join(lines)

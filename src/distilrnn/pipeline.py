@@ -108,6 +108,8 @@ class Pipeline:
         out = RunOutputs()
         data = self.data()
         out.task = data.value
+        if "student" in wanted:
+            self._check_variants_fit(data.value)
         if "teacher" in wanted:
             out.teacher = self.teacher().value
         if until == "calibration":
@@ -125,6 +127,18 @@ class Pipeline:
         if "report" in wanted:
             out.report = self.report()
         return out
+
+    def _check_variants_fit(self, task: Task) -> None:
+        """Refuse, before anything trains, a variant whose objective the task cannot take."""
+        if not task.is_regression:
+            return
+        for variant in self.variants:
+            if self.config.student_for(variant).objective == "kl":
+                raise ConfigError(
+                    f"variant {variant.name}: objective kl distils class distributions; a "
+                    "regression task distils the teacher's score with mse (ce is the squared "
+                    "error on the gold score)"
+                )
 
     # data -----------------------------------------------------------------------------------
     @once

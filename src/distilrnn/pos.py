@@ -3,7 +3,8 @@ fine-grained tags of whitespace words, cached on disk, and each tag's unigram vo
 
 The texts are pre-tokenised (GLUE SST-2), so spaCy reads `text.split()` as given: tag i belongs
 to word i. The tags of a training set are computed once with `nlp.pipe` and cached under a hash
-of the texts and the pipeline name.
+of the texts and the pipeline name; a pair task's two sides are tagged in one pass
+(`tag_pairs`) under a key of their own.
 """
 
 from __future__ import annotations
@@ -81,9 +82,16 @@ def load_pos_tagger(model_name: str) -> spacy.Language:
     )
 
 
-def _tags_key(texts: Sequence[str], model_name: str) -> str:
-    """Hash of the texts and the model name: a cache written for other input is not reused."""
-    digest = hashlib.sha256(f"v{_TAG_CACHE_VERSION}\0{model_name}\0{len(texts)}\0".encode())
+def _tags_key(texts: Sequence[str], model_name: str, kind: str = "") -> str:
+    """Hash of the texts and the model name: a cache written for other input is not reused.
+
+    `kind` tells apart lists tagged for different purposes (`"pairs"`: a pair task's first
+    texts then its second texts), so a pair task's cache never serves a single-text task.
+    """
+    header = f"v{_TAG_CACHE_VERSION}\0{model_name}\0{len(texts)}\0"
+    if kind:
+        header += f"{kind}\0"
+    digest = hashlib.sha256(header.encode())
     for text in texts:
         digest.update(text.encode("utf-8"))
         digest.update(b"\0")
@@ -117,7 +125,36 @@ def tag_texts(
     tokeniser cannot drift from it. With `cache_path`, the tags are read from there when it was
     written for the same texts and model, and written there otherwise.
     """
-    key = _tags_key(texts, model_name)
+    return _tag(texts, model_name, cache_path, batch_size, progress, _tags_key(texts, model_name))
+
+
+def tag_pairs(
+    texts: list[str],
+    text_pairs: list[str],
+    model_name: str,
+    cache_path: Path | None = None,
+    batch_size: int = 1000,
+    progress: bool = True,
+) -> tuple[list[list[str]], list[list[str]]]:
+    """The POS tags of a pair task's first texts and of its second texts (as `tag_texts`), in
+    one spaCy pass; cached under a key of both lists that a single-text task never has."""
+    if len(texts) != len(text_pairs):
+        raise AugmentError(f"{len(texts)} texts but {len(text_pairs)} second texts of pairs")
+    both = [*texts, *text_pairs]
+    tags = _tag(
+        both, model_name, cache_path, batch_size, progress, _tags_key(both, model_name, "pairs")
+    )
+    return tags[: len(texts)], tags[len(texts) :]
+
+
+def _tag(
+    texts: list[str],
+    model_name: str,
+    cache_path: Path | None,
+    batch_size: int,
+    progress: bool,
+    key: str,
+) -> list[list[str]]:
     if cache_path is not None:
         cached = _read_cached_tags(cache_path, key)
         if cached is not None:

@@ -44,6 +44,15 @@ class _Scored:
     def test_accuracy(self) -> float | None:
         return self.metrics.get("test_accuracy")
 
+    @property
+    def metric_names(self) -> list[str]:
+        """The metrics the model was scored by (records before pairs and regression: accuracy)."""
+        return list(self.metrics.get("metrics", ["accuracy"]))
+
+    def score(self, split: str, metric: str) -> float | None:
+        """One metric on one split (`validation` / `test`), None when not recorded."""
+        return self.metrics.get(f"{split}_{metric}")
+
     def predictions(self) -> dict[str, np.ndarray] | None:
         return load_predictions(self.directory)
 

@@ -79,7 +79,7 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 TRANSFER_SET_RULE = (
     "the labelled transfer set starts with the training texts, in the training split's order, "
-    "followed by the generated texts (label -1)"
+    "followed by the generated texts (label -1, or NaN for a regression task)"
 )
 
 
@@ -327,23 +327,27 @@ class Run:
         """What a model card says about the run: label names, teacher and task."""
         teacher = TeacherRecord.read(self.teacher_dir)
         data = self.stage_settings(self.data_dir).get("data", {})
+        task = self.task()
         return {
             "labels": self.label_names(),
+            "task_type": task.task_type,
+            "metrics": list(task.metrics),
             "teacher": {
                 "name": teacher.name,
                 **{
                     key: teacher.metrics[key]
-                    for key in ("validation_accuracy", "test_accuracy")
+                    for split in ("validation", "test")
+                    for key in [f"{split}_{name}" for name in task.metrics]
                     if key in teacher.metrics
                 },
             },
             "task": data.get("hub_name") or _local_task(data),
         }
 
-    def test_split(self) -> tuple[list[str], list[int]]:
-        """Texts and label ids of the run's test half."""
-        test = self.task().splits["test"]
-        return list(test["text"]), list(test["label"])
+    def test_split(self) -> tuple[list[Any], list[Any]]:
+        """Inputs (texts, or (text, text_pair) tuples) and labels of the run's test half."""
+        test = self.task().test
+        return test.inputs, list(self.task().splits["test"]["label"])
 
     def transfer_set(self) -> Dataset:
         from datasets import Dataset
@@ -372,10 +376,14 @@ class Run:
 
     def training_texts(self, student: StudentRecord) -> list[str]:
         """The texts `student` trained on: the transfer set if it used one, else the training
-        split."""
-        if student.trained_on_transfer_set:
-            return list(self.transfer_set()["text"])
-        return list(self.task().splits["train"]["text"])
+        split (for sentence pairs, the first texts then the second texts)."""
+        rows = (
+            self.transfer_set() if student.trained_on_transfer_set else self.task().splits["train"]
+        )
+        texts = list(rows["text"])
+        if "text_pair" in rows.column_names:  # both sides of a pair: every token read
+            texts += list(rows["text_pair"])
+        return texts
 
     def text_source(self, source: str | Path, student: StudentRecord | None = None) -> list[str]:
         """Texts for vocabulary pruning or token weights: `transfer` (what `student` trained

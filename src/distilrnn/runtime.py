@@ -2,7 +2,8 @@
 
 A bundle is a folder written by `distilrnn.export`:
 
-    model.onnx       input_ids, attention_mask (batch, seq) int64, right-padded -> logits
+    model.onnx       input_ids, attention_mask (batch, seq) int64, right-padded (a siamese
+                     pair student also pair_input_ids, pair_attention_mask) -> logits
     tokenizer.json   the student's (the teacher's) tokenizer, as `tokenizers` saves it
     labels.json      {"names": [...]}, in logit order
     config.json      format, version, num_labels, vocab_size, pad_token_id, max_length, ...
@@ -18,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from distilrnn.batching import run_batched
+from distilrnn.batching import run_batched, run_batched_pairs
 from distilrnn.errors import BundleError, ConfigError, DataError, MissingFileError
 from distilrnn.labelled import (  # noqa: F401 (re-exported: they lived here)
     LABELLED_FORMATS,
@@ -34,6 +35,7 @@ from distilrnn.labelled import (  # noqa: F401 (re-exported: they lived here)
     label_ids,
     read_labelled,
 )
+from distilrnn.metrics import CLASSIFICATION, DEFAULT_METRICS, REGRESSION, TASK_TYPES, scores
 
 logger = logging.getLogger(__name__)
 
@@ -46,23 +48,33 @@ CONFIG_NAME = "config.json"
 CARD_NAME = "README.md"
 BUNDLE_FILES = (MODEL_NAME, TOKENIZER_NAME, LABELS_NAME, CONFIG_NAME)
 INPUT_NAMES = ("input_ids", "attention_mask")
+PAIR_INPUT_NAMES = (*INPUT_NAMES, "pair_input_ids", "pair_attention_mask")  # siamese students
+PAIR_DESIGNS = ("none", "joint", "siamese")
 OUTPUT_NAME = "logits"
 _REQUIRED_CONFIG = ("num_labels", "vocab_size", "pad_token_id", "max_length")
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """One text's predicted label (its name and its id, the logit's index) and the probability
-    of every label."""
+    """One input's prediction: for a classifier its label (its name and its id, the logit's
+    index) and the probability of every label; for a regression bundle its `score`.
+    `text_pair` is the second text of a pair (None for single texts)."""
 
     text: str
-    label: str
-    probabilities: dict[str, float]
+    label: str | None = None
+    probabilities: dict[str, float] | None = None
     label_id: int = -1
+    text_pair: str | None = None
+    score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        row: dict[str, Any] = {"text": self.text}
+        if self.text_pair is not None:
+            row["text_pair"] = self.text_pair
+        if self.score is not None:
+            return {**row, "score": self.score}
         return {
-            "text": self.text,
+            **row,
             "label": self.label,
             "label_id": self.label_id,
             "probabilities": self.probabilities,
@@ -71,13 +83,20 @@ class Prediction:
 
 @dataclass(frozen=True)
 class Score:
-    """A bundle's predictions scored against a labelled file."""
+    """A bundle's predictions scored against labelled inputs: `metrics` by name (the task's:
+    accuracy [, f1] for classification, pearson and spearman for regression); `correct` is
+    None for regression."""
 
     examples: int
-    correct: int
+    correct: int | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
 
     @property
     def accuracy(self) -> float:
+        if "accuracy" in self.metrics:
+            return self.metrics["accuracy"]
+        if self.correct is None:
+            raise BundleError("a regression bundle has no accuracy: read Score.metrics")
         return self.correct / self.examples
 
 
@@ -141,6 +160,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 class Predictor:
     """Classify texts with an exported bundle.
 
+    Inputs are strings, or `(text, text_pair)` tuples for a pair bundle: a joint bundle reads
+    a pair as one sequence with the tokenizer's pair template (as `tokenizer(text, text_pair)`
+    of transformers, longest-first truncation), a siamese bundle each text on its own.
     Texts are tokenised with the bundle's `tokenizer.json` (truncated to its `max_length`),
     sorted by length, right-padded in batches of at most `batch_size` (`distilrnn.batching`)
     and run through onnxruntime on `threads` intra-op threads (0: onnxruntime's default). The
@@ -159,6 +181,14 @@ class Predictor:
         self.labels = read_label_names(self.bundle_dir / LABELS_NAME)
         self.num_labels = int(self.config["num_labels"])
         self.pad_token_id = int(self.config["pad_token_id"])
+        self.pair_design = str(self.config.get("pair_design") or "none")
+        self.task_type = str(self.config.get("task_type") or CLASSIFICATION)
+        if self.pair_design not in PAIR_DESIGNS or self.task_type not in TASK_TYPES:
+            raise BundleError(
+                f"{self.bundle_dir / CONFIG_NAME}: unknown pair_design {self.pair_design!r} or "
+                f"task_type {self.task_type!r}"
+            )
+        self.metrics = list(self.config.get("metrics") or DEFAULT_METRICS[self.task_type])
         if len(self.labels) != self.num_labels:
             raise BundleError(
                 f"{self.bundle_dir / LABELS_NAME} names {len(self.labels)} labels but "
@@ -203,10 +233,12 @@ class Predictor:
             raise BundleError(f"cannot load the ONNX model {path}: {error}") from None
         inputs = tuple(i.name for i in session.get_inputs())
         outputs = session.get_outputs()
-        if inputs != INPUT_NAMES or [o.name for o in outputs] != [OUTPUT_NAME]:
+        expected = PAIR_INPUT_NAMES if self.pair_design == "siamese" else INPUT_NAMES
+        if inputs != expected or [o.name for o in outputs] != [OUTPUT_NAME]:
             raise BundleError(
                 f"{path} takes {list(inputs)} and gives {[o.name for o in outputs]}; a bundle "
-                f"model takes {list(INPUT_NAMES)} and gives [{OUTPUT_NAME!r}]"
+                f"model (pair_design {self.pair_design!r}) takes {list(expected)} and gives "
+                f"[{OUTPUT_NAME!r}]"
             )
         width = outputs[0].shape[-1]
         if isinstance(width, int) and width != self.num_labels:
@@ -216,50 +248,117 @@ class Predictor:
             )
         return session
 
-    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
-        if isinstance(texts, str):
+    @property
+    def is_pair(self) -> bool:
+        """Whether the bundle reads `(text, text_pair)` pairs."""
+        return self.pair_design != "none"
+
+    def _split(self, inputs: Sequence[Any]) -> tuple[list[str], list[str] | None]:
+        """Texts and second texts (None for single texts), checked against the bundle."""
+        if isinstance(inputs, str):
             raise TypeError("pass a list of texts, not a single string")
-        texts = list(texts)
-        if not texts:
+        inputs = list(inputs)
+        if not inputs:
             raise DataError("no texts to classify: the input is empty")
-        for index, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise TypeError(f"text {index} is a {type(text).__name__}, not a str")
+        pair = [isinstance(item, tuple | list) for item in inputs]
+        if any(pair) and not all(pair):
+            raise BundleError("the inputs mix single texts and (text, text_pair) pairs")
+        if all(pair):
+            for index, item in enumerate(inputs):
+                if len(item) != 2:
+                    raise BundleError(f"input {index}: a pair has two texts, got {len(item)}")
+        for index, item in enumerate(inputs):
+            for text in item if pair[index] else (item,):
+                if not isinstance(text, str):
+                    raise TypeError(f"text {index} is a {type(text).__name__}, not a str")
+        if all(pair) and not self.is_pair:
+            raise BundleError(f"{self.bundle_dir} reads single texts, not (text, text_pair) pairs")
+        if not all(pair) and self.is_pair:
+            raise BundleError(
+                f"{self.bundle_dir} reads pairs (pair_design {self.pair_design!r}): pass "
+                "(text, text_pair) tuples"
+            )
+        if all(pair):
+            return [a for a, _ in inputs], [b for _, b in inputs]
+        return inputs, None
+
+    def _encode(self, texts: Sequence[Any]) -> list[list[int]]:
+        """Token ids of single texts, or of `(text, text_pair)` tuples read as one sequence."""
         # `encode` for one text: `encode_batch` would wake tokenizers' thread pool for nothing.
-        encodings = (
-            [self.tokenizer.encode(texts[0])]
-            if len(texts) == 1
-            else self.tokenizer.encode_batch(texts)
-        )
+        if len(texts) == 1:
+            item = texts[0]
+            encodings = [
+                self.tokenizer.encode(*item)
+                if isinstance(item, tuple)
+                else self.tokenizer.encode(item)
+            ]
+        else:
+            encodings = self.tokenizer.encode_batch(list(texts))
         token_ids = [encoding.ids for encoding in encodings]
         for index, ids in enumerate(token_ids):
             if not ids:
                 raise DataError(f"text {index} ({texts[index]!r}) has no tokens")
         return token_ids
 
-    def logits(self, texts: Sequence[str]) -> np.ndarray:
-        """Logits `(len(texts), num_labels)` float32, in the order of `texts`."""
+    def encode(self, inputs: Sequence[Any]) -> dict[str, list[list[int]]]:
+        """The token ids the model reads: `input_ids` (a joint bundle: each pair as one
+        sequence), and for a siamese bundle `pair_input_ids` (the second texts on their own)."""
+        texts, pairs = self._split(inputs)
+        if pairs is None:
+            return {"input_ids": self._encode(texts)}
+        if self.pair_design == "joint":
+            return {"input_ids": self._encode(list(zip(texts, pairs, strict=True)))}
+        return {"input_ids": self._encode(texts), "pair_input_ids": self._encode(pairs)}
+
+    def logits(self, texts: Sequence[Any]) -> np.ndarray:
+        """Logits `(len(texts), num_labels)` float32, in the order of `texts` (a regression
+        bundle: `(n, 1)` predicted scores); `texts` are strings or `(text, text_pair)` tuples."""
+        encoded = self.encode(texts)
+        if "pair_input_ids" in encoded:
+            return run_batched_pairs(
+                encoded["input_ids"],
+                encoded["pair_input_ids"],
+                self._run,
+                self.num_labels,
+                pad_id=self.pad_token_id,
+                batch_size=self.batch_size,
+            )
         return run_batched(
-            self._encode(texts),
+            encoded["input_ids"],
             self._run,
             self.num_labels,
             pad_id=self.pad_token_id,
             batch_size=self.batch_size,
         )
 
-    def _run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        """The model on one padded batch `(batch, seq)` int64 -> logits `(batch, num_labels)`."""
-        feed = {"input_ids": input_ids, "attention_mask": attention_mask}
-        (logits,) = self.session.run([OUTPUT_NAME], feed)
+    def _run(self, *arrays: np.ndarray) -> np.ndarray:
+        """The model on one padded batch (`input_ids`, `attention_mask` `(batch, seq)` int64,
+        and a siamese bundle's pair ids and mask) -> logits `(batch, num_labels)`."""
+        names = PAIR_INPUT_NAMES if len(arrays) == 4 else INPUT_NAMES
+        (logits,) = self.session.run([OUTPUT_NAME], dict(zip(names, arrays, strict=True)))
         return logits
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+    def predict_proba(self, texts: Sequence[Any]) -> np.ndarray:
         """Label probabilities `(len(texts), num_labels)` float64, rows summing to 1."""
+        if self.task_type == REGRESSION:
+            raise BundleError(
+                f"{self.bundle_dir} is a regression bundle: it predicts a score, not label "
+                "probabilities (use predict or logits)"
+            )
         return softmax(self.logits(texts))
 
-    def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        """The most probable label of each text, with every label's probability."""
+    def predict(self, texts: Sequence[Any]) -> list[Prediction]:
+        """Each input's most probable label, with every label's probability; a regression
+        bundle: each input's predicted `score`."""
         texts = texts if isinstance(texts, str) else list(texts)  # a str is refused below
+        first, second = self._split(texts)
+        seconds: list[str | None] = [None] * len(first) if second is None else list(second)
+        if self.task_type == REGRESSION:
+            values = self.logits(texts)[:, 0]
+            return [
+                Prediction(text=text, text_pair=pair, score=float(value))
+                for text, pair, value in zip(first, seconds, values, strict=True)
+            ]
         probabilities = self.predict_proba(texts)
         return [
             Prediction(
@@ -267,12 +366,20 @@ class Predictor:
                 label=self.labels[int(row.argmax())],
                 probabilities={name: float(p) for name, p in zip(self.labels, row, strict=True)},
                 label_id=int(row.argmax()),
+                text_pair=pair,
             )
-            for text, row in zip(texts, probabilities, strict=True)
+            for text, pair, row in zip(first, seconds, probabilities, strict=True)
         ]
 
-    def score(self, texts: Sequence[str], labels: Sequence[int]) -> Score:
-        """How many of `texts` get their label id in `labels` (the most probable label)."""
-        predicted = self.logits(texts).argmax(axis=-1)
-        correct = int((predicted == np.asarray(labels)).sum())
-        return Score(examples=len(predicted), correct=correct)
+    def score(self, texts: Sequence[Any], labels: Sequence[float]) -> Score:
+        """The bundle's task metrics on labelled inputs (label ids, or gold scores for a
+        regression bundle); a classifier's `correct` counts most-probable labels that match."""
+        logits = self.logits(texts)
+        names = list(self.metrics)
+        if self.task_type == REGRESSION:
+            return Score(examples=len(logits), metrics=scores(names, logits, labels, REGRESSION))
+        if "accuracy" not in names:
+            names.append("accuracy")
+        correct = int((logits.argmax(axis=-1) == np.asarray(labels)).sum())
+        measured = scores(names, logits, labels, CLASSIFICATION)
+        return Score(examples=len(logits), correct=correct, metrics=measured)

@@ -17,6 +17,8 @@ from datasets import Dataset
 from distilrnn.atomic import replace_directory, write_json_atomic
 from distilrnn.config import StudentSettings, Variant
 from distilrnn.data import Task
+from distilrnn.inputs import PAIR_COLUMN, columns
+from distilrnn.metrics import missing_label
 from distilrnn.run import (
     METRICS_NAME,
     save_predictions,
@@ -28,7 +30,7 @@ from distilrnn.stages import (
     fingerprinted,
     resolve,
 )
-from distilrnn.teacher import Teacher, check_fits, finetune
+from distilrnn.teacher import Teacher, finetune
 
 if TYPE_CHECKING:
     from distilrnn.pipeline import Pipeline
@@ -54,7 +56,7 @@ def build_teacher(pipeline: Pipeline, stage: Stage, task: Task, settings: dict) 
             trust_remote_code=cfg.trust_remote_code,
             max_length=cfg.max_length,
         )
-        check_fits(teacher.model, task.label_names, cfg.checkpoint)
+        teacher.check_fits(task)
     else:
         work_dir = pipeline.ledger.work_dir(stage)
         tmp = stage.directory / "model.tmp"
@@ -66,18 +68,18 @@ def build_teacher(pipeline: Pipeline, stage: Stage, task: Task, settings: dict) 
         shutil.rmtree(work_dir, ignore_errors=True)
         teacher = Teacher.from_pretrained(str(model_dir), max_length=cfg.max_length)
     predictions = split_logits(pipeline, teacher, task)
-    for split, logits in predictions.items():
-        labels = np.asarray(task.splits[split]["label"])
-        metrics[f"{split}_accuracy"] = float((logits.argmax(-1) == labels).mean())
+    metrics.update(task.split_metrics(predictions))
     if cfg.checkpoint:
         teacher.save_pretrained(model_dir)
     save_predictions(stage.directory, predictions)
     write_json_atomic(stage.directory / METRICS_NAME, metrics)
     stage.finish(settings)
+    primary = task.metrics[0]
     logger.info(
-        "teacher: validation %.4f, test %.4f",
-        metrics["validation_accuracy"],
-        metrics["test_accuracy"],
+        "teacher: validation %s %.4f, test %.4f",
+        primary,
+        metrics[f"validation_{primary}"],
+        metrics[f"test_{primary}"],
     )
 
 
@@ -85,7 +87,7 @@ def split_logits(pipeline: Pipeline, teacher: Teacher, task: Task) -> dict[str, 
     """The teacher's logits `{split: (n, num_labels)}` on the validation and test halves."""
     return {
         split: teacher.logits(
-            list(task.splits[split]["text"]),
+            task.split(split).inputs,
             batch_size=pipeline.config.teacher.eval_batch_size,
             max_tokens=0,
             device=pipeline.device,
@@ -101,18 +103,27 @@ def build_augment(
     from distilrnn.teacher import load_tokenizer
 
     cfg = pipeline.config
-    train = data.value.splits["train"]
+    task: Task = data.value
+    train = task.splits["train"]
+    texts, pairs = columns(train)
     started = time.perf_counter()
-    texts = augment(
-        list(train["text"]),
+    produced = augment(
+        texts,
+        text_pairs=pairs,
         tokenizer=load_tokenizer(str(pipeline.teacher().value.model_dir)),
         settings=cfg.augment,
         cache_dir=pipeline.folder.work_dir / "pos-tags",
     )
     seconds = time.perf_counter() - started
-    generated = len(texts) - len(train)
+    generated = len(produced) - len(train)
     # the rows that are the training texts keep their labels (TRANSFER_SET_RULE)
-    transfer = Dataset.from_dict({"text": texts, "label": list(train["label"]) + [-1] * generated})
+    labels = list(train["label"]) + [missing_label(task.task_type)] * generated
+    rows: dict[str, list] = {}
+    if pairs is None:
+        rows["text"] = list(produced)
+    else:
+        rows["text"], rows[PAIR_COLUMN] = (list(side) for side in zip(*produced, strict=True))
+    transfer = Dataset.from_dict({**rows, "label": labels}, train.features)
     tmp = stage.directory / "transfer.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     transfer.save_to_disk(str(tmp))

@@ -6,8 +6,9 @@ Two questions come up when comparing students:
   standard deviation and a Student-t confidence interval of the mean over seeds.
 - Is variant A better than variant B on this test set, or is the gap within what resampling the
   test examples would produce? `paired_bootstrap` answers it with the paired bootstrap over test
-  examples (Koehn 2004; Berg-Kirkpatrick et al. 2012), and `resolvable_difference` gives a rough
-  idea of the smallest gap a test set of a given size can resolve at all.
+  examples (Koehn 2004; Berg-Kirkpatrick et al. 2012), `paired_bootstrap_metric` for any metric
+  of `distilrnn.metrics` (F1, Pearson, Spearman), and `resolvable_difference` gives a rough idea
+  of the smallest accuracy gap a test set of a given size can resolve at all.
 
 Numpy and the standard library only: the Student-t and normal quantiles are computed here
 (regularized incomplete beta function by continued fraction, inverted by bisection).
@@ -23,6 +24,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
+from distilrnn import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -196,21 +199,30 @@ def paired_bootstrap(
             f"correct_a and correct_b cover different examples: {a.shape} vs {b.shape}"
         )
     n = int(a.size)
+    per_example = a - b  # (n_examples,) difference in correctness, in [-1, 1]
+    differences = _resample(n, samples, seed, lambda indices: per_example[indices].mean(axis=1))
+    return _bootstrap_result(float(per_example.mean()), differences, samples)
+
+
+def _resample(
+    n: int, samples: int, seed: int, statistic: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """`statistic` of `samples` resamples of n examples: indices `(chunk, n)` -> `(chunk,)`."""
     if n == 0:
-        raise ValueError("paired_bootstrap needs at least one example")
+        raise ValueError("the paired bootstrap needs at least one example")
     if samples < 1:
         raise ValueError(f"samples must be positive, got {samples}")
-
-    per_example = a - b  # (n_examples,) difference in correctness, in [-1, 1]
     rng = np.random.default_rng(seed)
     chunk = max(1, _BOOTSTRAP_CHUNK_ENTRIES // n)
-    differences = np.empty(samples, dtype=np.float64)  # (samples,) resampled acc_a - acc_b
+    differences = np.empty(samples, dtype=np.float64)  # (samples,) resampled a - b
     for start in range(0, samples, chunk):
         stop = min(samples, start + chunk)
-        indices = rng.integers(0, n, size=(stop - start, n))  # (chunk, n_examples)
-        differences[start:stop] = per_example[indices].mean(axis=1)
+        differences[start:stop] = statistic(rng.integers(0, n, size=(stop - start, n)))
+    return differences
 
-    difference = float(per_example.mean())
+
+def _bootstrap_result(difference: float, differences: np.ndarray, samples: int) -> dict[str, Any]:
+    """The observed difference, the resampled differences' 95 % interval and p-value."""
     ci_low, ci_high = (float(q) for q in np.quantile(differences, [0.025, 0.975]))
     other_side = np.mean(differences <= 0.0) if difference >= 0 else np.mean(differences >= 0.0)
     return {
@@ -221,6 +233,73 @@ def paired_bootstrap(
         "significant": bool(ci_low > 0.0 or ci_high < 0.0),
         "samples": int(samples),
     }
+
+
+def _combine_seeds(name: str, predicted: np.ndarray) -> np.ndarray:
+    """(n_examples,) predictions from (n_examples,) or (n_seeds, n_examples) ones: the mean
+    score over seeds for a regression metric, the majority label otherwise (ties to the lower
+    label id, e.g. the negative class of f1)."""
+    array = np.asarray(predicted)
+    if array.ndim == 1:
+        return array
+    if array.ndim != 2:
+        raise ValueError(f"{name}: predictions must be (n_examples,) or (n_seeds, n_examples)")
+    if metrics.METRIC_TASKS[name] == metrics.REGRESSION:
+        return array.astype(np.float64).mean(axis=0)
+    ids = array.astype(np.int64)
+    votes = np.stack([(ids == label).sum(axis=0) for label in range(int(ids.max()) + 1)])
+    return votes.argmax(axis=0)  # (n_examples,) argmax takes the lowest id on a tie
+
+
+def paired_bootstrap_metric(
+    name: str,
+    predicted_a: np.ndarray,
+    predicted_b: np.ndarray,
+    labels: np.ndarray,
+    samples: int = 10000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Paired bootstrap test of the difference in metric `name` between systems A and B.
+
+    As `paired_bootstrap`, for any metric of `distilrnn.metrics`: the test examples (pairs of
+    texts, for a pair task) are resampled with replacement, the same indices for both systems,
+    and the metric is recomputed on each resample (`metrics.resampled`).
+
+    predicted_a, predicted_b: predicted label ids or scores (`metrics.predictions`), (n_examples,)
+        or (n_seeds, n_examples). With several seeds, `accuracy` averages each example's
+        correctness over the seeds (exactly `paired_bootstrap`); a regression metric (pearson,
+        spearman) scores each example's mean predicted score; any other classification metric
+        (f1) scores the seeds' majority vote per example, ties going to the lower label id.
+    labels: (n_examples,) gold label ids or scores.
+
+    Returns `paired_bootstrap`'s keys, the difference being metric_a - metric_b (fractions or
+    correlations, not points), plus "metric": name.
+    """
+    if name not in metrics.METRICS:
+        raise ValueError(f"unknown metric {name!r} (known: {', '.join(metrics.METRICS)})")
+    labels = np.asarray(labels)
+    if name == "accuracy":
+        correct_a = np.asarray(predicted_a) == labels
+        result = paired_bootstrap(correct_a, np.asarray(predicted_b) == labels, samples, seed)
+        return {**result, "metric": name}
+    a, b = _combine_seeds(name, predicted_a), _combine_seeds(name, predicted_b)
+    if not a.shape == b.shape == labels.shape:
+        raise ValueError(
+            f"predicted_a, predicted_b and labels cover different examples: "
+            f"{a.shape}, {b.shape}, {labels.shape}"
+        )
+    metric = metrics.METRICS[name]
+    differences = _resample(
+        int(a.size),
+        samples,
+        seed,
+        lambda indices: (
+            metrics.resampled(name, a, labels, indices)
+            - metrics.resampled(name, b, labels, indices)
+        ),
+    )
+    difference = metric(a, labels) - metric(b, labels)
+    return {**_bootstrap_result(float(difference), differences, samples), "metric": name}
 
 
 def standard_error(n_examples: int, accuracy: float) -> float:

@@ -37,14 +37,16 @@ from distilrnn.config import TeacherConfig
 from distilrnn.data import Split, Task
 from distilrnn.errors import ConfigError, DataError, MissingFileError, TeacherError
 from distilrnn.hub import resolve_model
+from distilrnn.inputs import PAIR_COLUMN, Input, columns, split_inputs
 from distilrnn.labeling import predict_logits
+from distilrnn.metrics import CLASSIFICATION, REGRESSION, check_metrics, labelled_mask, scores
 from distilrnn.training import (
     FiniteTrainingCallback,
-    accuracy_metrics,
     last_complete_checkpoint,
     reporting_integrations,
     selection_arguments,
     send_logs_to,
+    task_metrics,
     tokenize,
 )
 
@@ -96,7 +98,9 @@ def check_fits(model: PreTrainedModel, label_names: list[str], source: str) -> N
             )
 
 
-def training_arguments(config: TeacherConfig, output_dir: Path, device: str) -> TrainingArguments:
+def training_arguments(
+    config: TeacherConfig, output_dir: Path, device: str, metric: str = "accuracy"
+) -> TrainingArguments:
     return selection_arguments(
         output_dir,
         epochs=config.epochs,
@@ -109,6 +113,7 @@ def training_arguments(config: TeacherConfig, output_dir: Path, device: str) -> 
         seed=config.seed,
         device=device,
         report_to=config.report_to,
+        metric=metric,
     )
 
 
@@ -174,6 +179,13 @@ class Teacher:
     def num_labels(self) -> int:
         return int(self.model.config.num_labels)
 
+    @property
+    def task_type(self) -> str:
+        """`regression` for a one-output model (`problem_type = "regression"`), else
+        `classification`."""
+        regression = self.model.config.problem_type == "regression" or self.num_labels == 1
+        return REGRESSION if regression else CLASSIFICATION
+
     @classmethod
     def from_pretrained(
         cls, name_or_dir: str | Path, *, trust_remote_code: bool = False, max_length: int = 128
@@ -214,15 +226,21 @@ class Teacher:
 
     def logits(
         self,
-        texts: Sequence[str],
+        texts: Sequence[Input],
         *,
+        text_pairs: Sequence[str] | None = None,
         batch_size: int = 512,
         max_tokens: int = 8192,
         device: torch.device | str = "cpu",
         progress: bool = False,
     ) -> np.ndarray:
-        """Logits for `texts`, in their order: float32 `(len(texts), num_labels)`. Texts run in
-        length-sorted batches of at most `batch_size` texts and `max_tokens` padded tokens."""
+        """Logits for `texts`, in their order: float32 `(len(texts), num_labels)` (a regression
+        teacher's one column is its predicted score). `texts` are strings, or `(text, text_pair)`
+        tuples for sentence pairs (or give the second texts as `text_pairs`); a pair is read as
+        one sequence. Inputs run in length-sorted batches of at most `batch_size` inputs and
+        `max_tokens` padded tokens."""
+        if text_pairs is None:
+            texts, text_pairs = split_inputs(texts)
         bar = tqdm(total=len(texts), desc="teacher", unit="text") if progress else None
         try:
             return predict_logits(
@@ -234,6 +252,7 @@ class Teacher:
                 device,
                 bar,
                 max_tokens,
+                pairs=text_pairs,
             )
         finally:
             if bar is not None:
@@ -241,24 +260,27 @@ class Teacher:
 
     def evaluate(
         self,
-        data: Split | Dataset | tuple[Sequence[str], Sequence[int]],
+        data: Split | Dataset | tuple[Sequence[Input], Sequence[float]],
         *,
+        metrics: Sequence[str] = (),
         batch_size: int = 128,
         device: torch.device | str = "cpu",
     ) -> dict[str, float]:
-        """Accuracy on a labelled split (`task.test`), a `datasets.Dataset` with `text` and
-        `label`, or `(texts, label ids)`: `{"accuracy": ..., "examples": ...}`."""
+        """Scores on a labelled split (`task.test`), a `datasets.Dataset` with `text` [,
+        `text_pair`] and `label`, or `(inputs, labels)`: `{"accuracy": ..., "examples": ...}`,
+        or the given `metrics` (default: accuracy, or pearson and spearman for a regression
+        teacher)."""
         if isinstance(data, Split):
-            texts, labels = data.texts, data.labels
+            texts, pairs, labels = data.texts, data.text_pairs, data.labels
         elif isinstance(data, Dataset):
-            texts, labels = list(data["text"]), list(data["label"])
+            (texts, pairs), labels = columns(data), list(data["label"])
         else:
-            texts, labels = data
-        if labels is None or min(labels, default=0) < 0:
+            (texts, pairs), labels = split_inputs(data[0]), data[1]
+        if labels is None or not labelled_mask(labels, self.task_type).all():
             raise DataError("cannot evaluate the teacher on unlabelled texts")
-        logits = self.logits(texts, batch_size=batch_size, device=device)
-        accuracy = float((logits.argmax(-1) == np.asarray(labels)).mean())
-        return {"accuracy": accuracy, "examples": len(texts)}
+        names = check_metrics(metrics, self.task_type, max(2, self.num_labels))
+        logits = self.logits(texts, text_pairs=pairs, batch_size=batch_size, device=device)
+        return {**scores(names, logits, labels, self.task_type), "examples": len(texts)}
 
     def embedding_weight(self) -> torch.Tensor:
         """A detached copy of the word-embedding matrix: `(vocab_size, embedding_dim)`."""
@@ -278,6 +300,13 @@ class Teacher:
     def check_fits(self, task: Task) -> None:
         """Raise `TeacherError` unless this teacher's labels fit the task's (count, and names
         when both have real ones; for a task without names, every label id)."""
+        if task.task_type != self.task_type:
+            raise TeacherError(
+                f"teacher {self.name} is a {self.task_type} model ({self.num_labels} outputs) "
+                f"but the task is {task.task_type}"
+            )
+        if task.is_regression:
+            return
         if task.label_names:
             check_fits(self.model, task.label_names, self.name)
             return
@@ -306,17 +335,22 @@ def _finetune(
         num_labels=len(names),
         id2label=dict(enumerate(names)),
         label2id={name: i for i, name in enumerate(names)},
+        problem_type=("regression" if task.is_regression else "single_label_classification"),
+        # a backbone saved with a head of another size (2 classes, fine-tuned for a score)
+        # gets a fresh head: fine-tuning trains it anyway
+        ignore_mismatched_sizes=True,
     )
-    train = tokenize(task.splits["train"], tokenizer, config.max_length)
+    texts = [c for c in ("text", PAIR_COLUMN) if c in task.splits["train"].column_names]
+    train = tokenize(task.splits["train"], tokenizer, config.max_length).remove_columns(texts)
     validation = tokenize(task.splits["validation"], tokenizer, config.max_length)
     trainer = Trainer(
         model=model,
-        args=training_arguments(config, work_dir, device),
-        train_dataset=train.remove_columns("text"),
-        eval_dataset=validation.remove_columns("text"),
+        args=training_arguments(config, work_dir, device, task.metrics[0]),
+        train_dataset=train,
+        eval_dataset=validation.remove_columns(texts),
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
-        compute_metrics=accuracy_metrics,
+        compute_metrics=task_metrics(task.metrics, task.task_type),
         callbacks=[
             FiniteTrainingCallback(f"teacher {config.model} seed {config.seed}", TeacherError)
         ],
@@ -334,7 +368,7 @@ def _finetune(
         "train_runtime": result.metrics.get("train_runtime"),
         "epochs": config.epochs,
         "best_checkpoint": trainer.state.best_model_checkpoint,
-        "best_validation_accuracy": trainer.state.best_metric,
+        f"best_validation_{task.metrics[0]}": trainer.state.best_metric,
         "train_examples": len(train),
         "log_history": trainer.state.log_history,
     }

@@ -14,10 +14,10 @@ import logging
 import math
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from datasets import Dataset
 from safetensors import SafetensorError, safe_open
@@ -26,26 +26,47 @@ from transformers.integrations import TensorBoardCallback, is_tensorboard_availa
 from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
 
 from distilrnn.errors import ConfigError, DistilrnnError
+from distilrnn.inputs import PAIR_COLUMN, encode_student
+from distilrnn.metrics import scores
 
 logger = logging.getLogger(__name__)
 
 
-def tokenize(dataset: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int) -> Dataset:
-    """Add `input_ids` / `attention_mask` (unpadded) to a dataset with a `text` column."""
+def tokenize(
+    dataset: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, design: str = "joint"
+) -> Dataset:
+    """Add `input_ids` / `attention_mask` (unpadded) to a dataset with a `text` column. A pair
+    (`text_pair` column) is one sequence (`tokenizer(text, text_pair)`), or with `design =
+    "siamese"` two: `input_ids` and `pair_input_ids` (`distilrnn.inputs.encode_student`)."""
+    pair = PAIR_COLUMN in dataset.column_names
 
     def encode(batch: dict[str, list]) -> dict[str, list]:
-        return tokenizer(batch["text"], truncation=True, max_length=max_length)
+        if pair and design == "siamese":
+            return encode_student(
+                tokenizer, batch["text"], batch[PAIR_COLUMN], max_length, "siamese"
+            )
+        pairs = batch[PAIR_COLUMN] if pair else None
+        return tokenizer(batch["text"], pairs, truncation=True, max_length=max_length)
 
     return dataset.map(encode, batched=True, desc="tokenising")
 
 
+def task_metrics(names: list[str], task_type: str) -> Callable[[Any], dict[str, float]]:
+    """A `compute_metrics` for the Trainer scoring `names` (`distilrnn.metrics`)."""
+
+    def compute(prediction: Any) -> dict[str, float]:
+        logits = (
+            prediction.predictions[0]
+            if isinstance(prediction.predictions, tuple)
+            else prediction.predictions
+        )
+        return scores(names, logits, prediction.label_ids, task_type)
+
+    return compute
+
+
 def accuracy_metrics(prediction: Any) -> dict[str, float]:
-    logits = (
-        prediction.predictions[0]
-        if isinstance(prediction.predictions, tuple)
-        else (prediction.predictions)
-    )
-    return {"accuracy": float((np.argmax(logits, axis=-1) == prediction.label_ids).mean())}
+    return task_metrics(["accuracy"], "classification")(prediction)
 
 
 def reporting_integrations(report_to: str) -> list[str] | str:
@@ -87,10 +108,11 @@ def selection_arguments(
     seed: int,
     device: str = "cpu",
     report_to: str = "none",
+    metric: str = "accuracy",
     **extra: object,
 ) -> TrainingArguments:
     """`Trainer` settings shared by teacher and students: evaluate and checkpoint every epoch
-    (or every `eval_steps`), length-grouped batches, and the best validation accuracy kept.
+    (or every `eval_steps`), length-grouped batches, and the best validation `metric` kept.
     `report_to` names where training logs go (`none`, `tensorboard`, ...); a TensorBoard
     folder is set on the `Trainer` with `send_logs_to`."""
     strategy = "steps" if eval_steps else "epoch"
@@ -108,7 +130,7 @@ def selection_arguments(
         save_steps=eval_steps or None,
         save_total_limit=2,
         load_best_model_at_end=True,
-        metric_for_best_model="accuracy",
+        metric_for_best_model=metric,
         greater_is_better=True,
         train_sampling_strategy="group_by_length",
         logging_steps=50,

@@ -35,6 +35,7 @@ from distilrnn.export.files import building, file_bytes, portable_name
 from distilrnn.export.graph import BundleModel, export_onnx, export_teacher_onnx
 from distilrnn.export.quantize import quantization_record, quantize_onnx
 from distilrnn.export.vocabulary import TokenizerSource, load_tokenizer, pruned_model, token_weights
+from distilrnn.metrics import CLASSIFICATION, DEFAULT_METRICS, scores
 from distilrnn.model_card import model_card
 from distilrnn.records import TeacherRecord
 from distilrnn.run import Run, StudentRecord, read_texts
@@ -47,6 +48,7 @@ from distilrnn.runtime import (
     LABELS_NAME,
     MODEL_NAME,
     OUTPUT_NAME,
+    PAIR_INPUT_NAMES,
     TOKENIZER_NAME,
     Predictor,
     read_label_names,
@@ -67,6 +69,8 @@ SAMPLE_TEXTS = (
     "too long by half , and the second act drags badly before a rushed finale .",
 )
 LATENCY_TEXTS = 200  # test sentences timed for the card, from a run's test half
+# pairs for a pair bundle's latency: each sample sentence beside the next one
+SAMPLE_PAIRS = tuple(zip(SAMPLE_TEXTS, SAMPLE_TEXTS[1:] + SAMPLE_TEXTS[:1], strict=True))
 
 
 # a student folder ------------------------------------------------------------------------------
@@ -124,7 +128,8 @@ def export_student(
         settings = dataclasses.replace(settings, rank_texts="transfer")
     context = run.context()
     teacher = {**context["teacher"], **_teacher_origin(TeacherRecord.read(run.teacher_dir))}
-    evaluation = run.test_split()
+    task = run.task()
+    evaluation = _test_inputs(task)
     return export_bundle(
         student,
         tokenizer_path,
@@ -137,7 +142,17 @@ def export_student(
         evaluation=evaluation,
         latency_texts=evaluation[0][:LATENCY_TEXTS],
         text_source=lambda name: run.text_source(name, record),
+        task_metrics=getattr(task, "metrics", None),
     )
+
+
+def _test_inputs(task: Any) -> tuple[list[Any], list[Any]]:
+    """The inputs (texts, or `(text, text_pair)` tuples) and labels of a task's test half."""
+    test = task.splits["test"]
+    texts = list(test["text"])
+    if "text_pair" in test.column_names:
+        texts = list(zip(texts, test["text_pair"], strict=True))
+    return texts, list(test["label"])
 
 
 def _teacher_origin(record: TeacherRecord) -> dict[str, Any]:
@@ -159,9 +174,10 @@ def export_bundle(
     metrics: dict[str, Any] | None = None,
     teacher: dict[str, Any] | None = None,
     task: str | None = None,
-    evaluation: tuple[Sequence[str], Sequence[int]] | None = None,
-    latency_texts: Sequence[str] | None = None,
+    evaluation: tuple[Sequence[Any], Sequence[float]] | None = None,
+    latency_texts: Sequence[Any] | None = None,
     text_source: TextSource = read_text_source,
+    task_metrics: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Export `student` as a bundle in `output_dir`; an existing bundle there is replaced,
     atomically.
@@ -177,11 +193,15 @@ def export_bundle(
         teacher: `{"name": ..., "validation_accuracy": ..., "source": "fine-tuned" |
             "checkpoint"}` for the card; a path as name is shortened to its folder's name.
         task: the task's name for the card and the Hub metadata; `settings.task_name` wins.
-        evaluation: texts and label ids to measure the bundle's accuracy on (and its change
-            against the eager student's `test_accuracy`, when they are the test half).
+        evaluation: inputs (texts, or `(text, text_pair)` tuples for a pair student) and
+            label ids (regression: gold scores) to measure the bundle's task metrics on (and
+            the primary one's change against the eager student's `test_<metric>`, when they
+            are the test half).
         latency_texts: sentences for the card's one-sentence latency; default: a built-in few.
         text_source: turns `settings.prune_vocab` / `settings.rank_texts` into texts; default:
             a text file or a datasets folder (`export_student` adds the run's `transfer`).
+        task_metrics: the task's metric names, primary first; default: the student's
+            metrics.json `metrics`, else accuracy (classification) / pearson, spearman.
 
     Returns:
         A summary: files and their bytes, compression counts, latency, evaluation.
@@ -208,6 +228,10 @@ def export_bundle(
         if teacher.get("name"):
             teacher["name"] = portable_name(teacher["name"])
         config.update(teacher=teacher, task=portable_name(settings.task_name or task))
+        task_type = student.config.task_type
+        config["metrics"] = list(
+            task_metrics or metrics.get("metrics") or DEFAULT_METRICS[task_type]
+        )
         write_json_atomic(tmp / CONFIG_NAME, config)
         predictor = Predictor(tmp, threads=1)  # also checks that onnxruntime runs the model
         config.update(_measure(predictor, metrics, evaluation, latency_texts))
@@ -266,6 +290,10 @@ def _write_bundle(
     vocab_size, pad_token_id = student.config.vocab_size, student.config.padding_idx
     config = bundle_config("student", len(labels), vocab_size, pad_token_id, max_length)
     config["student"] = student.config.to_dict()
+    config["pair_design"] = student.config.pair_design
+    config["task_type"] = student.config.task_type
+    if student.config.is_siamese:
+        config["inputs"] = list(PAIR_INPUT_NAMES)
     config["compression"] = {
         "embedding_rank": factorised,
         "prune_vocab": pruning,
@@ -277,23 +305,31 @@ def _write_bundle(
 def _measure(
     predictor: Predictor,
     metrics: dict[str, Any],
-    evaluation: tuple[Sequence[str], Sequence[int]] | None,
-    latency_texts: Sequence[str] | None,
+    evaluation: tuple[Sequence[Any], Sequence[float]] | None,
+    latency_texts: Sequence[Any] | None,
 ) -> dict[str, Any]:
-    """The bundle's one-sentence latency and, with `evaluation`, its accuracy."""
-    latency = latency_ms(lambda text: predictor.predict([text]), latency_texts or SAMPLE_TEXTS * 20)
+    """The bundle's one-input latency and, with `evaluation`, its task metrics (`metrics` by
+    name; the primary one as `metric` / `value`, and for classification `accuracy`) with the
+    primary metric's change against the eager student's `test_<metric>`."""
+    samples = SAMPLE_PAIRS if predictor.is_pair else SAMPLE_TEXTS
+    latency = latency_ms(lambda text: predictor.predict([text]), latency_texts or samples * 20)
     measured: dict[str, Any] = {"latency_ms": {**latency, "threads": 1, "machine": _machine()}}
     if evaluation is not None:
-        accuracy = bundle_accuracy(predictor, *evaluation)
-        student_accuracy = metrics.get("test_accuracy")
+        measured_metrics = bundle_scores(predictor, *evaluation)
+        primary = predictor.metrics[0]
+        value = measured_metrics[primary]
+        student_value = metrics.get(f"test_{primary}")
         measured["evaluation"] = {
             "examples": len(evaluation[0]),
-            "accuracy": accuracy,
-            "student_test_accuracy": student_accuracy,
-            "delta_points": None
-            if student_accuracy is None
-            else 100 * (accuracy - student_accuracy),
+            "metric": primary,
+            "value": value,
+            "metrics": measured_metrics,
+            f"student_test_{primary}": student_value,
+            "delta_points": None if student_value is None else 100 * (value - student_value),
         }
+        if predictor.task_type == CLASSIFICATION:
+            measured["evaluation"]["accuracy"] = measured_metrics["accuracy"]
+            measured["evaluation"]["student_test_accuracy"] = metrics.get("test_accuracy")
     return measured
 
 
@@ -314,10 +350,21 @@ def bundle_config(
     }
 
 
-def bundle_accuracy(predictor: Predictor, texts: Sequence[str], labels: Sequence[int]) -> float:
-    """Share of `texts` whose most probable label id is the one in `labels`."""
+def bundle_accuracy(predictor: Predictor, texts: Sequence[Any], labels: Sequence[int]) -> float:
+    """Share of `texts` (or pairs) whose most probable label id is the one in `labels`."""
     predicted = predictor.logits(texts).argmax(axis=-1)
     return float((predicted == np.asarray(labels)).mean())
+
+
+def bundle_scores(
+    predictor: Predictor, inputs: Sequence[Any], labels: Sequence[float]
+) -> dict[str, float]:
+    """The bundle's task metrics (`predictor.metrics`; a classifier's always with accuracy)
+    on labelled inputs, by name."""
+    names = list(predictor.metrics)
+    if predictor.task_type == CLASSIFICATION and "accuracy" not in names:
+        names.append("accuracy")
+    return scores(names, predictor.logits(inputs), labels, predictor.task_type)
 
 
 def write_compact_tokenizer(tokenizer: TokenizerSource, target: Path) -> None:

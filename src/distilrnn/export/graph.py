@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from distilrnn.runtime import INPUT_NAMES, OUTPUT_NAME
+from distilrnn.runtime import INPUT_NAMES, OUTPUT_NAME, PAIR_INPUT_NAMES
 from distilrnn.student import RNNStudent
 
 ONNX_OPSET = 17
@@ -17,6 +17,11 @@ DYNAMIC_AXES = {
     "input_ids": {0: "batch", 1: "sequence"},
     "attention_mask": {0: "batch", 1: "sequence"},
     OUTPUT_NAME: {0: "batch"},
+}
+PAIR_DYNAMIC_AXES = {
+    **DYNAMIC_AXES,
+    "pair_input_ids": {0: "batch", 1: "pair_sequence"},
+    "pair_attention_mask": {0: "batch", 1: "pair_sequence"},
 }
 
 
@@ -30,11 +35,27 @@ class BundleModel(nn.Module):
         self.student = student.eval()
         self.register_buffer("id_table", id_table)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """`input_ids`, `attention_mask` `(batch, seq)` int64, right-padded -> logits."""
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        pair_input_ids: torch.Tensor | None = None,
+        pair_attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """`input_ids`, `attention_mask` `(batch, seq)` int64, right-padded (and, for a siamese
+        student, the second texts' `pair_input_ids`, `pair_attention_mask`) -> logits."""
         if self.id_table is not None:
             input_ids = self.id_table[input_ids]  # (batch, seq) rows of the pruned embedding
-        return self.student(input_ids, attention_mask)
+            if pair_input_ids is not None:
+                pair_input_ids = self.id_table[pair_input_ids]
+        if pair_input_ids is None:
+            return self.student(input_ids, attention_mask)
+        return self.student(input_ids, attention_mask, pair_input_ids, pair_attention_mask)
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """The graph's inputs: a siamese student's four, or `input_ids`, `attention_mask`."""
+        return PAIR_INPUT_NAMES if self.student.config.is_siamese else INPUT_NAMES
 
 
 def export_onnx(model: BundleModel, path: Path) -> None:
@@ -49,6 +70,13 @@ def export_onnx(model: BundleModel, path: Path) -> None:
     """
     input_ids = torch.ones((2, 3), dtype=torch.long)
     attention_mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
+    example: tuple[torch.Tensor, ...] = (input_ids, attention_mask)
+    siamese = model.input_names == PAIR_INPUT_NAMES
+    if siamese:  # the second text of another length, so the two sequence axes stay apart
+        example += (
+            torch.ones((2, 4), dtype=torch.long),
+            torch.tensor([[1, 1, 1, 1], [1, 0, 0, 0]]),
+        )
     with warnings.catch_warnings(), torch.no_grad():
         # the deprecation notice of the TorchScript exporter (chosen above, on purpose)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -60,11 +88,11 @@ def export_onnx(model: BundleModel, path: Path) -> None:
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         torch.onnx.export(
             model.eval(),
-            (input_ids, attention_mask),
+            example,
             str(path),
-            input_names=list(INPUT_NAMES),
+            input_names=list(model.input_names),
             output_names=[OUTPUT_NAME],
-            dynamic_axes=DYNAMIC_AXES,
+            dynamic_axes=PAIR_DYNAMIC_AXES if siamese else DYNAMIC_AXES,
             opset_version=ONNX_OPSET,
             dynamo=False,
         )

@@ -110,14 +110,16 @@ def _quantize_embedding_4bit(model: Any, source: Path) -> Any:
     floats = {t.name for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
     gathers = [n for n in model.graph.node if n.op_type == "Gather"]
     embedding = [n.name for n in gathers if n.input[0] in floats]
-    if len(embedding) != 1 or not embedding[0]:
+    tables = {n.input[0] for n in gathers if n.input[0] in floats}
+    # a siamese student reads its one embedding table twice (once per text of a pair)
+    if len(tables) != 1 or not all(embedding):
         raise BundleError(f"expected one float embedding Gather in {source}, found {embedding}")
     quantizer = MatMulNBitsQuantizer(
         model,
         bits=4,
         block_size=EMBEDDING_BLOCK,
         is_symmetric=False,
-        nodes_to_exclude=[n.name for n in gathers if n.name != embedding[0]],
+        nodes_to_exclude=[n.name for n in gathers if n.name not in embedding],
         op_types_to_quantize=("Gather",),
         quant_axes=(("Gather", 1),),
     )

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from distilrnn.atomic import write_atomically, write_json_atomic
+from distilrnn.metrics import REGRESSION
 from distilrnn.report.analysis import analyse, baseline_of, correct, gap_closed
 from distilrnn.report.data import ReportData, load_report_data
 from distilrnn.report.markdown import render, variants_table
@@ -64,14 +65,16 @@ def write_report(
     data = load_report_data(run, benchmark_files)
     analysis = analyse(data)
     root = run.root
-    plots = {"learning_curves": PLOTS["learning_curves"], "reliability": PLOTS["reliability"]}
+    plots = {"learning_curves": PLOTS["learning_curves"]}
     plot_learning_curves(data, root / PLOTS["learning_curves"])
     for key, axis_name in (("accuracy_vs_size", "size"), ("accuracy_vs_speed", "speed")):
         if plot_accuracy_against(data, root / PLOTS[key], axis_name):
             plots[key] = PLOTS[key]
     if plot_confidence(data, root / PLOTS["confidence"]):
         plots["confidence"] = PLOTS["confidence"]
-    plot_reliability(data, root / PLOTS["reliability"], analysis["best_distilled"])
+    if data.task_type != REGRESSION:  # a reliability diagram needs class probabilities
+        plot_reliability(data, root / PLOTS["reliability"], analysis["best_distilled"])
+        plots["reliability"] = PLOTS["reliability"]
     write_json_atomic(root / ANALYSIS_NAME, analysis)
     text = render(analysis, data, plots, title)
     path = root / REPORT_NAME

@@ -1,7 +1,8 @@
 """The report's statistics: each variant's seeds summarised, a paired bootstrap over test
-sentences against the baseline of the same cell (Koehn 2004) and against the teacher, the share
-of the teacher-baseline gap closed, and what gap the test half can resolve at all. The best
-distilled student is chosen on the validation half; the test half is only reported."""
+examples against the baseline of the same cell (Koehn 2004) and against the teacher, the share
+of the teacher-baseline gap closed, and what gap the test half can resolve at all; for every
+metric of the task (accuracy; F1; Pearson, Spearman). The primary (first) metric chooses the
+best distilled student, on the validation half; the test half is only reported."""
 
 from __future__ import annotations
 
@@ -9,13 +10,18 @@ from typing import Any
 
 import numpy as np
 
-from distilrnn import calibration, stats
+from distilrnn import calibration, metrics, stats
 from distilrnn.report.data import ReportData
 
 
 def correct(logits: list[np.ndarray], labels: np.ndarray) -> np.ndarray:
     """(n_seeds, n_examples) bool: whether each seed's model got each example right."""
     return np.stack([lg.argmax(-1) == labels for lg in logits])
+
+
+def predicted(logits: list[np.ndarray], task_type: str) -> np.ndarray:
+    """(n_seeds, n_examples): each seed's predicted label ids or scores."""
+    return np.stack([metrics.predictions(lg, task_type) for lg in logits])
 
 
 def baseline_of(row: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -27,18 +33,54 @@ def baseline_of(row: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, An
 
 
 def gap_closed(student: float, baseline: float, teacher: float) -> float | None:
-    """(student - baseline) / (teacher - baseline): 0 is the baseline, 1 the teacher."""
-    if teacher <= baseline:
+    """(student - baseline) / (teacher - baseline): 0 is the baseline, 1 the teacher.
+
+    Every metric of `distilrnn.metrics` is higher-is-better (accuracy, F1, Pearson, Spearman),
+    so the sign holds for each: a student below its baseline closes a negative share. None when
+    the teacher is not above the baseline (no gap to close, and no division by zero)."""
+    if not teacher > baseline:
         return None
     return (student - baseline) / (teacher - baseline)
 
 
+def _summary(row: dict[str, Any], split: str, name: str, primary: str) -> dict[str, Any]:
+    """A row's summary over seeds of metric `name` (rows of accuracy-only runs hold only the
+    primary metric's, as `{split}_summary`)."""
+    summaries = row.get(f"{split}_summaries") or {}
+    if name in summaries or name != primary:
+        return summaries[name]
+    return row[f"{split}_summary"]
+
+
 def _variant(
-    data: ReportData, row: dict[str, Any], teacher_correct: np.ndarray, samples: int
+    data: ReportData, row: dict[str, Any], teacher_predicted: np.ndarray, samples: int
 ) -> dict[str, Any]:
-    """One variant's summaries and its paired comparisons on the test half."""
-    test = data.labels["test"]
-    mine = correct(data.logits[row["name"]]["test"], test)
+    """One variant's summaries and its paired comparisons on the test half, per metric; the
+    primary metric's are also the entry's own keys (`validation`, `test`, `against_*`)."""
+    test, names = data.labels["test"], data.metrics
+    mine = predicted(data.logits[row["name"]]["test"], data.task_type)
+    baseline = baseline_of(row, data.rows)
+    if baseline is row:
+        baseline = None
+    if baseline is not None:
+        theirs = predicted(data.logits[baseline["name"]]["test"], data.task_type)
+    by_metric: dict[str, dict[str, Any]] = {}
+    for name in names:
+        comparison = {
+            "validation": _summary(row, "validation", name, names[0]),
+            "test": _summary(row, "test", name, names[0]),
+            "against_teacher": stats.paired_bootstrap_metric(
+                name, mine, teacher_predicted, test, samples
+            ),
+        }
+        if baseline is not None:
+            comparison["against_baseline"] = stats.paired_bootstrap_metric(
+                name, mine, theirs, test, samples
+            )
+            comparison["gap_closed"] = gap_closed(
+                row[f"test_{name}"], baseline[f"test_{name}"], data.rows[0][f"test_{name}"]
+            )
+        by_metric[name] = comparison
     entry: dict[str, Any] = {
         "name": row["name"],
         "objective": row["objective"],
@@ -46,42 +88,49 @@ def _variant(
         "transfer_set": row.get("transfer_set", "train"),
         "temperature": row.get("temperature"),
         "seeds": row["seeds"],
-        "validation": row["validation_summary"],
-        "test": row["test_summary"],
-        "against_teacher": stats.paired_bootstrap(mine, teacher_correct, samples),
+        **by_metric[names[0]],
+        "metrics": by_metric,
     }
-    baseline = baseline_of(row, data.rows)
-    if baseline is not None and baseline is not row:
-        theirs = correct(data.logits[baseline["name"]]["test"], test)
+    if baseline is not None:
         entry["baseline"] = baseline["name"]
-        entry["against_baseline"] = stats.paired_bootstrap(mine, theirs, samples)
-        entry["gap_closed"] = gap_closed(
-            row["test_accuracy"], baseline["test_accuracy"], data.rows[0]["test_accuracy"]
-        )
     return entry
 
 
 def analyse(data: ReportData, samples: int = 10000) -> dict[str, Any]:
-    """Statistics of every variant against its baseline and the teacher, on the test half."""
+    """Statistics of every variant against its baseline and the teacher, on the test half.
+
+    `standard_error` and `resolvable_difference` are formulas for a proportion: they are given
+    for a task scored by accuracy (at the variants' mean test accuracy) and None otherwise."""
     teacher = data.rows[0]
+    names = data.metrics
     test_examples = len(data.labels["test"])
-    teacher_correct = correct(data.logits["teacher"]["test"], data.labels["test"])
-    variants = [_variant(data, row, teacher_correct, samples) for row in data.rows[1:]]
+    teacher_predicted = predicted(data.logits["teacher"]["test"], data.task_type)
+    variants = [_variant(data, row, teacher_predicted, samples) for row in data.rows[1:]]
     distilled = [v for v in variants if v["objective"] != "ce"]
     best = max(distilled, key=lambda v: v["validation"]["mean"], default=None)
-    mean_accuracy = float(np.mean([v["test"]["mean"] for v in variants] or [0.87]))
-    return {
+    analysis = {
+        "metrics": names,
+        "task_type": data.task_type,
         "teacher": {
-            "validation_accuracy": teacher["validation_accuracy"],
-            "test_accuracy": teacher["test_accuracy"],
+            f"{split}_{name}": teacher[f"{split}_{name}"]
+            for split in ("validation", "test")
+            for name in names
         },
         "variants": variants,
         "best_distilled": best["name"] if best else None,
         "test_examples": test_examples,
-        "standard_error": stats.standard_error(test_examples, mean_accuracy),
-        "resolvable_difference": stats.resolvable_difference(test_examples, mean_accuracy),
-        "teacher_confidence": _confidence(data),
+        "standard_error": None,
+        "resolvable_difference": None,
+        "teacher_confidence": None if data.task_type == metrics.REGRESSION else _confidence(data),
     }
+    if "accuracy" in names:
+        accuracies = [v["metrics"]["accuracy"]["test"]["mean"] for v in variants]
+        mean_accuracy = float(np.mean(accuracies or [0.87]))
+        analysis["standard_error"] = stats.standard_error(test_examples, mean_accuracy)
+        analysis["resolvable_difference"] = stats.resolvable_difference(
+            test_examples, mean_accuracy
+        )
+    return analysis
 
 
 def _confidence(data: ReportData) -> dict[str, Any]:

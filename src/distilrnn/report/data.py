@@ -15,6 +15,8 @@ import numpy as np
 from distilrnn.calibration import calibrate
 from distilrnn.data import Task
 from distilrnn.errors import MissingFileError, RunFolderError
+from distilrnn.evaluate import metric_names
+from distilrnn.metrics import CLASSIFICATION, REGRESSION
 from distilrnn.run import Run, StudentRecord, TeacherRecord, read_json
 
 logger = logging.getLogger(__name__)
@@ -27,7 +29,10 @@ class ReportData:
     """Everything the report needs, read from a run directory.
 
     `calibration` is the teacher's temperature record (`distilrnn.calibration.calibrate`'s
-    keys); when none is given it is fitted here, once, on the teacher's validation logits.
+    keys); when none is given it is fitted here, once, on the teacher's validation logits (a
+    classification task only: a regression task has no calibration). The task's metrics and
+    type are the teacher row's (`metrics`, `task_type`; rows written before tasks had them read
+    as accuracy and classification).
     """
 
     rows: list[dict[str, Any]]  # results.json rows: the teacher first, then one per variant
@@ -38,10 +43,19 @@ class ReportData:
     calibration: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        if self.calibration is None:
+        if self.calibration is None and self.task_type != REGRESSION:
             self.calibration = calibrate(
                 self.logits["teacher"]["validation"][0], self.labels["validation"]
             )
+
+    @property
+    def metrics(self) -> list[str]:
+        """The task's metric names, primary first."""
+        return metric_names(self.rows[0])
+
+    @property
+    def task_type(self) -> str:
+        return self.rows[0].get("task_type", CLASSIFICATION)
 
     @property
     def temperature(self) -> float:

@@ -5,44 +5,64 @@ from __future__ import annotations
 
 from typing import Any
 
-from distilrnn.evaluate import format_accuracy
+from distilrnn.evaluate import METRIC_LABELS, PERCENT_METRICS, format_metric
 from distilrnn.report.data import ReportData
 
 
-def _pct(value: float | None, signed: bool = False) -> str:
+def _pct(value: float | None, signed: bool = False, metric: str = "accuracy") -> str:
+    """A metric value: percent for accuracy and F1, a correlation with 3 decimals."""
     if value is None:
         return "-"
+    if metric not in PERCENT_METRICS:
+        return f"{value:+.3f}" if signed else f"{value:.3f}"
     return f"{100 * value:+.2f}" if signed else f"{100 * value:.2f}"
 
 
-def _interval(summary: dict[str, Any]) -> str:
+def _interval(summary: dict[str, Any], metric: str = "accuracy") -> str:
     """The 95 % interval over seeds; one seed has none (n/a), not `[x, x]`."""
     if summary.get("n", 2) < 2 or summary["ci_low"] == summary["ci_high"]:
         return "n/a"
-    return f"[{_pct(summary['ci_low'])}, {_pct(summary['ci_high'])}]"
+    return f"[{_pct(summary['ci_low'], metric=metric)}, {_pct(summary['ci_high'], metric=metric)}]"
 
 
-def _versus(comparison: dict[str, Any] | None) -> str:
+def _versus(comparison: dict[str, Any] | None, metric: str = "accuracy") -> str:
     """A paired bootstrap as `+d [low, high]`, starred when the interval excludes 0."""
     if comparison is None:
         return "-"
     b = comparison
-    versus = f"{_pct(b['difference'], True)} [{_pct(b['ci_low'], True)}, "
-    return versus + f"{_pct(b['ci_high'], True)}]" + (" *" if b["significant"] else "")
+    versus = f"{_pct(b['difference'], True, metric)} [{_pct(b['ci_low'], True, metric)}, "
+    return versus + f"{_pct(b['ci_high'], True, metric)}]" + (" *" if b["significant"] else "")
 
 
-def variants_table(analysis: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+def _title(metric: str) -> str:
+    """A metric's name in prose and headings: Accuracy, F1, Pearson, Spearman."""
+    return "Accuracy" if metric == "accuracy" else METRIC_LABELS.get(metric, metric)
+
+
+def _mean_std(summary: dict[str, Any]) -> dict[str, float]:
+    return {"mean": summary["mean"], "std": summary["std"]}
+
+
+def variants_table(
+    analysis: dict[str, Any], rows: list[dict[str, Any]], metric: str | None = None
+) -> str:
+    """The variants on one metric of the task (default: the primary one)."""
+    metric = metric or analysis.get("metrics", ["accuracy"])[0]
+    percent = metric in PERCENT_METRICS
     by_name = {row["name"]: row for row in rows}
     teacher = rows[0]
+    unit, points = (" (%)", "points, ") if percent else ("", "")
     lines = [
-        "| model | objective | T | trained on | seeds | validation (%) | test (%) | test 95 % CI "
-        "| vs baseline (points, 95 % CI) | gap closed | size (MB) | train s |",
+        f"| model | objective | T | trained on | seeds | validation{unit} | test{unit} | "
+        f"test 95 % CI | vs baseline ({points}95 % CI) | gap closed | size (MB) | train s |",
         "|---|---|---:|---|---:|---:|---:|---|---|---:|---:|---:|",
-        f"| teacher | fine-tuned | | train | 1 | {_pct(teacher['validation_accuracy'])} | "
-        f"{_pct(teacher['test_accuracy'])} | | | | {teacher['size_bytes'] / 1e6:.1f} | "
-        f"{teacher.get('train_seconds') or 0:.0f} |",
+        f"| teacher | fine-tuned | | train | 1 | "
+        f"{_pct(teacher[f'validation_{metric}'], metric=metric)} | "
+        f"{_pct(teacher[f'test_{metric}'], metric=metric)} | | | | "
+        f"{teacher['size_bytes'] / 1e6:.1f} | {teacher.get('train_seconds') or 0:.0f} |",
     ]
-    for v in analysis["variants"]:
+    for entry in analysis["variants"]:
+        v = {**entry, **entry.get("metrics", {}).get(metric, {})}
         row = by_name[v["name"]]
         temperature = v["temperature"] if v["objective"] == "kl" else ""
         if isinstance(temperature, float):
@@ -50,9 +70,9 @@ def variants_table(analysis: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         closed = v.get("gap_closed")
         lines.append(
             f"| {v['name']} | {v['objective']} | {temperature} | {v['transfer_set']} | "
-            f"{v['seeds']} | {format_accuracy(v['validation']['mean'], v['validation']['std'])} | "
-            f"{format_accuracy(v['test']['mean'], v['test']['std'])} | {_interval(v['test'])} | "
-            f"{_versus(v.get('against_baseline'))} | "
+            f"{v['seeds']} | {format_metric(metric, **_mean_std(v['validation']))} | "
+            f"{format_metric(metric, **_mean_std(v['test']))} | "
+            f"{_interval(v['test'], metric)} | {_versus(v.get('against_baseline'), metric)} | "
             f"{'-' if closed is None else f'{100 * closed:.0f} %'} | "
             f"{row['size_bytes'] / 1e6:.1f} | {row.get('train_seconds') or 0:.0f} |"
         )
@@ -74,17 +94,24 @@ def _best_line(analysis: dict[str, Any]) -> list[str]:
     if not best:
         return []
     entry = next(v for v in analysis["variants"] if v["name"] == best)
+    metric = analysis.get("metrics", ["accuracy"])[0]
     closed = entry.get("gap_closed")
+    unit = " %" if metric in PERCENT_METRICS else ""
+    label = "" if metric == "accuracy" else f"{_title(metric)} "
     return [
-        f"**Best distilled student, chosen on validation: `{best}`**, test "
-        f"{format_accuracy(entry['test']['mean'], entry['test']['std'])} % against the "
-        f"teacher's {_pct(analysis['teacher']['test_accuracy'])} %"
+        f"**Best distilled student, chosen on validation: `{best}`**, test {label}"
+        f"{format_metric(metric, entry['test']['mean'], entry['test']['std'])}{unit} against the "
+        f"teacher's {_pct(analysis['teacher'][f'test_{metric}'], metric=metric)}{unit}"
         + (f"; it closes {100 * closed:.0f} % of the baseline-teacher gap." if closed else "."),
         "",
     ]
 
 
 def _resolution(analysis: dict[str, Any]) -> list[str]:
+    """What the test half resolves: a formula for accuracy (a proportion), so a task not
+    scored by accuracy (regression) gets no such section."""
+    if analysis.get("resolvable_difference") is None:
+        return []
     return [
         "## What the data can resolve",
         "",
@@ -99,7 +126,10 @@ def _resolution(analysis: dict[str, Any]) -> list[str]:
 
 
 def _confidence_section(analysis: dict[str, Any], plots: dict[str, str]) -> list[str]:
+    """The teacher's confidence and calibration; none for regression (no probabilities)."""
     confidence = analysis["teacher_confidence"]
+    if confidence is None or "reliability" not in plots:
+        return []
     lines = ["## The teacher's confidence", ""]
     if "confidence" in plots:
         lines += [
@@ -120,18 +150,39 @@ def _confidence_section(analysis: dict[str, Any], plots: dict[str, str]) -> list
     return lines
 
 
+def _legend(names: list[str]) -> str:
+    """How to read the tables; an accuracy-only task's words are those it always had."""
+    if names == ["accuracy"]:
+        return (
+            "Accuracy is the mean over seeds ± the standard deviation; the 95 % interval is the "
+            "Student-t interval of that mean. *vs baseline* is a paired bootstrap over the test "
+            "sentences (10,000 resamples; each sentence's correctness averaged over seeds) against "
+            "the `ce` student of the same cell; `*` marks an interval that excludes 0. *Gap "
+            "closed* is (student - baseline) / (teacher - baseline) on the test means."
+        )
+    labels = ", ".join(_title(name) for name in names)
+    return (
+        f"One table per metric ({labels}); each value is the mean over seeds ± the standard "
+        "deviation, and the 95 % interval is the Student-t interval of that mean. *vs baseline* "
+        "is a paired bootstrap over the test examples (pairs, for a pair task; 10,000 "
+        "resamples, the metric recomputed on each) against the `ce` student of the same cell: "
+        "each example's prediction is the seeds' mean score for a correlation, their majority "
+        "label for F1, and its correctness averaged over seeds for accuracy; `*` marks an "
+        "interval that excludes 0. *Gap closed* is (student - baseline) / (teacher - baseline) "
+        "on the test means. Accuracy and F1 are in percent, correlations as they are."
+    )
+
+
 def render(analysis: dict[str, Any], data: ReportData, plots: dict[str, str], title: str) -> str:
     """The whole of report.md; `plots` maps plot keys to the file names written."""
-    lines = [
-        f"# {title}",
-        "",
-        "Accuracy is the mean over seeds ± the standard deviation; the 95 % interval is the "
-        "Student-t interval of that mean. *vs baseline* is a paired bootstrap over the test "
-        "sentences (10,000 resamples; each sentence's correctness averaged over seeds) against "
-        "the `ce` student of the same cell; `*` marks an interval that excludes 0. *Gap closed* "
-        "is (student - baseline) / (teacher - baseline) on the test means.",
-        "",
-        variants_table(analysis, data.rows),
+    names = analysis.get("metrics", ["accuracy"])
+    lines = [f"# {title}", "", _legend(names), ""]
+    if len(names) == 1:
+        lines.append(variants_table(analysis, data.rows, names[0]))
+    for name in names if len(names) > 1 else []:
+        primary = " (primary: it chooses the best student)" if name == names[0] else ""
+        lines += [f"### {_title(name)}{primary}", "", variants_table(analysis, data.rows, name)]
+    lines += [
         *_best_line(analysis),
         *_resolution(analysis),
         "## Learning curves",

@@ -1,5 +1,6 @@
-"""The report's PNG plots: learning curves, accuracy against size and speed, the teacher's
-confidence on its training texts, and a reliability diagram (Guo et al. 2017)."""
+"""The report's PNG plots: learning curves, the primary metric against size and speed, the
+teacher's confidence on its training texts, and a reliability diagram (Guo et al. 2017); the
+last two for classification only (a regression model has no probabilities)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import numpy as np
 
 from distilrnn import calibration
 from distilrnn.atomic import write_atomically
+from distilrnn.evaluate import METRIC_LABELS, PERCENT_METRICS
+from distilrnn.metrics import REGRESSION
 from distilrnn.report.data import ReportData
 from distilrnn.run import StudentRecord
 
@@ -29,24 +32,35 @@ def _save(figure: Any, path: Path) -> None:
     _pyplot().close(figure)
 
 
+def _axis_metric(data: ReportData) -> tuple[str, str, float]:
+    """The primary metric, its axis label and its scale (100 for percent metrics)."""
+    metric = data.metrics[0]
+    if metric in PERCENT_METRICS:
+        return metric, f"{METRIC_LABELS.get(metric, metric).replace('acc', 'accuracy')} (%)", 100.0
+    return metric, METRIC_LABELS.get(metric, metric), 1.0
+
+
 def plot_learning_curves(data: ReportData, path: Path) -> None:
-    """Validation accuracy against training texts seen (epochs times the training-set size, so
-    a transfer-set epoch counts for what it holds), the mean over seeds, one line a variant."""
+    """The primary metric on validation against training texts seen (epochs times the
+    training-set size, so a transfer-set epoch counts for what it holds), the mean over seeds,
+    one line a variant."""
+    metric, label, scale = _axis_metric(data)
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(8, 5))
     for row in data.rows[1:]:
-        curves = [_eval_curve(StudentRecord.read(Path(d))) for d in row["directories"]]
+        curves = [_eval_curve(StudentRecord.read(Path(d)), metric) for d in row["directories"]]
         curves = [c for c in curves if c]
         if not curves:
             continue
         length = min(len(c) for c in curves)
         seen = [point[0] / 1e6 for point in curves[0][:length]]
         accuracy = np.mean([[point[1] for point in c[:length]] for c in curves], axis=0)
-        axis.plot(seen, 100 * accuracy, marker="o", markersize=3, label=row["name"])
-    axis.axhline(100 * data.rows[0]["validation_accuracy"], color="black", ls="--", label="teacher")
+        axis.plot(seen, scale * accuracy, marker="o", markersize=3, label=row["name"])
+    teacher = scale * data.rows[0][f"validation_{metric}"]
+    axis.axhline(teacher, color="black", ls="--", label="teacher")
     axis.set(
         xlabel="training texts seen (millions)",
-        ylabel="validation accuracy (%), mean over seeds",
+        ylabel=f"validation {label}, mean over seeds",
         title="Learning curves",
     )
     axis.legend(fontsize=7, ncol=2)
@@ -54,11 +68,12 @@ def plot_learning_curves(data: ReportData, path: Path) -> None:
     _save(figure, path)
 
 
-def _eval_curve(student: StudentRecord) -> list[tuple[float, float]]:
-    """(texts seen, validation accuracy) at each evaluation of one student's training."""
+def _eval_curve(student: StudentRecord, metric: str = "accuracy") -> list[tuple[float, float]]:
+    """(texts seen, validation `metric`) at each evaluation of one student's training."""
     size = student.metrics.get("train_examples", 1)
     history = student.metrics.get("log_history", [])
-    return [(h["epoch"] * size, h["eval_accuracy"]) for h in history if "eval_accuracy" in h]
+    key = f"eval_{metric}"
+    return [(h["epoch"] * size, h[key]) for h in history if key in h]
 
 
 def _speeds(data: ReportData) -> dict[str, float]:
@@ -73,7 +88,9 @@ def _speeds(data: ReportData) -> dict[str, float]:
 
 
 def plot_accuracy_against(data: ReportData, path: Path, axis_name: str) -> bool:
-    """Test accuracy (mean and 95 % interval over seeds) against size (MB) or throughput."""
+    """The primary metric on test (mean and 95 % interval over seeds) against size (MB) or
+    throughput."""
+    metric, label, scale = _axis_metric(data)
     speeds = _speeds(data)
     points = []
     for row in data.rows:
@@ -84,9 +101,9 @@ def plot_accuracy_against(data: ReportData, path: Path, axis_name: str) -> bool:
             if x is None:
                 continue
         summary = row.get("test_summary") or {
-            "mean": row["test_accuracy"],
-            "ci_low": row["test_accuracy"],
-            "ci_high": row["test_accuracy"],
+            "mean": row[f"test_{metric}"],
+            "ci_low": row[f"test_{metric}"],
+            "ci_high": row[f"test_{metric}"],
         }
         points.append((row["name"], x, summary))
     if len(points) < 2:
@@ -94,13 +111,14 @@ def plot_accuracy_against(data: ReportData, path: Path, axis_name: str) -> bool:
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(8, 5))
     for name, x, s in points:
-        error = [[100 * (s["mean"] - s["ci_low"])], [100 * (s["ci_high"] - s["mean"])]]
+        error = [[scale * (s["mean"] - s["ci_low"])], [scale * (s["ci_high"] - s["mean"])]]
         marker = "*" if name == "teacher" else "o"
-        axis.errorbar(x, 100 * s["mean"], yerr=error, fmt=marker, capsize=3, label=name)
+        axis.errorbar(x, scale * s["mean"], yerr=error, fmt=marker, capsize=3, label=name)
     axis.set_xscale("log")
     xlabel = "bytes on disk (MB, log)" if axis_name == "size" else "texts/s, batch 64 (log)"
-    axis.set(xlabel=xlabel, ylabel="test accuracy (%), mean and 95 % CI over seeds")
-    axis.set_title(f"Accuracy against {'size' if axis_name == 'size' else 'speed'}")
+    axis.set(xlabel=xlabel, ylabel=f"test {label}, mean and 95 % CI over seeds")
+    title = label.removesuffix(" (%)").capitalize()
+    axis.set_title(f"{title} against {'size' if axis_name == 'size' else 'speed'}")
     axis.legend(fontsize=7, ncol=2)
     axis.grid(alpha=0.3, which="both")
     _save(figure, path)
@@ -108,8 +126,9 @@ def plot_accuracy_against(data: ReportData, path: Path, axis_name: str) -> bool:
 
 
 def plot_confidence(data: ReportData, path: Path) -> bool:
-    """Histogram of the teacher's max-softmax confidence on its training texts."""
-    if data.train_logits is None:
+    """Histogram of the teacher's max-softmax confidence on its training texts (classification
+    only)."""
+    if data.train_logits is None or data.task_type == REGRESSION:
         return False
     plt = _pyplot()
     histogram = calibration.confidence_histogram(data.train_logits, bins=20)

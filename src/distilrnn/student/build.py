@@ -67,10 +67,17 @@ def teacher_embedding(teacher: Any) -> torch.Tensor:
 
 
 def build_student(
-    settings: StudentSettings, teacher: Any, num_labels: int, pad_token_id: int
+    settings: StudentSettings,
+    teacher: Any,
+    num_labels: int,
+    pad_token_id: int,
+    *,
+    pair_design: str = "none",
+    task_type: str = "classification",
 ) -> RNNStudent:
     """A fresh student with the teacher's word embeddings (unless `embeddings = "random"`),
-    projected onto their principal components when `embedding_projection` is set."""
+    projected onto their principal components when `embedding_projection` is set; it reads
+    pairs by `pair_design` ("none" | "joint" | "siamese") and scores a `task_type` task."""
     embedding = teacher_embedding(teacher)  # (vocab, embedding_dim)
     if settings.embedding_projection:
         embedding = pca_project(embedding, settings.embedding_projection)  # (vocab, projection)
@@ -80,6 +87,8 @@ def build_student(
         num_labels=num_labels,
         padding_idx=pad_token_id,
         freeze_embeddings=settings.embeddings == "frozen",
+        pair_design=pair_design,
+        task_type=task_type,
         **{name: getattr(settings, name) for name in ARCHITECTURE_FIELDS},
     )
     return RNNStudent(config, None if settings.embeddings == "random" else embedding)

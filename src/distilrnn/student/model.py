@@ -26,6 +26,8 @@ from torch import nn
 
 from distilrnn.atomic import write_atomically
 from distilrnn.errors import ConfigError, MissingFileError, StudentError
+from distilrnn.inputs import PAIR_DESIGNS, SINGLE
+from distilrnn.metrics import REGRESSION, TASK_TYPES
 from distilrnn.registry import CELLS, POOLINGS
 from distilrnn.student.attention import AttentionPooling
 from distilrnn.student.pretrained import PretrainedMixin
@@ -92,6 +94,10 @@ class StudentConfig:
     weight_dropout: float = 0.3  # DropConnect on hidden-to-hidden weights (Merity et al. 2017)
     head_dropout: float = 0.1
     freeze_embeddings: bool = True
+    # how it reads a pair of texts: "none" (single texts), "joint" (the pair as one sequence,
+    # as the cross-encoder teacher) or "siamese" (each text through the shared encoder)
+    pair_design: str = SINGLE
+    task_type: str = "classification"  # or "regression": one output, the predicted score
 
     def __post_init__(self) -> None:
         """Raises `ConfigError` naming the first bad field as `StudentConfig.<field>`."""
@@ -105,6 +111,31 @@ class StudentConfig:
         check_fields(self, model_only, "StudentConfig.")
         for name in DROPOUT_FIELDS:
             setattr(self, name, float(getattr(self, name)))
+        designs = (SINGLE, *PAIR_DESIGNS)
+        if self.pair_design not in designs:
+            raise ConfigError(
+                f"StudentConfig.pair_design: {self.pair_design!r} is not one of "
+                f"{', '.join(designs)}"
+            )
+        if self.task_type not in TASK_TYPES:
+            raise ConfigError(
+                f"StudentConfig.task_type: {self.task_type!r} is not one of {', '.join(TASK_TYPES)}"
+            )
+        if self.task_type == REGRESSION and self.num_labels != 1:
+            raise ConfigError(
+                "StudentConfig.num_labels: a regression student has 1 output, "
+                f"got {self.num_labels}"
+            )
+
+    @property
+    def is_siamese(self) -> bool:
+        return self.pair_design == "siamese"
+
+    @property
+    def head_input_size(self) -> int:
+        """Width of what the head reads: the pooled vector, or for a siamese student the
+        `[h1, h2, h1 * h2, |h1 - h2|]` of its two texts (Tang et al. 2019)."""
+        return self.output_size * (4 if self.is_siamese else 1)
 
     @property
     def num_directions(self) -> int:
@@ -270,31 +301,67 @@ class RNNStudent(PretrainedMixin, nn.Module):
         # have always saved their attention weights as `attention.attention_vector`.
         self.attention = POOLINGS.get(config.pooling)(config)
         self.head = ClassifierHead(
-            config.output_size, config.head_hidden_size, config.num_labels, config.head_dropout
+            config.head_input_size, config.head_hidden_size, config.num_labels, config.head_dropout
         )
 
     def forward(
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
+        pair_input_ids: torch.Tensor | None = None,
+        pair_attention_mask: torch.Tensor | None = None,
         return_attention: bool = False,
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Classify a right-padded batch.
+    ) -> torch.Tensor | tuple[torch.Tensor, Any]:
+        """Classify (or score) a right-padded batch.
 
         Args:
-            input_ids: `(batch, seq)` int64 token ids.
+            input_ids: `(batch, seq)` int64 token ids (a joint student: the pair as one
+                sequence; a siamese student: the first text of each pair).
             attention_mask: `(batch, seq)` int or bool, nonzero at valid tokens; right-padded
                 (valid tokens first) with at least one valid token per row.
-            return_attention: also return the `(batch, seq)` attention weights; only with
-                `pooling="attention"`.
+            pair_input_ids, pair_attention_mask: `(batch, pair_seq)`, the second text of each
+                pair; a siamese student needs them, the others take none.
+            return_attention: also return the `(batch, seq)` attention weights (a siamese
+                student: a pair of them, one per text); only with `pooling="attention"`.
 
         Returns:
-            logits `(batch, num_labels)`, or `(logits, attention_weights)`.
+            logits `(batch, num_labels)` (regression: `(batch, 1)` predicted scores), or
+            `(logits, attention_weights)`.
         """
         if return_attention and not isinstance(self.pooling, AttentionPooling):
             raise ValueError(
                 f"return_attention needs pooling='attention', got {self.config.pooling!r}"
             )
+        if self.config.is_siamese:
+            if pair_input_ids is None or pair_attention_mask is None:
+                raise StudentError(
+                    "a siamese student reads pairs: pass pair_input_ids and pair_attention_mask "
+                    "(the second text of each pair) beside input_ids and attention_mask"
+                )
+            first = self._pooled(input_ids, attention_mask, return_attention)
+            second = self._pooled(pair_input_ids, pair_attention_mask, return_attention)
+            if return_attention:
+                (h1, w1), (h2, w2) = first, second
+            else:
+                h1, h2 = first, second
+            features = torch.cat([h1, h2, h1 * h2, (h1 - h2).abs()], dim=-1)  # (batch, 4 * out)
+            logits = self.head(features)
+            return (logits, (w1, w2)) if return_attention else logits
+        if pair_input_ids is not None:
+            raise StudentError(
+                f"this student reads one sequence (pair_design {self.config.pair_design!r}); "
+                "pair_input_ids are for siamese students"
+            )
+        if return_attention:
+            pooled, attention_weights = self._pooled(input_ids, attention_mask, True)
+            return self.head(pooled), attention_weights
+        return self.head(self._pooled(input_ids, attention_mask))  # (batch, num_labels)
+
+    def _pooled(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, return_attention: bool = False
+    ) -> Any:
+        """The sentence vector `(batch, output_size)` of one right-padded batch (with the
+        attention weights when `return_attention`)."""
         mask = attention_mask != 0  # (batch, seq)
         lengths = mask.sum(dim=1)  # (batch,)
         embedded = embedded_dropout(
@@ -303,10 +370,8 @@ class RNNStudent(PretrainedMixin, nn.Module):
         embedded = self.input_dropout(embedded)
         hidden_states = self.encoder(embedded, lengths)  # (batch, seq, output_size)
         if return_attention:
-            pooled, attention_weights = self.pooling(hidden_states, mask, return_weights=True)
-            return self.head(pooled), attention_weights
-        pooled = self.pooling(hidden_states, mask)  # (batch, output_size)
-        return self.head(pooled)  # (batch, num_labels)
+            return self.pooling(hidden_states, mask, return_weights=True)
+        return self.pooling(hidden_states, mask)  # (batch, output_size)
 
     @property
     def pooling(self) -> nn.Module:

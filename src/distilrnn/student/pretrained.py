@@ -20,6 +20,8 @@ import numpy as np
 
 from distilrnn.atomic import replace_directory, write_json_atomic
 from distilrnn.errors import MissingFileError, StudentError
+from distilrnn.inputs import PAIR_COLUMN, SINGLE, Input, encode_student, split_inputs
+from distilrnn.metrics import CLASSIFICATION, DEFAULT_METRICS, scores
 from distilrnn.records import METRICS_NAME, STAGE_FILE, read_json
 
 if TYPE_CHECKING:
@@ -43,11 +45,20 @@ class PretrainedMixin:
     # building ---------------------------------------------------------------------------------
     @classmethod
     def from_teacher(
-        cls, teacher: Any, num_labels: int | None = None, settings: Any = None, **overrides: Any
+        cls,
+        teacher: Any,
+        num_labels: int | None = None,
+        settings: Any = None,
+        *,
+        pair_design: str = "none",
+        task_type: str = "classification",
+        **overrides: Any,
     ) -> RNNStudent:
         """A fresh student that reads with `teacher`'s tokenizer and a copy of its word
         embeddings. `teacher` is a `distilrnn.Teacher` (or a folder of one); `settings` a
-        `StudentSettings`, `overrides` any of its fields (`rnn="gru"`, `hidden_size=128`)."""
+        `StudentSettings`, `overrides` any of its fields (`rnn="gru"`, `hidden_size=128`);
+        `pair_design` ("none" | "joint" | "siamese") and `task_type` ("classification" |
+        "regression") as in `StudentConfig`."""
         from distilrnn.config import StudentSettings
         from distilrnn.config_io import student_settings
         from distilrnn.student.build import build_student
@@ -57,7 +68,12 @@ class PretrainedMixin:
             teacher = Teacher.from_pretrained(str(teacher))
         settings = student_settings(settings or StudentSettings(), **overrides)
         student = build_student(
-            settings, teacher, num_labels or teacher.num_labels, teacher.tokenizer.pad_token_id
+            settings,
+            teacher,
+            num_labels or teacher.num_labels,
+            teacher.tokenizer.pad_token_id,
+            pair_design=pair_design,
+            task_type=task_type,
         )
         student.tokenizer = teacher.tokenizer
         student.label_names = teacher.label_names
@@ -166,21 +182,55 @@ class PretrainedMixin:
         """Tokens per text it trained on (128 when unknown)."""
         return int(((self.metrics or {}).get("settings") or {}).get("max_length") or 128)
 
-    def predict_logits(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
-        """Logits `(len(texts), num_labels)` float32 in the order of `texts`."""
+    def predict_logits(self, texts: Sequence[Input], batch_size: int = 256) -> np.ndarray:
+        """Logits `(len(texts), num_labels)` float32 (regression: `(n, 1)` predicted scores)
+        in the order of `texts`: strings, or `(text, text_pair)` tuples for a pair student."""
+        from distilrnn.batching import run_batched_pairs
         from distilrnn.distillation import logits_of_ids
 
         tokenizer = self._need_tokenizer()
-        ids = tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
-        return logits_of_ids(self, ids, tokenizer.pad_token_id, batch_size)
+        try:
+            first, second = split_inputs(texts)
+        except ValueError as error:
+            raise StudentError(str(error)) from None
+        design = self.config.pair_design
+        if (second is None) != (design == SINGLE):
+            wanted = "single texts" if design == SINGLE else "(text, text_pair) pairs"
+            raise StudentError(f"this student (pair_design {design!r}) reads {wanted}")
+        ids = encode_student(tokenizer, first, second, self.max_length, design)
+        if "pair_input_ids" not in ids:
+            return logits_of_ids(self, ids["input_ids"], tokenizer.pad_token_id, batch_size)
+        self.eval()
+        device = next(self.parameters()).device
+
+        def call(*arrays: np.ndarray) -> np.ndarray:
+            import torch
+
+            with torch.no_grad():
+                logits = self(*(torch.from_numpy(a).to(device) for a in arrays))
+            return logits.float().cpu().numpy()
+
+        return run_batched_pairs(
+            ids["input_ids"],
+            ids["pair_input_ids"],
+            call,
+            self.config.num_labels,
+            pad_id=tokenizer.pad_token_id,
+            batch_size=batch_size,
+        )
 
     def evaluate(self, split: Any, batch_size: int = 256) -> dict[str, float]:
-        """Accuracy on a labelled split: a `Task` split (`task.test`), a `datasets.Dataset`
-        with `text` and `label`, or `(texts, labels)`."""
-        texts, labels = _texts_and_labels(split)
-        logits = self.predict_logits(texts, batch_size)
-        labels = np.asarray(labels)
-        return {"accuracy": float((logits.argmax(-1) == labels).mean()), "examples": len(texts)}
+        """The task's metrics on a labelled split: a `Task` split (`task.test`), a
+        `datasets.Dataset` with `text` (and `text_pair`) and `label`, or `(inputs, labels)`.
+        Classification gives `accuracy` (and `f1` when the task scores it), regression
+        `pearson` and `spearman`; `examples` is the number of rows."""
+        inputs, labels = _texts_and_labels(split, self.config.task_type)
+        logits = self.predict_logits(inputs, batch_size)
+        names = list(getattr(split, "metrics", None) or DEFAULT_METRICS[self.config.task_type])
+        if self.config.task_type == CLASSIFICATION and "accuracy" not in names:
+            names.append("accuracy")
+        measured = scores(names, logits, labels, self.config.task_type)
+        return {**measured, "examples": len(inputs)}
 
     def export(self, output_dir: str | Path, settings: Any = None, **overrides: Any) -> Predictor:
         """Export the student as a bundle (see `distilrnn.export`) and return a `Predictor`
@@ -205,15 +255,24 @@ class PretrainedMixin:
         return Predictor(output_dir)
 
 
-def _texts_and_labels(split: Any) -> tuple[list[str], list[int]]:
+def _texts_and_labels(split: Any, task_type: str) -> tuple[list[Any], list[float]]:
+    pairs = None
     if isinstance(split, tuple) and len(split) == 2:
         texts, labels = split
     elif hasattr(split, "texts") and hasattr(split, "labels"):
         texts, labels = split.texts, split.labels
+        pairs = getattr(split, "text_pairs", None)
     elif hasattr(split, "column_names"):
         texts, labels = split["text"], split["label"]
+        if PAIR_COLUMN in split.column_names:
+            pairs = split[PAIR_COLUMN]
     else:
-        raise StudentError("evaluate takes a task split, a datasets.Dataset or (texts, labels)")
-    if labels is None or any(label < 0 for label in labels):
+        raise StudentError("evaluate takes a task split, a datasets.Dataset or (inputs, labels)")
+    if task_type == CLASSIFICATION:
+        unlabelled = labels is None or any(label < 0 for label in labels)
+    else:
+        unlabelled = labels is None or any(np.isnan(float(label)) for label in labels)
+    if unlabelled:
         raise StudentError("evaluate needs labels: this split has none")
-    return list(texts), list(labels)
+    inputs = list(texts) if pairs is None else list(zip(texts, pairs, strict=True))
+    return inputs, list(labels)
