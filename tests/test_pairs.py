@@ -136,7 +136,7 @@ def test_a_score_that_is_not_a_number_names_file_and_line(stsb_dir):
 def test_an_empty_second_text_names_its_column(mrpc_dir):
     lines = (mrpc_dir / "train.tsv").read_text(encoding="utf-8-sig").splitlines()
     fields = lines[2].split("\t")
-    lines[2] = "\t".join(fields[:4] + [" "])
+    lines[2] = "\t".join([*fields[:4], " "])
     (mrpc_dir / "train.tsv").write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match=r"train.tsv:3: empty text in column '#2 String'"):
         load_task(
