@@ -262,3 +262,58 @@ def test_teacher_reads_a_pair_with_its_token_type_ids(tiny_teacher_dir):
     with torch.no_grad():
         expected = teacher.model(**encoded).logits.numpy()
     np.testing.assert_allclose(teacher.logits(pairs), expected, atol=1e-5)
+
+
+# prediction files on unlabelled test pairs ----------------------------------------------------
+def write_unlabelled(path: Path, rows, header: str) -> Path:
+    lines = [header] + [f"{i}\t{a}\t{b}" for i, (a, b, _, _) in enumerate(rows)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_prediction_file_has_teacher_baseline_and_distilled_seed_columns(
+    mrpc_dir, tiny_teacher_dir, tmp_path
+):
+    from typer.testing import CliRunner
+
+    from distilrnn.cli import app
+
+    variants = (
+        '{name="base", objective="ce", seeds=[0, 1]}, '
+        '{name="kd-a", objective="kl", seeds=[0, 1]}, {name="kd-b", objective="mse"}'
+    )
+    args = overrides(mrpc_dir, tiny_teacher_dir, tmp_path / "run", MRPC_SETTINGS, variants)
+    Pipeline(load_config(None, args)).run(until="student")
+    test = write_unlabelled(
+        tmp_path / "test.tsv", make_pairs(7, seed=9), "index\t#1 String\t#2 String"
+    )
+    output = tmp_path / "out" / "test-predictions.tsv"
+    command = ["predict-file", str(test), str(output)]
+    for override in args:
+        command += ["--set", override]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output
+    lines = output.read_text().splitlines()
+    header = lines[0].split("\t")
+    assert header[:4] == ["index", "teacher", "base/seed-0", "base/seed-1"]
+    assert header[4].startswith("kd-") and header[4].endswith("/seed-0")
+    assert len(lines) == 8
+    assert all(value in ("0", "1") for line in lines[1:] for value in line.split("\t")[1:])
+    again = CliRunner().invoke(app, command)
+    assert isinstance(again.exception, DataError) and "exists" in str(again.exception)
+    assert output.read_text().splitlines() == lines
+
+
+def test_regression_prediction_file_holds_scores(stsb_dir, tiny_teacher_dir, tmp_path):
+    from distilrnn.prediction_files import write_prediction_file
+
+    variants = '{name="gold", objective="ce"}, {name="kd", objective="mse"}'
+    config = load_config(
+        None, overrides(stsb_dir, tiny_teacher_dir, tmp_path / "run", STSB_SETTINGS, variants)
+    )
+    Pipeline(config).run(until="student")
+    test = write_unlabelled(tmp_path / "test.tsv", make_pairs(5, 8), "index\tsentence1\tsentence2")
+    summary = write_prediction_file(config, test, tmp_path / "p.tsv")
+    assert summary["columns"] == ["teacher", "gold/seed-0", "kd/seed-0"]
+    rows = [line.split("\t") for line in (tmp_path / "p.tsv").read_text().splitlines()[1:]]
+    assert len(rows) == 5 and all(math.isfinite(float(v)) for row in rows for v in row[1:])

@@ -26,7 +26,7 @@ from distilrnn.cli_predict import predict
 from distilrnn.cli_tables import print_export_summary, print_results
 from distilrnn.config import RunConfig
 from distilrnn.config_io import describe_settings, load_config
-from distilrnn.errors import DistilrnnError
+from distilrnn.errors import BundleError, DistilrnnError
 from distilrnn.stages import STAGES
 
 # What `distilrnn[train]` adds to the runtime install; a command that needs one of them fails
@@ -263,6 +263,45 @@ def report(
     console.print(f"report: {pipeline.report()}")
 
 
+@app.command("predict-file", epilog=SETTINGS_EPILOG)
+def predict_file(
+    input_file: Annotated[
+        Path,
+        typer.Argument(
+            help="Unlabelled file to predict: an index column and the run's text column(s)."
+        ),
+    ],
+    output_file: Annotated[Path, typer.Argument(help="Prediction TSV to write.")],
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    run_dir: RunDirOpt = None,
+    index_column: Annotated[
+        str, typer.Option("--index-column", help="The input's index column.")
+    ] = "index",
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace OUTPUT_FILE if it exists.")
+    ] = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Write what a finished run's teacher, baseline and best distilled variant (each seed, both
+    chosen on validation) predict for an unlabelled file, such as GLUE's hidden test split."""
+    from distilrnn.prediction_files import write_prediction_file
+
+    _setup_logging(verbose)
+    summary = write_prediction_file(
+        _config(config, set_, run_dir),
+        input_file,
+        output_file,
+        index_column=index_column,
+        overwrite=overwrite,
+    )
+    chosen = ", ".join(
+        f"{role} {name} (validation {summary['metric']} {score:.4f})"
+        for role, (name, score) in summary["chosen"].items()
+    )
+    console.print(f"{summary['output']}: {summary['rows']} rows; {chosen}")
+
+
 # export, predict, benchmark ----------------------------------------------------------------
 @app.command(epilog=SETTINGS_EPILOG)
 @settings_options("export")
@@ -318,6 +357,11 @@ def export_teacher(
     _setup_logging(verbose)
     run = Run(run_dir)
     record = run.teacher()
+    if run.task().is_pair:
+        raise BundleError(
+            f"{run_dir}: a teacher bundle reads single texts; a sentence-pair teacher also "
+            "needs its token type ids, which bundles do not carry yet"
+        )
     summary = export_teacher_bundle(
         record.model_dir,
         output_dir,

@@ -104,11 +104,11 @@ def _read_file(path: Path, split: str, config: DataConfig) -> Rows:
     if fmt == "jsonl":
         if not config.header:
             raise DataError(f"{path}: data.header = false applies to TSV / CSV files, not JSONL")
-        rows = _read_jsonl(path, columns)
+        rows = read_jsonl(path, columns)
     else:
         quoting = fmt == "csv" or config.quoting
         delimiter = "\t" if fmt == "tsv" else ","
-        rows = _read_delimited(path, delimiter, quoting, columns, config.header)
+        rows = read_delimited(path, delimiter, quoting, columns, config.header)
     numbers, values = [], []
     for number, row in rows:
         numbers.append(number)
@@ -138,7 +138,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
                 raise DataError(f"{path}:{number}: not valid UTF-8 ({error.reason})") from None
 
 
-def _read_delimited(
+def read_delimited(
     path: Path, delimiter: str, quoting: bool, columns: tuple[str, ...], header: bool = True
 ) -> Iterator[tuple[int, list[str]]]:
     """Rows of a TSV / CSV file. With `header`, the first line names the columns; without,
@@ -176,7 +176,7 @@ def _read_delimited(
         yield number, [row[i] for i in indices]
 
 
-def _read_jsonl(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, list[Any]]]:
+def read_jsonl(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, list[Any]]]:
     """`(line number, values of columns)` of a JSON-lines file, each line an object with
     every column."""
     for number, line in _lines(path):
