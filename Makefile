@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup need-data quick full test lint
+.PHONY: setup need-data quick full mrpc stsb test lint
 
 setup: $(VENV)/.installed
 
@@ -27,6 +27,21 @@ quick: setup need-data
 
 full: setup need-data
 	SST2_DIR=$(SST2_DIR) $(BIN)/distilrnn run configs/sst2.toml
+
+# GLUE sentence-pair tasks end to end, then the prediction files on their unlabelled test pairs
+# (RUNS: where the run folders go; DATA: the folder holding mrpc/ and stsb/)
+DATA ?= ../shared/data
+RUNS ?= runs
+
+mrpc: setup
+	MRPC_DIR=$(DATA)/mrpc $(BIN)/distilrnn run configs/mrpc.toml --set run_dir=$(RUNS)/mrpc
+	$(BIN)/distilrnn predict-file $(DATA)/mrpc/test.tsv docs/mrpc/test-predictions.tsv \
+		configs/mrpc.toml --set run_dir=$(RUNS)/mrpc --overwrite
+
+stsb: setup
+	STSB_DIR=$(DATA)/stsb $(BIN)/distilrnn run configs/stsb.toml --set run_dir=$(RUNS)/stsb
+	$(BIN)/distilrnn predict-file $(DATA)/stsb/test.tsv docs/stsb/test-predictions.tsv \
+		configs/stsb.toml --set run_dir=$(RUNS)/stsb --overwrite
 
 lint: setup
 	$(BIN)/ruff format --check src tests benchmarks
