@@ -317,3 +317,51 @@ def test_regression_prediction_file_holds_scores(stsb_dir, tiny_teacher_dir, tmp
     assert summary["columns"] == ["teacher", "gold/seed-0", "kd/seed-0"]
     rows = [line.split("\t") for line in (tmp_path / "p.tsv").read_text().splitlines()[1:]]
     assert len(rows) == 5 and all(math.isfinite(float(v)) for row in rows for v in row[1:])
+
+
+# regression objectives --------------------------------------------------------------------------
+def test_ce_on_gold_scores_is_the_squared_error_of_the_score():
+    import torch
+
+    from distilrnn.losses import objective_loss
+
+    predicted = torch.tensor([[1.0], [3.0]])
+    gold = torch.tensor([2.0, 5.0])
+    assert objective_loss("ce", predicted, labels=gold).item() == pytest.approx((1 + 4) / 2)
+
+
+def test_mse_on_teacher_scores_ignores_rows_without_gold_in_the_mixed_ce_part():
+    import torch
+
+    from distilrnn.losses import objective_loss
+
+    predicted = torch.tensor([[1.0], [3.0]])
+    teacher = torch.tensor([[1.0], [1.0]])
+    gold = torch.tensor([2.0, float("nan")])  # a generated pair has no gold score
+    loss = objective_loss("mse", predicted, labels=gold, teacher_logits=teacher, alpha=0.5).item()
+    assert loss == pytest.approx(0.5 * (0 + 4) / 2 + 0.5 * 1.0)
+
+
+def test_augment_and_distill_take_a_pair_task_through_the_api(mrpc_dir, tiny_teacher_dir):
+    from distilrnn import Teacher, augment, distill
+
+    task = load_task(
+        mrpc_dir, text_column="#1 String", text_pair_column="#2 String", label_column="Quality"
+    )
+    teacher = Teacher.from_pretrained(tiny_teacher_dir, max_length=16)
+    transfer = augment(task.train.inputs, tokenizer=teacher.tokenizer, n_iter=2, progress=False)
+    assert transfer[: len(task.train)] == task.train.inputs and len(transfer) > len(task.train)
+    student = distill(
+        teacher,
+        task,
+        transfer=transfer,
+        objective="mse",
+        pair_design="joint",
+        epochs=1,
+        hidden_size=8,
+        head_hidden_size=8,
+        max_length=16,
+    )
+    assert student.config.pair_design == "joint"
+    assert student.predict_logits(task.test.inputs[:3]).shape == (3, 2)
+    assert "test_f1" not in student.metrics and "test_accuracy" in student.metrics

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from distilrnn.config import AugmentSettings
 from distilrnn.errors import AugmentError
+from distilrnn.inputs import split_inputs
 from distilrnn.pos import PosVocabulary, tag_pairs, tag_texts
 from distilrnn.validation import settings_with
 
@@ -532,7 +533,8 @@ def augment(
     `texts` as given, then the generated samples and extra texts, each once and none equal to a
     training text (`build_transfer_set`).
 
-    With `text_pairs` (one second text per text), the transfer set is pairs: `(text, text_pair)`
+    With `text_pairs` (one second text per text), or `(text, text_pair)` tuples as `texts` (e.g.
+    `task.train.inputs`), the transfer set is pairs: `(text, text_pair)`
     tuples, the given pairs first, then the generated ones (each side perturbed on its own, each
     pair once and none equal to a given pair).
 
@@ -542,13 +544,18 @@ def augment(
     are cached in `cache_dir` when given.
 
         transfer = distilrnn.augment(train_texts, tokenizer=teacher.tokenizer, n_iter=20)
-        pairs = distilrnn.augment(task.train.texts, text_pairs=task.train.text_pairs)
+        pairs = distilrnn.augment(task.train.inputs)  # a pair task: (text, text_pair) tuples
     """
     if isinstance(texts, str):
         raise AugmentError("augment: `texts` is one string; pass a list of texts")
     if isinstance(text_pairs, str):
         raise AugmentError("augment: `text_pairs` is one string; pass a list of texts")
     texts = list(texts)
+    if text_pairs is None and any(isinstance(text, tuple | list) for text in texts):
+        try:  # (text, text_pair) tuples, as `task.train.inputs` gives them
+            texts, text_pairs = split_inputs(texts)
+        except ValueError as error:
+            raise AugmentError(f"augment: {error}") from None
     pairs = None if text_pairs is None else list(text_pairs)
     if pairs is not None and len(pairs) != len(texts):
         raise AugmentError(
