@@ -3,15 +3,13 @@
 # configs/sst2.toml over three seeds, the speed/size benchmark (teacher against the LSTM and the
 # GRU student, one process each), and the report, copied into docs/sst2/.
 #
-#   SST2_DIR=../shared/data/sst2 bash benchmarks/sst2.sh
+#   SST2_DIR=../shared/data/sst2 bash benchmarks/sst2.sh      # JOBS=N: students at once (2)
 #
-# Two cores, two lanes: small RNNs and the teacher's inference scale poorly across threads, so two
-# one-thread processes do more work than one two-thread process. Lane 1 labels the transfer set
-# while lane 2 trains the `ce` baselines (they need no logits); then lane 1 trains the students on
-# the transfer set and lane 2 those on the training texts. Every stage is cached and resumable:
+# Two cores, two one-thread workers: small RNNs scale poorly across threads, so `student --jobs 2`
+# trains two students at once, one thread each, after building the shared stages (transfer set,
+# labels) once; a variant that starts from another (`init_from`: the deploy variants f64 ... f96-e1
+# start from the kl transfer-set student) waits for it. Every stage is cached and resumable:
 # rerunning the script after a kill continues where it stopped. Logs go to runs/sst2-logs/.
-# The deploy variants (the kl transfer-set student narrowed to 64-128 columns, f64 ... f96-e1)
-# start from that student, so they share its lane: about an hour more there on two cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${SST2_DIR:?set SST2_DIR to the SST-2 folder (GLUE TSV)}"
@@ -22,41 +20,18 @@ RUN_DIR=runs/sst2
 LOGS=$RUN_DIR-logs
 mkdir -p "$LOGS"
 
-lane() {  # lane NAME COMMAND...: one thread, logged
-    local name=$1
-    shift
-    echo "[$(date +%T)] $name: $*"
-    OMP_NUM_THREADS=1 "$@" >"$LOGS/$name.log" 2>&1
-    echo "[$(date +%T)] $name: done"
-}
-
-plan() {  # plan ARGS...: --variant flags (or a name) from benchmarks/plan_lanes.py
-    "$BIN/python" benchmarks/plan_lanes.py "$CONFIG" "$@"
-}
-
 "$BIN/distilrnn" teacher "$CONFIG" >"$LOGS/teacher.log" 2>&1
+"$BIN/distilrnn" student "$CONFIG" --jobs "${JOBS:-2}" >"$LOGS/students.log" 2>&1
 
-both() {  # both PID PID: wait for two lanes; fail if either failed
-    local failed=0
-    wait "$1" || failed=1
-    wait "$2" || failed=1
-    [ "$failed" = 0 ] || { echo "a lane failed: see $LOGS/"; exit 1; }
-}
-
-# shellcheck disable=SC2046  # word splitting of the --variant flags is intended
-{
-    lane label "$BIN/distilrnn" label "$CONFIG" &
-    first=$!
-    lane baselines "$BIN/distilrnn" student "$CONFIG" $(plan --group baselines) &
-    both "$first" $!
-    lane distilled-0 "$BIN/distilrnn" student "$CONFIG" $(plan --group distilled --lanes 2 --lane 0) &
-    first=$!
-    lane distilled-1 "$BIN/distilrnn" student "$CONFIG" $(plan --group distilled --lanes 2 --lane 1) &
-    both "$first" $!
+first_baseline() {  # first_baseline RNN: the config's first `ce` variant of that cell
+    "$BIN/python" -c 'import sys
+from distilrnn.variants import group_variants
+from distilrnn.config import load_config
+print(group_variants(load_config(sys.argv[1]), "baselines", sys.argv[2])[0])' "$CONFIG" "$1"
 }
 
 for rnn in lstm gru; do
-    "$BIN/distilrnn" benchmark "$CONFIG" --student "$(plan --group baselines --rnn $rnn --first)" \
+    "$BIN/distilrnn" benchmark "$CONFIG" --student "$(first_baseline $rnn)" \
         >"$LOGS/benchmark-$rnn.log" 2>&1
 done
 

@@ -257,3 +257,15 @@ def test_a_corrupt_label_names_file_is_one_error_naming_it(tmp_path, content):
     (tmp_path / "data" / "labels.json").write_text(content)
     with pytest.raises(RunFolderError, match=r"labels\.json is corrupt"):
         Run(tmp_path).label_names()
+
+
+def test_a_new_folder_holding_only_a_half_written_marker_is_still_new(tmp_path):
+    """A second command starting on a brand-new run folder may find the first command's
+    marker still being written: that folder is not a user's folder of other files."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / ".run.json.abc123").write_text("")
+    assert Run(folder).check().root == folder
+    (folder / "notes.txt").write_text("keep me")
+    with pytest.raises(RunFolderError, match="not a distilrnn run folder"):
+        Run(folder).check()

@@ -40,6 +40,7 @@ TRAINING_MODULES = frozenset(
         "matplotlib",
         "onnx",
         "onnxscript",
+        "optuna",
         "safetensors",
         "spacy",
         "torch",
@@ -83,6 +84,15 @@ DeviceOpt = Annotated[str, typer.Option(help="torch device for the teacher and s
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
 VariantOpt = Annotated[
     list[str] | None, typer.Option("--variant", help="Train only these variants (default: all).")
+]
+JobsOpt = Annotated[
+    int,
+    typer.Option(
+        "--jobs",
+        "-j",
+        min=1,
+        help="Train this many students at once, in worker processes (threads split between them).",
+    ),
 ]
 
 
@@ -170,7 +180,7 @@ STAGE_COMMANDS: dict[str, tuple[str, str, Callable[[Any], list[str]], tuple[str,
         "student",
         "Train the student variants (each seed), reusing finished ones.",
         _students,
-        ("device", "variant"),
+        ("device", "variant", "jobs"),
     ),
 }
 
@@ -186,6 +196,7 @@ def _stage_command(
         device: DeviceOpt = "cpu",
         verbose: VerboseOpt = False,
         variant: VariantOpt = None,
+        jobs: JobsOpt = 1,
     ) -> None:
         from distilrnn.pipeline import Pipeline
 
@@ -195,6 +206,7 @@ def _stage_command(
             device=device,
             force=tuple(force or ()),
             variants=tuple(variant or ()),
+            jobs=jobs,
         )
         out = pipeline.run(until=until)
         if until == "report":
@@ -206,7 +218,7 @@ def _stage_command(
             console.print(line)
 
     hints = get_type_hints(command, include_extras=True)
-    optional = {"device", "variant"}
+    optional = {"device", "variant", "jobs"}
     command.__signature__ = inspect.Signature(
         [
             inspect.Parameter(
@@ -225,7 +237,7 @@ STAGE_COMMANDS["run"] = (
     "Run every stage (data, teacher, then calibration and augment where a variant needs them, "
     "label, student, evaluate, report), reusing finished ones.",
     lambda out: [],
-    ("device", "variant"),
+    ("device", "variant", "jobs"),
 )
 for _name, (_until, _doc, _summary, _extra) in STAGE_COMMANDS.items():
     app.command(_name, epilog=SETTINGS_EPILOG)(_stage_command(_until, _doc, _summary, _extra))
@@ -395,6 +407,41 @@ def benchmark(
     if json_path is not None:
         write_json_atomic(json_path, results)
     console.print(markdown_table(results), markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command(epilog=SETTINGS_EPILOG)
+def tune(
+    config: ConfigArg = None,
+    trials: Annotated[
+        int | None,
+        typer.Option(help="Trials the study holds when done, other workers' too (tune.trials)."),
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(help="Optuna storage URL shared by workers (default: RUN/tune/study.db)."),
+    ] = None,
+    study: Annotated[
+        str | None, typer.Option(help="Study name (default: the variant's name).")
+    ] = None,
+    variant: Annotated[
+        str | None, typer.Option(help="Variant the trials start from (default: the first).")
+    ] = None,
+    set_: SetOpt = None,
+    run_dir: RunDirOpt = None,
+    device: DeviceOpt = "cpu",
+    verbose: VerboseOpt = False,
+) -> None:
+    """Search a variant's settings named in `tune.space` with Optuna (median pruning), then
+    print the best trial as a TOML variant table to paste into the config. Several workers (this
+    command on several machines) share one study through --storage."""
+    from distilrnn.tune import tune as run_tune
+
+    _setup_logging(verbose)
+    given = {"trials": trials, "storage": storage, "study": study, "variant": variant}
+    values = {"tune": {k: v for k, v in given.items() if v is not None}}
+    result = run_tune(_config(config, set_, run_dir, values=values), device=device)
+    logging.getLogger(__name__).info("study history: %s", result.history_plot)
+    console.print(result.toml, markup=False, highlight=False, soft_wrap=True, end="")
 
 
 app.command()(predict)

@@ -12,7 +12,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 from distilrnn.errors import ConfigError
 from distilrnn.registry import OBJECTIVES
@@ -458,6 +458,94 @@ class BenchmarkSettings:
         )
 
 
+# Student settings a search can vary: not `seeds` (each trial trains the variant's first seed)
+# nor those that change where things go rather than what is trained.
+UNTUNABLE = ("seeds", "init_from", "report_to")
+
+
+@dataclass
+class TuneSettings:
+    """What `distilrnn tune` searches (Optuna, `distilrnn.tune`): a variant's student settings,
+    some of them drawn per trial from `space`."""
+
+    variant: str = setting("", "Variant whose settings the trials start from (empty: the first).")
+    space: dict[str, Any] = setting(
+        {},
+        "Search space: a student setting -> a list of choices (`hidden_size = [128, 256]`) or a "
+        "range `{low = 1e-4, high = 1e-2, log = true}` (`step` for a grid; whole numbers for "
+        "whole-number settings such as `num_layers`).",
+    )
+    trials: int = setting(
+        20, "Trials the study holds when done, whichever worker ran them (--trials)."
+    )
+    study: str = setting("", "Study name (--study; empty: the variant's name).")
+    storage: str = setting(
+        "",
+        "Optuna storage URL (--storage), e.g. `postgresql://user:password@host/db` for workers "
+        "on several machines. Empty: SQLite in the run folder (tune/study.db).",
+        fingerprint=False,
+    )
+    seed: int = setting(-1, "Seed of the TPE sampler (-1: unseeded, so workers draw apart).")
+    startup_trials: int = setting(
+        5, "Trials that finish before the median pruner stops any (MedianPruner n_startup_trials)."
+    )
+    warmup_evaluations: int = setting(
+        1, "Evaluations of a trial before it can be pruned (MedianPruner n_warmup_steps)."
+    )
+
+    def __post_init__(self) -> None:
+        require(self.trials >= 1, "tune.trials", "must be >= 1")
+        require(self.seed >= -1, "tune.seed", "must be >= 0, or -1 for unseeded")
+        require(self.startup_trials >= 0, "tune.startup_trials", "must be >= 0")
+        require(self.warmup_evaluations >= 0, "tune.warmup_evaluations", "must be >= 0")
+        require(isinstance(self.space, dict), "tune.space", "expected a table [tune.space]")
+        for name, spec in self.space.items():
+            check_search_dimension(name, spec)
+
+
+def check_search_dimension(name: str, spec: Any) -> None:
+    """`tune.space.<name>`: a student setting with a non-empty list of valid choices, or a range
+    `{low, high[, log][, step]}` of a number setting whose ends are valid values."""
+    where = f"tune.space.{name}"
+    hints = get_type_hints(StudentSettings)
+    require(name in hints and name not in UNTUNABLE, where, "is not a student setting to search")
+    if isinstance(spec, list):
+        require(len(spec) > 0, where, "needs at least one choice")
+        values = spec
+    else:
+        require(isinstance(spec, dict), where, "expected a list of choices or {low, high}")
+        unknown = sorted(set(spec) - {"low", "high", "log", "step"})
+        require(
+            not unknown, where, f"unknown key(s) {', '.join(unknown)}; known: low, high, log, step"
+        )
+        require("low" in spec and "high" in spec, where, "a range needs `low` and `high`")
+        whole = hints[name] is int
+        number = int if whole else (int, float)
+        require(
+            hints[name] in (int, float) or float in getattr(hints[name], "__args__", ()),
+            where,
+            "is not a number setting: give a list of choices",
+        )
+        for key in ("low", "high") + (("step",) if "step" in spec else ()):
+            value = spec[key]
+            require(
+                isinstance(value, number) and not isinstance(value, bool),
+                where,
+                f"{key} must be a {'whole ' if whole else ''}number, got {value!r}",
+            )
+        require(spec["low"] < spec["high"], where, "low must be < high")
+        require(isinstance(spec.get("log", False), bool), where, "log must be true or false")
+        require(not (spec.get("log") and "step" in spec), where, "log and step exclude each other")
+        require(not spec.get("log") or spec["low"] > 0, where, "a log range needs low > 0")
+        require(spec.get("step", 1) > 0, where, "step must be > 0")
+        values = [spec["low"], spec["high"]]
+    for value in values:  # each end or choice must be a valid setting on its own
+        try:
+            build_section(StudentSettings, {name: value}, "student")
+        except ConfigError as error:
+            raise ConfigError(f"{where}: {value!r}: {error}") from None
+
+
 @dataclass
 class RunConfig:
     run_dir: str = setting("runs/default", "Directory of the run's artifacts.")
@@ -468,6 +556,7 @@ class RunConfig:
     student: StudentSettings = field(default_factory=StudentSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
     benchmark: BenchmarkSettings = field(default_factory=BenchmarkSettings)
+    tune: TuneSettings = field(default_factory=TuneSettings)
     variants: list[Variant] = field(default_factory=list)
 
     def student_for(self, variant: Variant) -> StudentSettings:
@@ -503,6 +592,7 @@ SECTIONS: dict[str, type] = {
     "student": StudentSettings,
     "export": ExportSettings,
     "benchmark": BenchmarkSettings,
+    "tune": TuneSettings,
 }
 
 # `distilrnn.config_io` imports this module, so its functions are re-exported on first use

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 from datasets import Dataset
-from transformers import PreTrainedTokenizerBase, Trainer, TrainingArguments
+from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from distilrnn.batching import length_batches, pad_batch, run_batched
@@ -208,6 +208,7 @@ def fit_student(
     init: RNNStudent | Path | None = None,
     logging_dir: Path | None = None,
     name: str = "student",
+    callbacks: Sequence[TrainerCallback] = (),
 ) -> tuple[RNNStudent, dict[str, Any], dict[str, np.ndarray]]:
     """Train one student on `train` (text, label [, teacher_logits]); keep the best by
     validation accuracy. A fresh student from the teacher's embedding by default; with `init`,
@@ -218,7 +219,8 @@ def fit_student(
     Trainer's logs (e.g. TensorBoard event files) go to `logging_dir`. A killed training given
     the same `work_dir` resumes from its last complete checkpoint. A training that diverges
     (NaN / inf loss or weights) raises `StudentError` naming `name` (the variant), the seed and
-    the step; non-finite weights or logits are never returned.
+    the step; non-finite weights or logits are never returned. `callbacks` join the Trainer's
+    (`distilrnn.tune` reports each evaluation to Optuna through one).
     """
     if settings.objective != "ce" and "teacher_logits" not in train.column_names:
         raise StudentError(f"objective {settings.objective!r} needs teacher logits")
@@ -253,7 +255,10 @@ def fit_student(
         data_collator=StudentCollator(tokenizer.pad_token_id),
         compute_metrics=task_metrics(task.metrics, task.task_type),
         settings=settings,
-        callbacks=[FiniteTrainingCallback(f"student {name} seed {seed}", StudentError)],
+        callbacks=[
+            FiniteTrainingCallback(f"student {name} seed {seed}", StudentError),
+            *callbacks,
+        ],
     )
     if logging_dir is not None:
         send_logs_to(trainer, logging_dir)

@@ -102,7 +102,12 @@ class Ledger:
         try:
             lock.acquire(timeout=0)
         except Timeout:
-            logger.info("%s: waiting for %s held by another command", stage.name, stage.directory)
+            logger.info(
+                "%s: waiting for %s (built by another process; its lock is held by another "
+                "command)",
+                stage.name,
+                stage.directory,
+            )
             lock.acquire()
         try:
             forced = stage.name in self.force

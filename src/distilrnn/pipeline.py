@@ -62,10 +62,15 @@ class Pipeline:
         device: str = "cpu",
         force: tuple[str, ...] = (),
         variants: Sequence[str] = (),
+        jobs: int = 1,
     ):
         """`variants` names the variants to train (default: all; `run(variants=...)` too). The
         transfer set and its logits are still those of the whole config, so a subset never
-        relabels."""
+        relabels. `jobs` > 1 trains the students in that many worker processes
+        (`distilrnn.jobs`)."""
+        if jobs < 1:
+            raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+        self.jobs = jobs
         self.variants = select(config, variants)
         unknown_stages = set(force) - set(STAGES)
         if unknown_stages:
@@ -258,6 +263,10 @@ class Pipeline:
     # students -------------------------------------------------------------------------------
     def students(self) -> list[StudentRecord]:
         """Every selected variant, each seed (a variant's `init_from` parent first)."""
+        if self.jobs > 1:
+            from distilrnn.jobs import train_students
+
+            return train_students(self, self.jobs)
         return [
             self.student(variant, seed).value
             for variant in self.variants

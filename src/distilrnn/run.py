@@ -217,12 +217,18 @@ class Run:
             raise RunFolderError(f"run_dir {self.root} is a file, not a folder")
         if self.marker.is_file():
             self.check_version()
-        elif self.root.is_dir() and any(self.root.iterdir()) and not self.is_run():
+        elif self.root.is_dir() and self._holds_files() and not self.is_run():
             raise RunFolderError(
                 f"run_dir {self.root} holds files but is not a distilrnn run folder (no "
                 f"{MARKER_NAME}); choose an empty or new folder"
             )
         return self
+
+    def _holds_files(self) -> bool:
+        """Whether the folder holds anything but another command's half-written marker (a
+        second command starting on a new folder must not take it for a user's folder)."""
+        temporary = f".{MARKER_NAME}."
+        return any(not p.name.startswith(temporary) for p in self.root.iterdir())
 
     def open(self) -> Run:
         """Make the folder ready to build in (`check`), then create it with a marker when new,

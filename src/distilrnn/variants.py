@@ -48,3 +48,21 @@ def needs_transfer_set(config: RunConfig) -> bool:
     label stage then labels it for all of them, so a subset never relabels."""
     settings = [config.student_for(v) for v in config.variants]
     return any(s.objective != "ce" and s.transfer_set == "augmented" for s in settings)
+
+
+GROUPS = ("baselines", "distilled")  # `ce` students, and every other objective
+
+
+def group_variants(config: RunConfig, group: str, rnn: str | None = None) -> list[str]:
+    """The names of the config's variants in `group` (`baselines`: objective `ce`;
+    `distilled`: any other), of cell `rnn` when given, in the config's order."""
+    if group not in GROUPS:
+        raise ConfigError(f"group must be one of {', '.join(GROUPS)}, got {group!r}")
+    names = []
+    for variant in config.variants:
+        settings = config.student_for(variant)
+        baseline = settings.objective == "ce"
+        if baseline == (group == "baselines") and rnn in (None, settings.rnn):
+            names.append(variant.name)
+    return names
+

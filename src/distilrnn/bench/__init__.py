@@ -6,7 +6,6 @@
     narrow      narrowed students over their seeds, against the student they started from
     confidence  the teacher's confidence on its training texts and calibration on validation
     throughput  labelling and transfer-set generation speed
-    lanes       variants split into lanes of equal training work (benchmarks/sst2.sh)
     tables      markdown tables, JSON beside them, the machine the numbers belong to
 
 Every timing goes through `distilrnn.timing`; every path into a run folder through

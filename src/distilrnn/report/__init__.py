@@ -75,6 +75,8 @@ def write_report(
     if data.task_type != REGRESSION:  # a reliability diagram needs class probabilities
         plot_reliability(data, root / PLOTS["reliability"], analysis["best_distilled"])
         plots["reliability"] = PLOTS["reliability"]
+    for history in sorted((root / "tune").glob("history-*.png")):  # `distilrnn tune` studies
+        plots[f"study:{history.stem.removeprefix('history-')}"] = f"tune/{history.name}"
     write_json_atomic(root / ANALYSIS_NAME, analysis)
     text = render(analysis, data, plots, title)
     path = root / REPORT_NAME

@@ -197,6 +197,11 @@ def render(analysis: dict[str, Any], data: ReportData, plots: dict[str, str], ti
         if key in plots:
             lines += [f"## {caption}", "", f"![{key}]({plots[key]})", ""]
     lines += _confidence_section(analysis, plots)
+    studies = [key for key in plots if key.startswith("study:")]
+    if studies:  # `distilrnn tune`: each trial's validation score and the best so far
+        lines += ["## Hyper-parameter search", ""]
+        for key in studies:
+            lines += [f"Study `{key.removeprefix('study:')}`:", "", f"![{key}]({plots[key]})", ""]
     if data.benchmarks:
         lines.append(_benchmark_section(data.benchmarks))
     return "\n".join(lines).rstrip() + "\n"

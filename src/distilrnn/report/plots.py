@@ -174,3 +174,41 @@ def plot_reliability(data: ReportData, path: Path, student: str | None) -> None:
     axis.legend(fontsize=8)
     axis.grid(alpha=0.3)
     _save(figure, path)
+
+
+def plot_study_history(
+    trials: list[dict[str, Any]], metric: str, path: Path, title: str = "study"
+) -> None:
+    """A hyper-parameter search's history (`distilrnn.tune`): each trial's validation score by
+    trial number (completed filled, pruned hollow at their last evaluation, failed ones left
+    out) and the best so far as a step line."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(8, 5))
+    ordered = sorted(trials, key=lambda t: t["number"])
+    complete = [(t["number"], t["value"]) for t in ordered if t["state"] == "complete"]
+    pruned = [
+        (t["number"], t["last_value"])
+        for t in ordered
+        if t["state"] == "pruned" and t["last_value"] is not None
+    ]
+    if complete:
+        axis.scatter(*zip(*complete, strict=True), color="tab:blue", label="completed", zorder=3)
+        best, steps = -np.inf, []
+        for number, value in complete:
+            best = max(best, value)
+            steps.append((number, best))
+        axis.step(*zip(*steps, strict=True), where="post", color="tab:orange", label="best so far")
+    if pruned:
+        axis.scatter(
+            *zip(*pruned, strict=True),
+            facecolors="none",
+            edgecolors="tab:gray",
+            label="pruned (last evaluation)",
+            zorder=3,
+        )
+    axis.set_xlabel("trial")
+    axis.set_ylabel(f"validation {METRIC_LABELS.get(metric, metric).replace('acc', 'accuracy')}")
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    axis.legend()
+    _save(figure, path)
