@@ -198,6 +198,7 @@ def _stage_command(
         variant: VariantOpt = None,
         jobs: JobsOpt = 1,
     ) -> None:
+        from distilrnn.distributed import is_main
         from distilrnn.pipeline import Pipeline
 
         _setup_logging(verbose)
@@ -209,6 +210,8 @@ def _stage_command(
             jobs=jobs,
         )
         out = pipeline.run(until=until)
+        if not is_main():  # launched as several processes (torchrun, accelerate): rank 0 prints
+            return
         if until == "report":
             print_results(console, out.results, len(out.task.splits["test"]))
             console.print(f"report: {out.report}")

@@ -25,6 +25,14 @@ from distilrnn.validation import (
     require_choice,
 )
 
+# `precision` is fingerprinted as what it resolves to on the device, and only when that is not
+# fp32 (`distilrnn.pipeline`): `auto` on CPU is fp32 and rebuilds nothing
+PRECISION_HELP = (
+    "Arithmetic of the teacher's {what}: `fp32`, `bf16` or `fp16` (mixed precision, autocast; "
+    "fp16 needs a GPU) or `auto` (bf16 where the GPU supports it, else fp16; fp32 on CPU)."
+)
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+
 # where logs go cannot change a result, so `report_to` is not fingerprinted
 REPORT_TO_HELP = (
     "Where the Trainer reports training logs: `none`, `tensorboard` (offline, event files "
@@ -189,8 +197,10 @@ class TeacherConfig:
         False, "Allow model code from the checkpoint's repository to run. Off unless you trust it."
     )
     report_to: str = setting("none", REPORT_TO_HELP, fingerprint=False)
+    precision: str = setting("fp32", PRECISION_HELP.format(what="fine-tuning"), fingerprint=False)
 
     def __post_init__(self) -> None:
+        require_choice(self.precision, PRECISIONS, "teacher.precision")
         require(self.epochs > 0, "teacher.epochs", "must be > 0")
         require(self.learning_rate > 0, "teacher.learning_rate", "must be > 0")
         require(self.batch_size > 0, "teacher.batch_size", "must be > 0")
@@ -209,8 +219,10 @@ class LabelConfig:
     shard_size: int = setting(
         50_000, "Texts per shard written to disk; a killed run resumes from the last shard."
     )
+    precision: str = setting("fp32", PRECISION_HELP.format(what="labelling"), fingerprint=False)
 
     def __post_init__(self) -> None:
+        require_choice(self.precision, PRECISIONS, "label.precision")
         require(self.batch_size > 0, "label.batch_size", "must be > 0")
         require(self.max_tokens >= 0, "label.max_tokens", "must be >= 0")
         require(self.shard_size > 0, "label.shard_size", "must be > 0")

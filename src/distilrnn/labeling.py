@@ -3,6 +3,11 @@
 Texts are batched in length order under a token budget (the shared `distilrnn.batching` loop),
 so a batch pads to similar lengths, and run under `torch.inference_mode`. Each shard is written
 atomically as it finishes; a killed run picks up at the first missing shard.
+
+Launched as several processes (`distilrnn.distributed`), rank r of N labels shards r, r + N, ...
+and writes only those; every shard is labelled as one process labels it, so the result is the
+same logit for logit, and a kill of any rank leaves only its unfinished shards to label again.
+With `precision` bf16 / fp16 the teacher runs under autocast (`distilrnn.training.autocast`).
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ from datasets import Dataset, concatenate_datasets
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from distilrnn import distributed
 from distilrnn.batching import run_batched
 from distilrnn.errors import MissingFileError
 from distilrnn.inputs import columns, encode_joint
+from distilrnn.training import autocast
 
 logger = logging.getLogger(__name__)
 
@@ -35,12 +42,14 @@ def predict_logits(
     progress: tqdm | None = None,
     max_tokens: int = 0,
     pairs: Sequence[str] | None = None,
+    precision: str = "fp32",
 ) -> np.ndarray:
     """Teacher logits for `texts` (with `pairs`, each pair read as one sequence), in their
     order: float32 array of shape (len(texts), labels).
 
     Texts run in length order (`distilrnn.batching.run_batched`), in batches of at most
     `batch_size` texts and, when `max_tokens` is set, at most `max_tokens` padded tokens.
+    `precision` (resolved: fp32 / bf16 / fp16) runs the model under autocast; logits are float32.
     """
     if pairs is None:
         encoded, segments = encode_joint(tokenizer, texts, None, max_length), None
@@ -61,7 +70,7 @@ def predict_logits(
             batch["token_type_ids"] = torch.from_numpy(token_type_ids).to(device)
         return model(**batch).logits.float().cpu().numpy()  # (batch, num_labels)
 
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(precision, str(device)):
         return run_batched(
             encoded,
             call,
@@ -84,23 +93,25 @@ def label_texts(
     max_length: int,
     device: torch.device | str = "cpu",
     max_tokens: int = 0,
+    precision: str = "fp32",
 ) -> Dataset:
     """Add a `teacher_logits` column to `dataset` (which has `text`, and `text_pair` for
     sentence pairs), shard by shard on disk.
 
     Shards already in `output_dir/shards` are reused, so an interrupted run continues where it
-    stopped. Returns the memory-mapped concatenation of all shards.
+    stopped. Launched as several processes, each rank labels its own shards
+    (`distilrnn.distributed.owned_shards`) and all wait for each other before the shards are read.
+    Returns the memory-mapped concatenation of all shards.
     """
     shard_dir = output_dir / "shards"
     shard_dir.mkdir(parents=True, exist_ok=True)
     starts = range(0, len(dataset), shard_size)
-    done = sum(
-        min(shard_size, len(dataset) - s)
-        for i, s in enumerate(starts)
-        if (shard_dir / f"shard-{i:05d}").is_dir()
-    )
-    progress = tqdm(total=len(dataset), initial=done, desc="labelling", unit="text")
-    for number, start in enumerate(starts):
+    mine = distributed.owned_shards(len(starts))
+    sizes = {number: min(shard_size, len(dataset) - starts[number]) for number in mine}
+    done = sum(size for n, size in sizes.items() if (shard_dir / f"shard-{n:05d}").is_dir())
+    progress = tqdm(total=sum(sizes.values()), initial=done, desc="labelling", unit="text")
+    for number in mine:
+        start = starts[number]
         path = shard_dir / f"shard-{number:05d}"
         if not path.is_dir():
             part = dataset.select(range(start, min(start + shard_size, len(dataset))))
@@ -115,6 +126,7 @@ def label_texts(
                 progress,
                 max_tokens,
                 pairs,
+                precision,
             )
             part = part.add_column("teacher_logits", [row for row in logits])
             tmp = path.with_name(path.name + ".tmp")
@@ -122,6 +134,7 @@ def label_texts(
             part.save_to_disk(str(tmp))
             tmp.rename(path)
     progress.close()
+    distributed.barrier()  # every rank's shards are written
     return load_labelled(output_dir)
 
 

@@ -20,8 +20,8 @@ import numpy as np
 from distilrnn.atomic import write_json_atomic
 from distilrnn.config import RunConfig, StudentSettings, Variant
 from distilrnn.data import Task, data_files, load_task
+from distilrnn.distributed import RankedLedger, is_main, rank_device, world_size
 from distilrnn.errors import ConfigError
-from distilrnn.ledger import Ledger
 from distilrnn.run import (
     Run,
     StudentRecord,
@@ -34,6 +34,7 @@ from distilrnn.stage_builds import (
     build_label,
     build_student,
     build_teacher,
+    label_settings,
     split_logits,
 )
 from distilrnn.stages import (
@@ -48,6 +49,7 @@ from distilrnn.stages import (
     student_stage,
 )
 from distilrnn.teacher import Teacher
+from distilrnn.training import resolve_precision
 from distilrnn.variants import needs_teacher_logits, needs_transfer_set, select
 
 logger = logging.getLogger(__name__)
@@ -70,6 +72,10 @@ class Pipeline:
         (`distilrnn.jobs`)."""
         if jobs < 1:
             raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+        if jobs > 1 and world_size() > 1:
+            raise ConfigError(
+                f"--jobs {jobs} with {world_size()} launched processes: use one or the other"
+            )
         self.jobs = jobs
         self.variants = select(config, variants)
         unknown_stages = set(force) - set(STAGES)
@@ -80,8 +86,9 @@ class Pipeline:
             )
         self.config = config
         self.folder = Run(config.run_dir)
-        self.device = device
-        self.ledger = Ledger(self.folder, set(force))
+        self.device = rank_device(device)  # launched as several processes, each its own GPU
+        # launched as several processes, rank 0 decides and the others follow
+        self.ledger = RankedLedger(self.folder, set(force))
         self._results: dict[tuple, Built] = {}  # what `once` methods returned, by call
 
     @property
@@ -127,6 +134,8 @@ class Pipeline:
             labelled = self.labelled()
             out.labelled = labelled.value if labelled else None
             out.students = self.students()
+        if not is_main():  # rank 0 writes the results and the report
+            return out
         if "evaluate" in wanted:
             out.results = self.evaluate([s.directory for s in out.students])
         if "report" in wanted:
@@ -174,6 +183,8 @@ class Pipeline:
                 "eval_batch_size": cfg.eval_batch_size,
                 "digest": folder_digest(Path(cfg.checkpoint)),
             }
+        elif (precision := resolve_precision(cfg.precision, self.device)) != "fp32":
+            settings["precision"] = precision  # fp32 (and `auto` on CPU) keep older fingerprints
         stage = self.ledger.stage("teacher", self.folder.teacher_dir, data, settings)
         if not self.ledger.done(stage):
             self.ledger.build(stage, lambda: build_teacher(self, stage, task, settings))
@@ -245,9 +256,8 @@ class Pipeline:
         """Teacher logits for every text of the transfer set (or the training split)."""
         from distilrnn.labeling import load_labelled
 
-        cfg = self.config
         texts, teacher = self.transfer_texts(), self.teacher()
-        settings = {"max_length": cfg.teacher.max_length, "label": fingerprinted(cfg.label)}
+        settings = label_settings(self)
         stage = self.ledger.stage("label", self.folder.labels_dir, teacher, texts, settings)
         shards = stage.directory / f"logits-{stage.fingerprint[:12]}"
         if not self.ledger.done(stage):

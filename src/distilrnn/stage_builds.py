@@ -1,6 +1,10 @@
 """What each stage of the pipeline builds, once `distilrnn.pipeline.Pipeline` has decided it
 must: the data splits, the teacher and its logits, the transfer set, its labels, a student.
-Each function writes the stage's files into its folder and finishes its record last."""
+Each function writes the stage's files into its folder and finishes its record last.
+
+Launched as several processes (`distilrnn.distributed`), the teacher, label and student builders
+run on every rank (training data-parallel, labelling each rank's shards); only rank 0 writes
+the stage's files, metrics and record, and the others then find the stage finished."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from datasets import Dataset
 
+from distilrnn import distributed
 from distilrnn.atomic import replace_directory, write_json_atomic
 from distilrnn.config import StudentSettings, Variant
 from distilrnn.data import Task
@@ -48,6 +53,18 @@ def build_data(pipeline: Pipeline, stage: Stage, task: Task, settings: dict, fil
 
 def build_teacher(pipeline: Pipeline, stage: Stage, task: Task, settings: dict) -> None:
     cfg = pipeline.config.teacher
+    if not distributed.is_main():  # train with rank 0 (DDP), which keeps the model
+        if not cfg.checkpoint:
+            Teacher.finetune(
+                cfg.model,
+                task,
+                output_dir=pipeline.ledger.work_dir(stage),
+                device=pipeline.device,
+                **fingerprinted(cfg, drop=("model", "checkpoint")),
+                report_to="none",
+                precision=cfg.precision,
+            )
+        return
     metrics: dict[str, Any] = {}
     model_dir = pipeline.folder.teacher_model_dir
     if cfg.checkpoint:
@@ -150,16 +167,19 @@ def build_label(
     """Label the texts' missing shards (a damaged shard is dropped first and labelled
     again; the others are kept)."""
     from distilrnn.labeling import label_texts
+    from distilrnn.training import resolve_precision
 
     cfg = pipeline.config
-    settings = {"max_length": cfg.teacher.max_length, "label": fingerprinted(cfg.label)}
-    for damaged in stage.damaged:
-        parts = Path(damaged).parts
-        if parts[:2] == (shards.name, "shards") and len(parts) > 3:
-            shutil.rmtree(shards / "shards" / parts[2], ignore_errors=True)
-    for stale in stage.directory.glob("logits-*"):
-        if stale != shards:
-            shutil.rmtree(stale)
+    settings = label_settings(pipeline)
+    if distributed.is_main():
+        for damaged in stage.damaged:
+            parts = Path(damaged).parts
+            if parts[:2] == (shards.name, "shards") and len(parts) > 3:
+                shutil.rmtree(shards / "shards" / parts[2], ignore_errors=True)
+        for stale in stage.directory.glob("logits-*"):
+            if stale != shards:
+                shutil.rmtree(stale)
+    distributed.barrier()  # the shards left are sound before any rank looks for its own
     model = Teacher.from_pretrained(str(teacher.value.model_dir), max_length=cfg.teacher.max_length)
     started = time.perf_counter()
     label_texts(
@@ -172,13 +192,29 @@ def build_label(
         cfg.teacher.max_length,
         pipeline.device,
         cfg.label.max_tokens,
+        resolve_precision(cfg.label.precision, pipeline.device),
     )
+    if not distributed.is_main():
+        return
     seconds = time.perf_counter() - started
     write_json_atomic(
         stage.directory / METRICS_NAME,
         {"texts": len(texts.value), "seconds_this_run": seconds},
     )
     stage.finish(settings)
+
+
+def label_settings(pipeline: Pipeline) -> dict[str, Any]:
+    """What the label stage's fingerprint covers: the teacher's `max_length` and the label
+    settings, with the precision labelling runs in when it is not fp32 (`auto` on CPU is)."""
+    from distilrnn.training import resolve_precision
+
+    cfg = pipeline.config
+    settings = {"max_length": cfg.teacher.max_length, "label": fingerprinted(cfg.label)}
+    precision = resolve_precision(cfg.label.precision, pipeline.device)
+    if precision != "fp32":
+        settings["precision"] = precision
+    return settings
 
 
 def build_student(
@@ -203,6 +239,27 @@ def build_student(
         if labelled
         else task.splits["train"]
     )
+    if not distributed.is_main():  # train with rank 0 (DDP), which keeps the student
+        from distilrnn.distillation import fit_student
+        from distilrnn.teacher import load_tokenizer
+
+        teacher_dir = teacher.value.model_dir
+        init = parent.value.directory if parent else None
+        work_dir = pipeline.ledger.work_dir(stage)
+        tokenizer = load_tokenizer(str(teacher_dir))
+        fit_student(
+            settings,
+            seed,
+            train,
+            task,
+            teacher_dir,
+            tokenizer,
+            work_dir,
+            pipeline.device,
+            init,
+            name=variant.name,
+        )
+        return
     tmp = directory.with_name(directory.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     metrics = train_student(

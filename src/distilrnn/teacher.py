@@ -44,6 +44,7 @@ from distilrnn.training import (
     FiniteTrainingCallback,
     last_complete_checkpoint,
     reporting_integrations,
+    resolve_precision,
     selection_arguments,
     send_logs_to,
     task_metrics,
@@ -114,6 +115,7 @@ def training_arguments(
         device=device,
         report_to=config.report_to,
         metric=metric,
+        precision=resolve_precision(config.precision, device),
     )
 
 

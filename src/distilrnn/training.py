@@ -25,6 +25,8 @@ from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback, Trai
 from transformers.integrations import TensorBoardCallback, is_tensorboard_available
 from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
 
+from distilrnn import distributed
+from distilrnn.config import PRECISIONS
 from distilrnn.errors import ConfigError, DistilrnnError
 from distilrnn.inputs import PAIR_COLUMN, encode_student
 from distilrnn.metrics import scores
@@ -95,6 +97,40 @@ def send_logs_to(trainer: Trainer, logging_dir: Path) -> None:
             callback.logging_dir = str(logging_dir)
 
 
+# mixed precision ------------------------------------------------------------------------------
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """The precision `precision` runs in on `device`: `fp32`, `bf16` or `fp16`. `auto` is bf16
+    on a GPU that supports it, else fp16 on a GPU, and fp32 on CPU. fp16 on CPU (no autocast
+    there) and bf16 on a GPU without it are `ConfigError`s."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision: unknown {precision!r}; known: {', '.join(PRECISIONS)}")
+    on_gpu = device.startswith("cuda")
+    if precision == "auto":
+        if not on_gpu:
+            return "fp32"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if precision == "fp16" and not on_gpu:
+        raise ConfigError(
+            f'precision = "fp16" needs a GPU (device {device}); use "fp32", "bf16" or '
+            '"auto" (fp32 on CPU)'
+        )
+    if precision == "bf16" and on_gpu and not torch.cuda.is_bf16_supported():
+        raise ConfigError('precision = "bf16": this GPU has no bf16; use "fp16" or "auto"')
+    return precision
+
+
+def autocast(precision: str, device: str) -> Any:
+    """`torch.autocast` in `precision` (resolved: fp32 / bf16 / fp16) on `device`; off for fp32."""
+    return torch.autocast(
+        device_type=torch.device(device).type,
+        dtype=AUTOCAST_DTYPES.get(precision, torch.float32),
+        enabled=precision in AUTOCAST_DTYPES,
+    )
+
+
 def selection_arguments(
     output_dir: Path,
     *,
@@ -109,12 +145,18 @@ def selection_arguments(
     device: str = "cpu",
     report_to: str = "none",
     metric: str = "accuracy",
+    precision: str = "fp32",
     **extra: object,
 ) -> TrainingArguments:
     """`Trainer` settings shared by teacher and students: evaluate and checkpoint every epoch
     (or every `eval_steps`), length-grouped batches, and the best validation `metric` kept.
     `report_to` names where training logs go (`none`, `tensorboard`, ...); a TensorBoard
-    folder is set on the `Trainer` with `send_logs_to`."""
+    folder is set on the `Trainer` with `send_logs_to`. `precision` (resolved,
+    `resolve_precision`) turns on the Trainer's bf16 / fp16 mixed precision. Launched as several
+    processes (`distilrnn.distributed`), the Trainer trains data-parallel (DDP) over gloo on CPU
+    and nccl on GPU."""
+    if distributed.world_size() > 1:
+        extra.setdefault("ddp_backend", distributed.backend(device))
     strategy = "steps" if eval_steps else "epoch"
     return TrainingArguments(
         output_dir=str(output_dir),
@@ -139,6 +181,8 @@ def selection_arguments(
         report_to=reporting_integrations(report_to),
         use_cpu=device == "cpu",
         dataloader_pin_memory=False,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
         **extra,
     )
 
@@ -197,6 +241,9 @@ class FiniteTrainingCallback(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         self._check_model(state, kwargs.get("model"))
+        # with several ranks, each has loaded the best checkpoint before rank 0 goes on to
+        # remove the checkpoints (the Trainer waits only before loading it)
+        distributed.barrier()
 
 
 # resuming ------------------------------------------------------------------------------------
