@@ -65,4 +65,3 @@ def group_variants(config: RunConfig, group: str, rnn: str | None = None) -> lis
         if baseline == (group == "baselines") and rnn in (None, settings.rnn):
             names.append(variant.name)
     return names
-
