@@ -365,3 +365,18 @@ def test_augment_and_distill_take_a_pair_task_through_the_api(mrpc_dir, tiny_tea
     assert student.config.pair_design == "joint"
     assert student.predict_logits(task.test.inputs[:3]).shape == (3, 2)
     assert "test_f1" not in student.metrics and "test_accuracy" in student.metrics
+
+
+def test_a_pair_teacher_bundle_is_refused_until_bundles_carry_token_types(
+    mrpc_dir, tiny_teacher_dir, tmp_path
+):
+    from typer.testing import CliRunner
+
+    from distilrnn.cli import app
+    from distilrnn.errors import BundleError
+
+    args = overrides(mrpc_dir, tiny_teacher_dir, tmp_path / "run", MRPC_SETTINGS, '{name="b"}')
+    Pipeline(load_config(None, args)).run(until="teacher")
+    result = CliRunner().invoke(app, ["export-teacher", str(tmp_path / "run"), str(tmp_path / "t")])
+    assert isinstance(result.exception, BundleError) and "token type" in str(result.exception)
+    assert not (tmp_path / "t").exists()

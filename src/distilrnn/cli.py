@@ -278,6 +278,16 @@ def report(
     console.print(f"report: {pipeline.report()}")
 
 
+def _is_pair_run(run: Any) -> bool:
+    """Whether a run's task is of sentence pairs (False when it has no finished data stage)."""
+    from distilrnn.errors import RunFolderError
+
+    try:
+        return run.task().is_pair
+    except RunFolderError:
+        return False
+
+
 @app.command("predict-file", epilog=SETTINGS_EPILOG)
 def predict_file(
     input_file: Annotated[
@@ -372,7 +382,7 @@ def export_teacher(
     _setup_logging(verbose)
     run = Run(run_dir)
     record = run.teacher()
-    if run.task().is_pair:
+    if _is_pair_run(run):
         raise BundleError(
             f"{run_dir}: a teacher bundle reads single texts; a sentence-pair teacher also "
             "needs its token type ids, which bundles do not carry yet"
