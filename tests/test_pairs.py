@@ -380,3 +380,14 @@ def test_a_pair_teacher_bundle_is_refused_until_bundles_carry_token_types(
     result = CliRunner().invoke(app, ["export-teacher", str(tmp_path / "run"), str(tmp_path / "t")])
     assert isinstance(result.exception, BundleError) and "token type" in str(result.exception)
     assert not (tmp_path / "t").exists()
+
+
+def test_a_joint_student_is_compared_with_the_joint_baseline():
+    from distilrnn.report import baseline_of
+
+    rows = [
+        {"name": "b-siamese", "objective": "ce", "rnn": "lstm", "pair_design": "siamese"},
+        {"name": "b-joint", "objective": "ce", "rnn": "lstm", "pair_design": "joint"},
+        {"name": "kd-joint", "objective": "mse", "rnn": "lstm", "pair_design": "joint"},
+    ]
+    assert baseline_of(rows[2], rows)["name"] == "b-joint"

@@ -8,6 +8,7 @@ hold accuracy only and read as `metrics = ["accuracy"]`.
 
 from __future__ import annotations
 
+import json
 import logging
 import statistics
 from collections.abc import Sequence
@@ -97,6 +98,15 @@ def _required(metrics: dict[str, Any], key: str, record: TeacherRecord | Student
     return metrics[key]
 
 
+def _pair_design(directory: Path) -> str:
+    """How the student reads a pair (`none` for single texts, and for students saved before
+    pairs existed)."""
+    config = directory / "config.json"
+    if not config.is_file():
+        return "none"
+    return str(json.loads(config.read_text(encoding="utf-8")).get("pair_design", "none"))
+
+
 def student_rows(students: Sequence[StudentRecord]) -> list[dict[str, Any]]:
     """One row per variant, each metric as mean and standard deviation over its seeds:
     `{split}_{metric}`, `{split}_{metric}_std`, `{split}_summaries[metric]`; `{split}_summary`
@@ -112,6 +122,7 @@ def student_rows(students: Sequence[StudentRecord]) -> list[dict[str, Any]]:
             "name": name,
             "objective": first.objective,
             "rnn": first.settings.get("rnn"),
+            "pair_design": _pair_design(first.directory),
             "temperature": first.settings.get("temperature"),
             "transfer_set": first.settings.get("transfer_set", "train"),
             "seeds": len(runs),

@@ -25,9 +25,14 @@ def predicted(logits: list[np.ndarray], task_type: str) -> np.ndarray:
 
 
 def baseline_of(row: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The `ce` variant with the same cell type trained on the training texts, if any."""
+    """The `ce` variant with the same cell type (and, for pairs, the same pair design) trained
+    on the training texts, if any."""
     for other in rows:
-        if other.get("objective") == "ce" and other.get("rnn") == row.get("rnn"):
+        if (
+            other.get("objective") == "ce"
+            and other.get("rnn") == row.get("rnn")
+            and other.get("pair_design") == row.get("pair_design")
+        ):
             return other
     return None
 
