@@ -295,8 +295,10 @@ def test_prediction_file_has_teacher_baseline_and_distilled_seed_columns(
     assert result.exit_code == 0, result.output
     lines = output.read_text().splitlines()
     header = lines[0].split("\t")
-    assert header[:4] == ["index", "teacher", "base/seed-0", "base/seed-1"]
-    assert header[4].startswith("kd-") and header[4].endswith("/seed-0")
+    assert header == ["index", "teacher", "baseline/seed-0", "baseline/seed-1"] + [
+        f"distilled/seed-{seed}" for seed in ((0, 1) if "kd-a" in result.output else (0,))
+    ]
+    assert "baseline base" in result.output
     assert len(lines) == 8
     assert all(value in ("0", "1") for line in lines[1:] for value in line.split("\t")[1:])
     again = CliRunner().invoke(app, command)
@@ -314,7 +316,8 @@ def test_regression_prediction_file_holds_scores(stsb_dir, tiny_teacher_dir, tmp
     Pipeline(config).run(until="student")
     test = write_unlabelled(tmp_path / "test.tsv", make_pairs(5, 8), "index\tsentence1\tsentence2")
     summary = write_prediction_file(config, test, tmp_path / "p.tsv")
-    assert summary["columns"] == ["teacher", "gold/seed-0", "kd/seed-0"]
+    assert summary["columns"] == ["teacher", "baseline/seed-0", "distilled/seed-0"]
+    assert summary["chosen"]["baseline"][0] == "gold"
     rows = [line.split("\t") for line in (tmp_path / "p.tsv").read_text().splitlines()[1:]]
     assert len(rows) == 5 and all(math.isfinite(float(v)) for row in rows for v in row[1:])
 

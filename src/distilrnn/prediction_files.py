@@ -3,9 +3,10 @@ the user does not have (GLUE's hidden test splits), one column per model.
 
 `write_prediction_file(config, input, output)` reads the input file with the run's data
 settings (its text [and second text] columns, plus an index column), and writes a TSV with a
-header `index<TAB>teacher<TAB>BASELINE/seed-0<TAB>...<TAB>DISTILLED/seed-0<TAB>...`: the teacher,
-the baseline (the label-trained variant, `objective = "ce"`) and the best distilled variant,
-both chosen by their mean validation score on the task's primary metric. Each value is the
+header `index<TAB>teacher<TAB>baseline/seed-0<TAB>...<TAB>distilled/seed-0<TAB>...`: the
+teacher, the baseline (the best label-trained variant, `objective = "ce"`) and the best
+distilled variant, both chosen by their mean validation score on the task's primary metric
+(which variants they are is returned, and logged). Each value is the
 predicted label as the training data writes it (its label name) or, for regression, the
 predicted score.
 
@@ -144,7 +145,7 @@ def write_prediction_file(
         for directory in chosen[role].directories:
             student = RNNStudent.from_pretrained(directory)
             logits = student.predict_logits(inputs)
-            name = f"{chosen[role].variant}/seed-{_seed(directory)}"
+            name = f"{role}/seed-{_seed(directory)}"
             columns[name] = _values(logits, task.task_type, task.label_names)
     lines = ["\t".join(["index", *columns])]
     for row, index in enumerate(indices):
