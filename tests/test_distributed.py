@@ -12,12 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import make_sentences, tiny_run_overrides
-from datasets import Dataset
 
 from distilrnn.config_io import load_config
 from distilrnn.distributed import owned_shards
 from distilrnn.errors import ConfigError
-from distilrnn.labeling import label_texts, load_labelled, predict_logits
+from distilrnn.labeling import load_labelled, predict_logits
 from distilrnn.pipeline import Pipeline
 from distilrnn.teacher import Teacher
 from distilrnn.training import resolve_precision
@@ -43,16 +42,6 @@ def _texts(count: int = 23) -> list[str]:
     return [text for text, _ in make_sentences(count, seed=3)]
 
 
-def _one_process(teacher_dir: Path, texts: list[str], out: Path) -> np.ndarray:
-    teacher = Teacher.from_pretrained(str(teacher_dir), max_length=16)
-    dataset = Dataset.from_dict({"text": texts})
-    labelled = label_texts(
-        teacher.model, teacher.tokenizer, dataset, out, batch_size=4, shard_size=SHARD_SIZE,
-        max_length=16,
-    )  # fmt: skip
-    return np.asarray(labelled["teacher_logits"])
-
-
 def _two_ranks(teacher_dir: Path, texts: list[str], out: Path, tmp_path: Path) -> np.ndarray:
     script, texts_file = tmp_path / "label.py", tmp_path / "texts.json"
     script.write_text(LABEL_SCRIPT)
@@ -69,9 +58,23 @@ def test_rank_r_of_n_owns_shards_r_r_plus_n_and_so_on():
     assert owned_shards(5, 0, 1) == [0, 1, 2, 3, 4]
 
 
+def _one_process_alone(teacher_dir: Path, texts: list[str], out: Path, tmp_path: Path):
+    """The same labelling in one plain process with the ranks' thread count (one), so that
+    only the number of processes differs."""
+    script, texts_file = tmp_path / "label-one.py", tmp_path / "texts-one.json"
+    script.write_text(LABEL_SCRIPT)
+    texts_file.write_text(json.dumps(texts))
+    command = [sys.executable, str(script), str(teacher_dir), str(texts_file), str(out)]
+    done = subprocess.run(
+        [*command, str(SHARD_SIZE)], env=ENV, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return np.asarray(load_labelled(out)["teacher_logits"])
+
+
 def test_labels_from_two_ranks_equal_one_process_logit_for_logit(tiny_teacher_dir, tmp_path):
     texts = _texts()
-    alone = _one_process(tiny_teacher_dir, texts, tmp_path / "one")
+    alone = _one_process_alone(tiny_teacher_dir, texts, tmp_path / "one", tmp_path)
     together = _two_ranks(tiny_teacher_dir, texts, tmp_path / "two", tmp_path)
     assert together.shape == (len(texts), 2)
     np.testing.assert_array_equal(together, alone)
@@ -84,9 +87,9 @@ def test_labelling_killed_on_both_ranks_resumes_with_two_ranks_to_the_same_logit
     tiny_teacher_dir, tmp_path
 ):
     texts = _texts()
-    alone = _one_process(tiny_teacher_dir, texts, tmp_path / "one")
+    alone = _one_process_alone(tiny_teacher_dir, texts, tmp_path / "one", tmp_path)
     partial = tmp_path / "partial"
-    _one_process(tiny_teacher_dir, texts, partial)
+    _one_process_alone(tiny_teacher_dir, texts, partial, tmp_path)
     shards = partial / "shards"
     # a kill of rank 1 before shard 1 and of rank 0 while it wrote shard 2
     for number in (1, 2):
