@@ -394,3 +394,19 @@ def test_a_joint_student_is_compared_with_the_joint_baseline():
         {"name": "kd-joint", "objective": "mse", "rnn": "lstm", "pair_design": "joint"},
     ]
     assert baseline_of(rows[2], rows)["name"] == "b-joint"
+
+
+def test_student_command_prints_the_primary_metric_of_a_regression_task(
+    stsb_dir, tiny_teacher_dir, tmp_path
+):
+    from typer.testing import CliRunner
+
+    from distilrnn.cli import app
+
+    args = overrides(stsb_dir, tiny_teacher_dir, tmp_path / "run", STSB_SETTINGS, '{name="g"}')
+    command = ["student"]
+    for override in args:
+        command += ["--set", override]
+    result = CliRunner().invoke(app, command, terminal_width=400)
+    assert result.exit_code == 0, result.output
+    assert "validation pearson" in result.output and "validation -" not in result.output

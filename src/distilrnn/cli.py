@@ -124,12 +124,22 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f} %"
 
 
+def _scores(record: Any) -> str:
+    """`validation X, test Y` on the model's primary metric (percent for accuracy and F1)."""
+    metric = record.metric_names[0]
+
+    def show(value: float | None) -> str:
+        if value is None or metric not in ("accuracy", "f1"):
+            return "-" if value is None else f"{value:.4f}"
+        return _percent(value)
+
+    name = "" if metric == "accuracy" else f"{metric} "
+    validation, test = record.score("validation", metric), record.score("test", metric)
+    return f"validation {name}{show(validation)}, test {show(test)}"
+
+
 def _students(out: Any) -> list[str]:
-    return [
-        f"{s.directory}: validation {_percent(s.validation_accuracy)}, "
-        f"test {_percent(s.test_accuracy)}"
-        for s in out.students
-    ]
+    return [f"{s.directory}: {_scores(s)}" for s in out.students]
 
 
 # command -> (the stage it runs until, what it says, what it prints, its options beyond the
@@ -147,11 +157,7 @@ STAGE_COMMANDS: dict[str, tuple[str, str, Callable[[Any], list[str]], tuple[str,
     "teacher": (
         "teacher",
         "Fine-tune the teacher (or check a fine-tuned one) and report its accuracy.",
-        lambda out: [
-            f"teacher at {out.teacher.model_dir}: validation "
-            f"{_percent(out.teacher.validation_accuracy)}, test "
-            f"{_percent(out.teacher.test_accuracy)}"
-        ],
+        lambda out: [f"teacher at {out.teacher.model_dir}: {_scores(out.teacher)}"],
         ("device",),
     ),
     "calibrate": (
