@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# A student grid trained one after another (--jobs 1, one process with the default threads)
+# against --jobs 2 (two one-thread workers), on copies of a finished run folder's shared stages.
+# RUN: a finished run of CONFIG (its data, teacher, calibration, labels and augment stages are
+# copied; nothing in RUN is changed). Extra arguments go to `distilrnn student`.
+#   RUN=$HOME/distilrnn-runs/mrpc CONFIG=configs/mrpc.toml bash benchmarks/jobs_grid.sh \
+#       --set student.epochs=2 --variant baseline-siamese --variant kl-siamese
+set -euo pipefail
+: "${RUN:?set RUN to a finished run folder}" "${CONFIG:?set CONFIG to its config}"
+BIN=${BIN:-.venv/bin}
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+for jobs in 1 2; do
+    mkdir "$scratch/j$jobs"
+    for stage in run.json data teacher calibration labels augment; do
+        if [ -e "$RUN/$stage" ]; then cp -r "$RUN/$stage" "$scratch/j$jobs/"; fi
+    done
+    start=$(date +%s.%N)
+    "$BIN/distilrnn" student "$CONFIG" --set run_dir="$scratch/j$jobs" --jobs "$jobs" "$@" \
+        > "$scratch/j$jobs.log" 2>&1
+    end=$(date +%s.%N)
+    echo "--jobs $jobs: $(echo "$end - $start" | bc) s"
+done
