@@ -30,7 +30,7 @@ full: setup need-data
 
 # GLUE sentence-pair tasks end to end, then the prediction files on their unlabelled test pairs
 # (RUNS: where the run folders go; DATA: the folder holding mrpc/ and stsb/)
-DATA ?= ../shared/data
+DATA ?= $(abspath ../shared/data)
 RUNS ?= runs
 
 mrpc: setup

@@ -3,7 +3,8 @@
 # against --jobs 2 (two one-thread workers), on copies of a finished run folder's shared stages.
 # RUN: a finished run of CONFIG (its data, teacher, calibration, labels and augment stages are
 # copied; nothing in RUN is changed). Extra arguments go to `distilrnn student`.
-#   RUN=$HOME/distilrnn-runs/mrpc CONFIG=configs/mrpc.toml bash benchmarks/jobs_grid.sh \
+#   MRPC_DIR=$(realpath ../shared/data/mrpc) RUN=$HOME/distilrnn-runs/mrpc CONFIG=configs/mrpc.toml \
+#       bash benchmarks/jobs_grid.sh \
 #       --set student.epochs=2 --variant baseline-siamese --variant kl-siamese
 set -euo pipefail
 : "${RUN:?set RUN to a finished run folder}" "${CONFIG:?set CONFIG to its config}"
