@@ -312,7 +312,7 @@ def train_student(
     train: Dataset,
     task: Any,
     teacher_dir: Path,
-    output_dir: Path,
+    output_dir: Path | None,
     work_dir: Path,
     device: str = "cpu",
     init_dir: Path | None = None,
@@ -322,7 +322,8 @@ def train_student(
     """`fit_student` for the pipeline: the teacher from its folder; the student (safetensors,
     config, tokenizer, validation / test logits) saved to `output_dir`; its metrics returned.
     Checkpoints in `work_dir` make a killed training resume, and are removed at the end.
-    `name` (the variant) names the student in logs and errors."""
+    `name` (the variant) names the student in logs and errors. `output_dir = None`: train
+    only, saving and removing nothing (a rank of several whose rank 0 keeps the student)."""
     from distilrnn.teacher import load_tokenizer
 
     tokenizer = load_tokenizer(str(teacher_dir))
@@ -339,6 +340,8 @@ def train_student(
         logging_dir,
         name,
     )
+    if output_dir is None:
+        return metrics
     save_predictions(output_dir, predictions)
     model.save(output_dir)
     tokenizer.save_pretrained(str(output_dir))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import itertools
-import json
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from datasets import ClassLabel, Dataset, DatasetDict
 
 from distilrnn.config import DataConfig
 from distilrnn.errors import DataError
+from distilrnn.labelled import jsonl_records
 
 SPLITS = ("train", "validation", "test")
 UNLABELLED = -1  # the label id of every row of a split without labels
@@ -178,20 +178,10 @@ def read_delimited(
 
 def read_jsonl(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, list[Any]]]:
     """`(line number, values of columns)` of a JSON-lines file, each line an object with
-    every column."""
-    for number, line in _lines(path):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-        if not isinstance(record, dict):
-            raise DataError(f"{path}:{number}: expected a JSON object")
-        for column in columns:
-            if column not in record:
-                raise DataError(f"{path}:{number}: missing column {column!r}")
-        yield number, [record[column] for column in columns]
+    every column (`distilrnn.labelled.jsonl_records` checks them)."""
+    lines = ((number, line) for number, line in _lines(path) if line.strip())
+    for number, values in jsonl_records(path, lines, columns):
+        yield number, list(values)
 
 
 # datasets and the hub ------------------------------------------------------------------------

@@ -239,42 +239,25 @@ def build_student(
         if labelled
         else task.splits["train"]
     )
-    if not distributed.is_main():  # train with rank 0 (DDP), which keeps the student
-        from distilrnn.distillation import fit_student
-        from distilrnn.teacher import load_tokenizer
-
-        teacher_dir = teacher.value.model_dir
-        init = parent.value.directory if parent else None
-        work_dir = pipeline.ledger.work_dir(stage)
-        tokenizer = load_tokenizer(str(teacher_dir))
-        fit_student(
-            settings,
-            seed,
-            train,
-            task,
-            teacher_dir,
-            tokenizer,
-            work_dir,
-            pipeline.device,
-            init,
-            name=variant.name,
-        )
-        return
+    main = distributed.is_main()  # other ranks train with rank 0 (DDP), which keeps the student
     tmp = directory.with_name(directory.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    if main:
+        shutil.rmtree(tmp, ignore_errors=True)
     metrics = train_student(
         settings,
         seed,
         train,
         task,
         teacher.value.model_dir,
-        tmp,
+        tmp if main else None,
         pipeline.ledger.work_dir(stage),
         pipeline.device,
         init_dir=parent.value.directory if parent else None,
-        logging_dir=tmp / "logs",
+        logging_dir=tmp / "logs" if main else None,
         name=variant.name,
     )
+    if not main:
+        return
     metrics.update(variant=variant.name, seed=seed)
     write_json_atomic(tmp / METRICS_NAME, metrics)
     replace_directory(tmp, directory)
