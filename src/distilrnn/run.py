@@ -72,8 +72,9 @@ RUN_FORMAT = "distilrnn-run"
 # 1: folders written before the marker existed (no run.json); their stage records are upgraded
 #    when a stage is reused (`distilrnn.stages.SETTINGS_ADDED_AFTER`). 2: run.json and
 #    versioned records. 3: sentence pairs and regression (data.text_pair_column, task_type,
-#    metrics; student.pair_design).
-RUN_VERSION = 3
+#    metrics; student.pair_design). 4: students beyond the RNN, teacher ensembles and
+#    representation distillation (the settings `SETTINGS_ADDED_AFTER[3]` lists).
+RUN_VERSION = 4
 MARKER_NAME = "run.json"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 

@@ -72,6 +72,11 @@ SETTINGS_ADDED_AFTER: dict[int, dict[str, dict[str, Any]]] = {
         "data": {"text_pair_column": "", "task_type": "auto", "metrics": []},
         "student": {"pair_design": "siamese"},
     },
+    3: {  # students beyond the RNN, teacher ensembles, representation distillation
+        "teacher": {},
+        "label": {},
+        "student": {},
+    },
 }
 
 
