@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup need-data quick full mrpc stsb test lint
+.PHONY: setup need-data quick full mrpc stsb subj mpqa test lint
 
 setup: $(VENV)/.installed
 
@@ -42,6 +42,13 @@ stsb: setup
 	STSB_DIR=$(DATA)/stsb $(BIN)/distilrnn run configs/stsb.toml --set run_dir=$(RUNS)/stsb
 	$(BIN)/distilrnn predict-file $(DATA)/stsb/test.tsv docs/stsb/test-predictions.tsv \
 		configs/stsb.toml --set run_dir=$(RUNS)/stsb --overwrite
+
+# SentEval single-sentence tasks end to end; the report, its plots and results go to docs/TASK/
+subj mpqa: setup
+	$(shell echo $@ | tr a-z A-Z)_DIR=$(DATA)/$@ $(BIN)/distilrnn run configs/$@.toml \
+		--set run_dir=$(RUNS)/$@
+	mkdir -p docs/$@
+	cp $(RUNS)/$@/report.md $(RUNS)/$@/results.json $(RUNS)/$@/*.png docs/$@/
 
 lint: setup
 	$(BIN)/ruff format --check src tests benchmarks
