@@ -21,4 +21,14 @@ for jobs in 1 2; do
         > "$scratch/j$jobs.log" 2>&1
     end=$(date +%s.%N)
     echo "--jobs $jobs: $(echo "$end - $start" | bc) s"
+    # each student's validation scores, to check both ways trained the same models
+    "$BIN/python" - "$scratch/j$jobs/students" <<'PY'
+import json, sys
+from pathlib import Path
+for path in sorted(Path(sys.argv[1]).glob("*/seed-*/metrics.json")):
+    metrics = json.loads(path.read_text())
+    scores = {k: round(v, 6) for k, v in metrics.items() if k.startswith("validation_")}
+    print(f"  {path.parent.parent.name}/{path.parent.name}: {scores} "
+          f"({metrics.get('train_seconds', float('nan')):.1f} s)")
+PY
 done
