@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from distilrnn.config_io import load_config
     from distilrnn.data import Task, load_task
     from distilrnn.distillation import distill
+    from distilrnn.ensemble import TeacherEnsemble
     from distilrnn.hub import register_offline_model
     from distilrnn.losses import register_loss
     from distilrnn.pipeline import Pipeline
@@ -68,6 +69,7 @@ _LAZY = {
     "Task": "distilrnn.data",
     "Teacher": "distilrnn.teacher",
     "TeacherConfig": "distilrnn.config",
+    "TeacherEnsemble": "distilrnn.ensemble",
     "augment": "distilrnn.augmentation",
     "distill": "distilrnn.distillation",
     "load_config": "distilrnn.config_io",
@@ -98,6 +100,7 @@ __all__ = [
     "Task",
     "Teacher",
     "TeacherConfig",
+    "TeacherEnsemble",
     "TeacherError",
     "augment",
     "distill",

@@ -378,6 +378,13 @@ def export_teacher(
     output_dir: Annotated[
         Path, typer.Argument(help="Bundle folder to write; a bundle already there is replaced.")
     ],
+    quantize: Annotated[
+        bool,
+        typer.Option(
+            help="int8 through onnxruntime's dynamic quantisation (int8 weights, activations "
+            "scaled per batch), the usual way to ship a transformer on CPU."
+        ),
+    ] = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Export the run's fine-tuned teacher as a bundle, so that `distilrnn predict` runs (and
@@ -398,6 +405,7 @@ def export_teacher(
         output_dir,
         labels=run.label_names(),
         max_length=int(record.settings.get("max_length", 128)),
+        quantize=quantize,
     )
     console.print(f"teacher bundle: {summary['bundle_dir']} ({summary['bundle_bytes']:,} bytes)")
 

@@ -9,6 +9,7 @@ fields share are in `distilrnn.validation`; reading a config (TOML, overrides, v
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,10 @@ PRECISION_HELP = (
     "fp16 needs a GPU) or `auto` (bf16 where the GPU supports it, else fp16; fp32 on CPU)."
 )
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+# `label.ensemble`: how a teacher ensemble's members combine (`distilrnn.ensemble`)
+ENSEMBLE_COMBINES = ("probabilities", "logits")
+# `student.repr_loss`: the names of `distilrnn.losses.REPRESENTATION_LOSSES` (torch-free here)
+REPR_LOSSES = ("cosine", "mse")
 
 # where logs go cannot change a result, so `report_to` is not fingerprinted
 REPORT_TO_HELP = (
@@ -193,6 +198,20 @@ class TeacherConfig:
         "accuracy is kept.",
     )
     seed: int = setting(42, "Fine-tuning seed.")
+    ensemble_seeds: list[int] = setting(
+        [],
+        "Teacher ensemble: fine-tune `model` again with each of these seeds (every other setting "
+        "as the main teacher's), each an extra member in its own folder (`teacher-seed-<n>/`), "
+        "reused and resumed like the main teacher, which stays as it is. The label stage then "
+        "records the members' combined logits (`label.ensemble`), and results gain a `teacher "
+        "ensemble` row. Empty: one teacher.",
+    )
+    ensemble_checkpoints: list[str] = setting(
+        [],
+        "Teacher ensemble: already fine-tuned classifiers (hub ids or folders) as extra members, "
+        "used without training. Each must fit the task (task type, label count and names) and "
+        "share the main teacher's tokenizer vocabulary.",
+    )
     trust_remote_code: bool = setting(
         False, "Allow model code from the checkpoint's repository to run. Off unless you trust it."
     )
@@ -208,6 +227,27 @@ class TeacherConfig:
         require(self.max_length > 1, "teacher.max_length", "must be > 1")
         require(self.eval_steps >= 0, "teacher.eval_steps", "must be >= 0")
         report_problem("teacher.warmup_ratio", fraction_check(self.warmup_ratio))
+        seeds, checkpoints = self.ensemble_seeds, self.ensemble_checkpoints
+        require(
+            all(seed >= 0 for seed in seeds) and len(set(seeds)) == len(seeds),
+            "teacher.ensemble_seeds",
+            f"must be distinct seeds >= 0, got {seeds!r}",
+        )
+        require(
+            bool(self.checkpoint) or self.seed not in seeds,
+            "teacher.ensemble_seeds",
+            f"{self.seed} is teacher.seed: the main teacher is a member already",
+        )
+        require(
+            all(c.strip() for c in checkpoints) and len(set(checkpoints)) == len(checkpoints),
+            "teacher.ensemble_checkpoints",
+            f"must be distinct, non-empty names, got {checkpoints!r}",
+        )
+        require(
+            not self.checkpoint or self.checkpoint not in checkpoints,
+            "teacher.ensemble_checkpoints",
+            f"{self.checkpoint} is teacher.checkpoint: the main teacher is a member already",
+        )
 
 
 @dataclass
@@ -219,10 +259,28 @@ class LabelConfig:
     shard_size: int = setting(
         50_000, "Texts per shard written to disk; a killed run resumes from the last shard."
     )
+    ensemble: str = setting(
+        "probabilities",
+        "How a teacher ensemble's members (`teacher.ensemble_seeds`, `ensemble_checkpoints`) "
+        "combine into the recorded logits: `probabilities`: log of the mean of their softmax "
+        "(the mixture, as Hinton et al. 2015 average an ensemble: its softmax is the averaged "
+        "distribution, so `kl`, temperature and `auto` calibration read it as one teacher's; "
+        "`mse` then fits log-probabilities); `logits`: the mean logit (a normalised geometric "
+        "mean of the distributions, sharper where members agree). Regression: the mean score "
+        "either way. Ignored without members.",
+    )
     precision: str = setting("fp32", PRECISION_HELP.format(what="labelling"), fingerprint=False)
+    repr_layer: int = setting(
+        -1,
+        "Teacher layer whose token states, averaged over each text's tokens, are the sentence "
+        "vectors a student with `repr_weight` > 0 learns (-1: the last layer, 0: the embedding "
+        "output). Computed only when some variant needs them, over the texts the label stage "
+        "labels, and cached as float16 (2 bytes x the teacher's hidden size per text).",
+    )
 
     def __post_init__(self) -> None:
         require_choice(self.precision, PRECISIONS, "label.precision")
+        require_choice(self.ensemble, ENSEMBLE_COMBINES, "label.ensemble")
         require(self.batch_size > 0, "label.batch_size", "must be > 0")
         require(self.max_tokens >= 0, "label.max_tokens", "must be >= 0")
         require(self.shard_size > 0, "label.shard_size", "must be > 0")
@@ -275,12 +333,26 @@ class AugmentSettings:
 class StudentSettings:
     """Student architecture and training settings; `[[variant]]` tables override any of them."""
 
+    encoder: str = setting(
+        "rnn",
+        "What reads the embedded tokens before the pooling: `rnn` (the stacked recurrent "
+        "layers), `bag` (nothing: the pooling reads the embeddings, a deep averaging network "
+        "with `mean` pooling, Iyyer et al. 2015; its width is the embedding's) or `cnn` "
+        "(`num_layers` 1-D convolutions of `hidden_size` channels and width `kernel_size`, each "
+        "followed by ReLU). Settings an encoder does not use (`rnn` and `bidirectional` for bag "
+        "and cnn; `num_layers`, `hidden_size` and `hidden_dropout` for bag; `weight_dropout` "
+        "for both; `kernel_size` for rnn and bag) must keep their defaults (a dropout may be 0); "
+        "`last` pooling needs the rnn.",
+    )
     rnn: str = setting(
         "lstm", "Recurrent cell: `lstm`, `gru` or one added by `distilrnn.student.register_cell`."
     )
     num_layers: int = setting(1, "Recurrent layers, 1 to 4.")
     hidden_size: int = setting(256, "Hidden units per direction.")
     bidirectional: bool = setting(True, "Read the text in both directions.")
+    kernel_size: int = setting(
+        3, "Width of each convolution of the `cnn` encoder, in tokens (odd: centred on its token)."
+    )
     pooling: str = setting(
         "attention",
         "Sequence pooling: `attention` (DeepMoji), `max`, `mean`, `last` or one added by "
@@ -346,6 +418,19 @@ class StudentSettings:
         0.0,
         "Weight of `ce` on labels mixed into a distillation objective: (1-alpha)*kd + alpha*ce.",
     )
+    repr_weight: float = setting(
+        0.0,
+        "Weight of representation distillation (0: off): the loss adds repr_weight x "
+        "`repr_loss` between the student's pooled sentence vector, through a learned linear "
+        "projection (trained with the student, not saved), and the teacher's sentence vector "
+        "(`label.repr_layer`). Any objective, `ce` included. Sentence pairs: `joint` students "
+        "only (the teacher has one vector per pair).",
+    )
+    repr_loss: str = setting(
+        "cosine",
+        "Representation loss: `cosine` (1 - cosine similarity; scale-free, so `repr_weight` "
+        "means the same for any teacher layer) or `mse` (squared error, TinyBERT's).",
+    )
     epochs: float = setting(3.0, "Training epochs.")
     learning_rate: float = setting(2e-3, "Peak learning rate (AdamW, linear decay).")
     batch_size: int = setting(64, "Training batch size.")
@@ -368,6 +453,14 @@ class StudentSettings:
             "student.train_layers",
             "`first` needs init_from: a fresh student trains all its weights",
         )
+        require(
+            not (self.encoder == "bag" and self.init_from and self.embedding_projection)
+            or self.pooling in ("mean", "attention"),
+            "student.embedding_projection",
+            f"narrowing a trained bag student (init_from) needs mean or attention pooling, "
+            f"which its head reads linearly, not {self.pooling!r}; a fresh bag student "
+            "narrows by PCA with any pooling",
+        )
         report_problem("student.warmup_ratio", fraction_check(self.warmup_ratio))
         report_problem("student.objective", OBJECTIVES.problem(self.objective))
         require_choice(self.transfer_set, ("train", "augmented"), "student.transfer_set")
@@ -380,6 +473,15 @@ class StudentSettings:
             f'must be a number > 0 or "auto", got {temperature!r}',
         )
         require(0.0 <= self.alpha <= 1.0, "student.alpha", "must be in [0, 1]")
+        require(
+            isinstance(self.repr_weight, int | float)
+            and not isinstance(self.repr_weight, bool)
+            and math.isfinite(self.repr_weight)
+            and self.repr_weight >= 0,
+            "student.repr_weight",
+            f"must be a number >= 0 (0: off), got {self.repr_weight!r}",
+        )
+        require_choice(self.repr_loss, REPR_LOSSES, "student.repr_loss")
         require(self.epochs > 0, "student.epochs", "must be > 0")
         require(self.learning_rate > 0, "student.learning_rate", "must be > 0")
         require(self.batch_size > 0, "student.batch_size", "must be > 0")
@@ -408,6 +510,12 @@ class ExportSettings:
     quantize: bool = setting(False, "Store the weights as int8 (weight-only).")
     embedding_bits: int = setting(
         8, "With --quantize: 8, or 4 to store the embedding in 4-bit blocks."
+    )
+    gru_int8: bool = setting(
+        True,
+        "With --quantize: a GRU's matrix products run in int8 (each token's and sentence's "
+        "activations scaled on their own, so a prediction still does not depend on the batch), "
+        "about twice the float throughput. False: int8 storage, float arithmetic (as an LSTM).",
     )
     embedding_rank: int = setting(
         0,

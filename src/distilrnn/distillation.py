@@ -4,7 +4,9 @@
 `RNNStudent` out. `train_student` is the same training for the pipeline, which reads the teacher
 from its folder and writes the student to the run. transformers' `Trainer` owns the loop
 (schedules, length-grouped batches, evaluation, best-model selection, checkpoints);
-`DistillationTrainer.compute_loss` swaps in the objective from `distilrnn.losses`.
+`DistillationTrainer.compute_loss` swaps in the objective from `distilrnn.losses`, plus, with
+`repr_weight` > 0, the representation loss against the teacher's sentence vectors
+(`distilrnn.representations`).
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from distilrnn.batching import length_batches, pad_batch, run_batched
 from distilrnn.config import StudentSettings
 from distilrnn.config_io import student_settings
 from distilrnn.errors import ConfigError, DataError, StudentError
-from distilrnn.inputs import PAIR_COLUMN, SINGLE, Input, split_inputs
-from distilrnn.losses import objective_loss
+from distilrnn.inputs import PAIR_COLUMN, SINGLE, Input, columns, split_inputs
+from distilrnn.losses import objective_loss, representation_loss
 from distilrnn.metrics import labelled_mask, missing_label, predictions
+from distilrnn.representations import ProjectedStudent, check_fits, sentence_vectors
 from distilrnn.run import save_predictions
 from distilrnn.student import RNNStudent
 from distilrnn.student.build import build_student, start_from
@@ -50,10 +53,13 @@ logger = logging.getLogger(__name__)
 
 class StudentCollator:
     """Right-pads `input_ids` (and a siamese student's `pair_input_ids`) and stacks labels
-    (ids, or float scores for regression) and teacher logits into tensors."""
+    (ids, or float scores for regression) and teacher logits into tensors. With
+    `teacher_states` (`(n, teacher_hidden_size)`: an array or `SentenceVectors`), rows that
+    carry a `state_row` get their teacher sentence vector as `teacher_states`, float32."""
 
-    def __init__(self, pad_token_id: int):
+    def __init__(self, pad_token_id: int, teacher_states: Any = None):
         self.pad_token_id = pad_token_id
+        self.teacher_states = teacher_states
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         input_ids, attention_mask = pad_batch([f["input_ids"] for f in features], self.pad_token_id)
@@ -75,23 +81,38 @@ class StudentCollator:
             batch["teacher_logits"] = torch.tensor(
                 np.array([f["teacher_logits"] for f in features]), dtype=torch.float32
             )
+        if self.teacher_states is not None and "state_row" in features[0]:
+            rows = np.array([f["state_row"] for f in features], dtype=np.int64)
+            states = np.asarray(self.teacher_states[rows], dtype=np.float32)
+            batch["teacher_states"] = torch.from_numpy(states)  # (batch, teacher_hidden_size)
         return batch
 
 
 class DistillationTrainer(Trainer):
-    """A `Trainer` whose loss is a `distilrnn.losses` objective."""
+    """A `Trainer` whose loss is a `distilrnn.losses` objective, plus `repr_weight` times the
+    representation loss on batches that carry `teacher_states` (the model is then a
+    `ProjectedStudent`). That term's mean is logged beside the loss: since the last log as
+    `repr_loss`, over the whole training (of this process: since a resume) as
+    `train_repr_loss`."""
 
     def __init__(self, *args: Any, settings: StudentSettings, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.settings = settings
+        self._repr_sums: dict[str, Any] = {"repr_loss": 0.0, "train_repr_loss": 0.0}
+        self._repr_steps = {"repr_loss": 0, "train_repr_loss": 0}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        logits = model(
+        texts = (
             inputs["input_ids"],
             inputs["attention_mask"],
             inputs.get("pair_input_ids"),
             inputs.get("pair_attention_mask"),
         )
+        teacher_states = inputs.get("teacher_states")  # (batch, teacher_hidden_size) or None
+        if teacher_states is None:
+            logits = model(*texts)
+        else:
+            logits, projected = model(*texts, project=True)
         loss = objective_loss(
             self.settings.objective,
             logits,
@@ -100,7 +121,21 @@ class DistillationTrainer(Trainer):
             temperature=self.settings.temperature,
             alpha=self.settings.alpha,
         )
+        if teacher_states is not None:
+            term = representation_loss(self.settings.repr_loss, projected, teacher_states)
+            if model.training:
+                for key in self._repr_sums:
+                    self._repr_sums[key] = self._repr_sums[key] + term.detach()
+                    self._repr_steps[key] += 1
+            loss = loss + self.settings.repr_weight * term
         return (loss, {"logits": logits}) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        for key, beside in (("repr_loss", "loss"), ("train_repr_loss", "train_loss")):
+            if beside in logs and self._repr_steps[key]:
+                logs = {**logs, key: float(self._repr_sums[key]) / self._repr_steps[key]}
+                self._repr_sums[key], self._repr_steps[key] = 0.0, 0
+        super().log(logs, start_time)
 
     def _get_train_sampler(self, train_dataset=None):
         # The stock sampler reads lengths item by item (about 25 s per million texts with
@@ -148,8 +183,8 @@ def _prepare(
         return {"length": lengths}
 
     dataset = dataset.map(measure, batched=True, desc="measuring")
-    columns = ("input_ids", "pair_input_ids", "length", "label", "teacher_logits")
-    keep = [c for c in columns if c in dataset.column_names]
+    kept = ("input_ids", "pair_input_ids", "length", "label", "teacher_logits")
+    keep = [c for c in kept if c in dataset.column_names]
     dataset = dataset.select_columns(keep)
     return dataset.rename_column("label", "labels") if "label" in keep else dataset
 
@@ -209,10 +244,16 @@ def fit_student(
     logging_dir: Path | None = None,
     name: str = "student",
     callbacks: Sequence[TrainerCallback] = (),
+    teacher_states: Any = None,
 ) -> tuple[RNNStudent, dict[str, Any], dict[str, np.ndarray]]:
     """Train one student on `train` (text, label [, teacher_logits]); keep the best by
     validation accuracy. A fresh student from the teacher's embedding by default; with `init`,
     that finished student (or its folder) is the starting point (`start_from`).
+
+    With `repr_weight` > 0, `teacher_states` holds the teacher's sentence vector of each row of
+    `train`, in its order (`(len(train), teacher_hidden_size)`: an array or a
+    `distilrnn.representations.SentenceVectors`); the student trains with a projection onto
+    them (`ProjectedStudent`) that is dropped afterwards.
 
     Returns the student, its metrics (validation / test accuracy, parameter counts, training
     time, learning curves) and its validation / test logits. With `report_to` set, the
@@ -229,6 +270,15 @@ def fit_student(
             "student.objective: kl distils class distributions; a regression task distils the "
             "teacher's score with mse (and ce is the squared error on the gold score)"
         )
+    represent = settings.repr_weight > 0
+    if represent:
+        check_fits(settings.repr_weight, settings.pair_design, task.is_pair)
+        if teacher_states is None or len(teacher_states) != len(train):
+            got = "none" if teacher_states is None else f"{len(teacher_states)} rows"
+            raise StudentError(
+                f"student.repr_weight > 0 needs the teacher's sentence vector of each of the "
+                f"{len(train)} training rows (teacher_states); got {got}"
+            )
     design = settings.pair_design if task.is_pair else SINGLE
     torch.manual_seed(seed)
     train_set = _prepare(train, tokenizer, settings.max_length, design)
@@ -243,6 +293,9 @@ def fit_student(
         )
     else:
         model = start_from(init, settings, task.num_labels, train_set)
+    if represent:  # built after the student, so the seed draws the student as without it
+        model = ProjectedStudent(model, int(teacher_states.shape[1]))
+        train_set = train_set.add_column("state_row", np.arange(len(train_set)))
     evaluation = {
         s: _prepare(task.splits[s], tokenizer, settings.max_length, design)
         for s in ("validation", "test")
@@ -252,7 +305,9 @@ def fit_student(
         args=student_arguments(settings, seed, work_dir, device, task.metrics[0]),
         train_dataset=train_set,
         eval_dataset=evaluation["validation"],
-        data_collator=StudentCollator(tokenizer.pad_token_id),
+        data_collator=StudentCollator(
+            tokenizer.pad_token_id, teacher_states if represent else None
+        ),
         compute_metrics=task_metrics(task.metrics, task.task_type),
         settings=settings,
         callbacks=[
@@ -269,6 +324,8 @@ def fit_student(
     result = trainer.train(resume_from_checkpoint=str(last) if last else None)
     seconds = time.perf_counter() - started
     model = trainer.model
+    projection = model.projection if isinstance(model, ProjectedStudent) else None
+    model = model.student if isinstance(model, ProjectedStudent) else model
     bad = non_finite_parameters(model)
     if bad:
         raise StudentError(
@@ -284,6 +341,11 @@ def fit_student(
         "parameters": model.parameter_counts(),
         "log_history": trainer.state.log_history,
     }
+    if projection is not None:
+        metrics["representation"] = {
+            "teacher_hidden_size": projection.out_features,
+            "projection_parameters": sum(p.numel() for p in projection.parameters()),
+        }
     predictions = {}
     for split, dataset in evaluation.items():
         predictions[split] = student_logits(model, dataset, tokenizer.pad_token_id)
@@ -318,9 +380,11 @@ def train_student(
     init_dir: Path | None = None,
     logging_dir: Path | None = None,
     name: str = "student",
+    teacher_states: Any = None,
 ) -> dict[str, Any]:
     """`fit_student` for the pipeline: the teacher from its folder; the student (safetensors,
     config, tokenizer, validation / test logits) saved to `output_dir`; its metrics returned.
+    `teacher_states`: the sentence vectors of `train`'s rows, for `repr_weight` > 0.
     Checkpoints in `work_dir` make a killed training resume, and are removed at the end.
     `name` (the variant) names the student in logs and errors. `output_dir = None`: train
     only, saving and removing nothing (a rank of several whose rank 0 keeps the student)."""
@@ -339,6 +403,7 @@ def train_student(
         init_dir,
         logging_dir,
         name,
+        teacher_states=teacher_states,
     )
     if output_dir is None:
         return metrics
@@ -360,6 +425,7 @@ def distill(
     init_from: RNNStudent | None = None,
     work_dir: str | Path | None = None,
     name: str = "student",
+    repr_layer: int = -1,
     **overrides: Any,
 ) -> RNNStudent:
     """Distil `teacher` into a recurrent student and return it.
@@ -379,6 +445,8 @@ def distill(
             TensorBoard event files under `work_dir/logs` (`report_to="tensorboard"`).
         name: the student's name in logs and errors (a training that diverges raises
             `StudentError` naming it, the seed and the step).
+        repr_layer: with `repr_weight` > 0, the teacher layer whose mean token states the
+            student's sentence vector learns (`label.repr_layer`: -1 the last, 0 embeddings).
 
     Returns:
         The student, carrying `tokenizer`, `label_names` and `metrics`.
@@ -387,6 +455,7 @@ def distill(
     if "tensorboard" in settings.report_to and not work_dir:
         raise ConfigError("report_to: tensorboard needs a work_dir to keep its event files")
     teacher.check_fits(task)
+    check_fits(settings.repr_weight, settings.pair_design, task.is_pair)
     # agreement with the teacher cannot calibrate it: its own argmax drives T to the bound
     validation_labels = task.splits["validation"]["label"]
     gold_validation = bool(labelled_mask(validation_labels, task.task_type).all())
@@ -408,6 +477,12 @@ def distill(
             logits = teacher.logits(validation.inputs, device=device)
             temperature = calibrate(logits, np.asarray(validation.labels))["temperature"]
         settings = replace(settings, temperature=temperature)
+    teacher_states = None
+    if settings.repr_weight > 0:
+        texts, pairs = columns(train)
+        teacher_states = sentence_vectors(
+            teacher, texts, repr_layer, text_pairs=pairs, device=device
+        )
     with tempfile.TemporaryDirectory() as scratch:
         model, metrics, _ = fit_student(
             settings,
@@ -421,6 +496,7 @@ def distill(
             init_from,
             Path(work_dir) / "logs" if work_dir else None,
             name,
+            teacher_states=teacher_states,
         )
     model.tokenizer = teacher.tokenizer
     model.label_names = list(task.label_names or teacher.label_names)

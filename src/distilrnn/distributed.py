@@ -7,8 +7,9 @@ on first use (gloo on CPU, nccl on GPU); the `Trainer` reuses it for DDP.
 
 Rank 0 holds each stage's lock and writes its records, results and metrics. The other ranks
 follow its reuse / build decisions: they take part in the stages whose work is shared
-(`COLLECTIVE`: teacher fine-tuning and student training run data-parallel, labelling splits its
-shards) and wait at a barrier for the others, then read the finished stage.
+(`COLLECTIVE`: teacher fine-tuning and student training run data-parallel, labelling and the
+teacher's sentence vectors split their shards) and wait at a barrier for the others, then read
+the finished stage.
 
     torchrun --nproc_per_node 2 -m distilrnn run CONFIG
 """
@@ -30,7 +31,7 @@ from distilrnn.stages import Stage
 logger = logging.getLogger(__name__)
 
 # the stages all ranks build together; the others rank 0 builds alone while the rest wait
-COLLECTIVE = frozenset({"teacher", "label", "student"})
+COLLECTIVE = frozenset({"teacher", "label", "states", "student"})
 
 
 def rank() -> int:

@@ -92,6 +92,56 @@ def teacher_row(teacher: TeacherRecord) -> dict[str, Any]:
     }
 
 
+def ensemble_row(ensemble: TeacherRecord, run: Run) -> dict[str, Any]:
+    """The teacher ensemble's results row: its combined prediction's metrics, and the size and
+    training time of all its members together (each member's scores under `members`)."""
+    members = [run.root / member["folder"] for member in ensemble.metrics.get("members", [])]
+    rows = [teacher_row(TeacherRecord.read(directory)) for directory in members]
+    names = metric_names(ensemble.metrics)
+    parameters = {key: sum(row["parameters"][key] for row in rows) for key in rows[0]["parameters"]}
+    seconds = [row["train_seconds"] for row in rows if row.get("train_seconds")]
+    return {
+        "name": "teacher ensemble",
+        "objective": f"ensemble of {len(rows)} ({ensemble.metrics.get('combine')})",
+        "seeds": 1,
+        "directories": [str(ensemble.directory)],
+        "metrics": names,
+        "task_type": ensemble.metrics.get("task_type", "classification"),
+        **{
+            f"{split}_{name}": _required(ensemble.metrics, f"{split}_{name}", ensemble)
+            for split in SPLITS
+            for name in names
+        },
+        "parameters": parameters,
+        "size_bytes": sum(row["size_bytes"] for row in rows),
+        "train_seconds": sum(seconds) if seconds else None,
+        "members": [
+            {key: row[key] for key in ("directories", *(f"{s}_{n}" for s in SPLITS for n in names))}
+            for row in rows
+        ],
+    }
+
+
+def _configured_ensemble(config: RunConfig, run: Run) -> TeacherRecord | None:
+    """The run's teacher ensemble record when it is the one `config` names (its members and
+    `label.ensemble`); None without one, or with a record of other members (logged)."""
+    from distilrnn.ensemble import ensemble_members
+
+    names = [member.name for member in ensemble_members(config.teacher)]
+    record = run.teacher_ensemble() if names else None
+    if record is None:
+        return None
+    wanted = {"combine": config.label.ensemble, "members": names}
+    if {key: record.settings.get(key) for key in wanted} != wanted:
+        logger.warning(
+            "%s is of other members or another label.ensemble than the config's: run "
+            "`distilrnn teacher` to rebuild it; results leave it out",
+            record.directory,
+        )
+        return None
+    return record
+
+
 def _required(metrics: dict[str, Any], key: str, record: TeacherRecord | StudentRecord) -> Any:
     if key not in metrics:
         raise RunFolderError(f"{record.directory} has no {key} in its metrics: rebuild that stage")
@@ -191,7 +241,9 @@ def collect_results(
     """Write results.json and results.md into the run folder; return the results.
 
     The rows are the teacher's, then one per variant of `student_dirs` (in their order;
-    default: every finished student of the run).
+    default: every finished student of the run). A teacher ensemble the config names is its
+    own entry, `teacher_ensemble` (rows stay the teacher and the students), and the row after
+    the teacher's in results.md.
     """
     run = run if isinstance(run, Run) else Run(run)
     if student_dirs is None:
@@ -205,8 +257,13 @@ def collect_results(
         "task_type": rows[0]["task_type"],
         "rows": rows,
     }
+    table = rows
+    ensemble = _configured_ensemble(config, run)
+    if ensemble is not None:
+        results["teacher_ensemble"] = ensemble_row(ensemble, run)
+        table = [rows[0], results["teacher_ensemble"], *rows[1:]]
     write_json_atomic(run.results_file, results)
-    text = f"# distilrnn results: {run.root}\n\n" + markdown_table(rows)
+    text = f"# distilrnn results: {run.root}\n\n" + markdown_table(table)
     write_atomically(
         run.results_file.with_suffix(".md"), lambda tmp: tmp.write_text(text, encoding="utf-8")
     )

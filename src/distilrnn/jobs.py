@@ -107,6 +107,8 @@ def _build_shared_stages(pipeline, planned: list[Job]) -> None:
             pipeline.label()
         if settings.objective == "kl" and settings.temperature == "auto":
             pipeline.calibration()
+        if settings.repr_weight > 0:
+            pipeline.states()
 
 
 def _run_jobs(pipeline, planned: list[Job], jobs: int, threads: int) -> None:

@@ -8,14 +8,19 @@ Launched as several processes (`distilrnn.distributed`), rank r of N labels shar
 and writes only those; every shard is labelled as one process labels it, so the result is the
 same logit for logit, and a kill of any rank leaves only its unfinished shards to label again.
 With `precision` bf16 / fp16 the teacher runs under autocast (`distilrnn.training.autocast`).
+
+`label_texts` labels with one model and its tokenizer; `label_with_teacher` with a teacher
+object, which may be a `distilrnn.ensemble.TeacherEnsemble`: its shards hold the members'
+combined logits.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -30,6 +35,22 @@ from distilrnn.inputs import columns, encode_joint
 from distilrnn.training import autocast
 
 logger = logging.getLogger(__name__)
+
+
+class LogitSource(Protocol):
+    """What labels texts: `Teacher` or `TeacherEnsemble` (`distilrnn.ensemble`)."""
+
+    def logits(
+        self,
+        texts: Sequence[str],
+        *,
+        text_pairs: Sequence[str] | None = None,
+        batch_size: int = 512,
+        max_tokens: int = 8192,
+        device: torch.device | str = "cpu",
+        progress: bool | tqdm = False,
+        precision: str = "fp32",
+    ) -> np.ndarray: ...
 
 
 def predict_logits(
@@ -103,6 +124,62 @@ def label_texts(
     (`distilrnn.distributed.owned_shards`) and all wait for each other before the shards are read.
     Returns the memory-mapped concatenation of all shards.
     """
+
+    def logits_of(texts: list[str], pairs: list[str] | None, progress: tqdm) -> np.ndarray:
+        return predict_logits(
+            model,
+            tokenizer,
+            texts,
+            batch_size,
+            max_length,
+            device,
+            progress,
+            max_tokens,
+            pairs,
+            precision,
+        )
+
+    return label_shards(dataset, output_dir, shard_size, logits_of)
+
+
+def label_with_teacher(
+    teacher: LogitSource,
+    dataset: Dataset,
+    output_dir: Path,
+    *,
+    batch_size: int,
+    shard_size: int,
+    device: torch.device | str = "cpu",
+    max_tokens: int = 0,
+    precision: str = "fp32",
+) -> Dataset:
+    """`label_texts` with a teacher object: a `distilrnn.teacher.Teacher`, or a
+    `distilrnn.ensemble.TeacherEnsemble` whose combined logits are recorded. Same shards,
+    same resumption, same split across ranks."""
+
+    def logits_of(texts: list[str], pairs: list[str] | None, progress: tqdm) -> np.ndarray:
+        return teacher.logits(
+            texts,
+            text_pairs=pairs,
+            batch_size=batch_size,
+            max_tokens=max_tokens,
+            device=device,
+            progress=progress,
+            precision=precision,
+        )
+
+    return label_shards(dataset, output_dir, shard_size, logits_of)
+
+
+def label_shards(
+    dataset: Dataset,
+    output_dir: Path,
+    shard_size: int,
+    logits_of: Callable[[list[str], list[str] | None, tqdm], np.ndarray],
+) -> Dataset:
+    """The shard loop of `label_texts`: `logits_of(texts, pairs, progress)` gives a shard's
+    `(n, num_labels)` logits (and advances `progress` by n); each shard is saved atomically as
+    it finishes, this rank's missing shards only."""
     shard_dir = output_dir / "shards"
     shard_dir.mkdir(parents=True, exist_ok=True)
     starts = range(0, len(dataset), shard_size)
@@ -116,18 +193,7 @@ def label_texts(
         if not path.is_dir():
             part = dataset.select(range(start, min(start + shard_size, len(dataset))))
             texts, pairs = columns(part)
-            logits = predict_logits(
-                model,
-                tokenizer,
-                texts,
-                batch_size,
-                max_length,
-                device,
-                progress,
-                max_tokens,
-                pairs,
-                precision,
-            )
+            logits = logits_of(texts, pairs, progress)
             part = part.add_column("teacher_logits", [row for row in logits])
             tmp = path.with_name(path.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)

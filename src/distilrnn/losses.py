@@ -5,6 +5,9 @@ batch. Distillation objectives read `teacher_logits` (batch, num_labels); `ce` r
 `labels` (batch,), or float gold scores for a regression task (batch,), where it is the squared
 error (the label-trained baseline of regression; `mse` is the same on the teacher's score).
 `register_loss` adds an objective that a config can then name.
+
+Representation losses (`REPRESENTATION_LOSSES`, chosen by `student.repr_loss`) compare the
+student's projected sentence vectors with the teacher's, both (batch, teacher_hidden_size).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from distilrnn.errors import ConfigError
 from distilrnn.registry import OBJECTIVES
 
 Loss = Callable[..., torch.Tensor]
@@ -101,3 +105,50 @@ def objective_loss(
         )
         loss = (1 - alpha) * loss + alpha * ce
     return loss
+
+
+def cosine_representation_loss(
+    student_vectors: torch.Tensor, teacher_vectors: torch.Tensor
+) -> torch.Tensor:
+    """1 - cosine similarity, mean over the batch: DistilBERT's cosine embedding loss on hidden
+    states (Sanh et al. 2019). Only directions count, so the loss stays in [0, 2] whatever the
+    scale of the teacher layer it is matched against."""
+    similarity = F.cosine_similarity(student_vectors, teacher_vectors, dim=-1)  # (batch,)
+    return (1.0 - similarity).mean()
+
+
+def mse_representation_loss(
+    student_vectors: torch.Tensor, teacher_vectors: torch.Tensor
+) -> torch.Tensor:
+    """Mean squared error over batch and hidden units: TinyBERT's hidden-state loss through a
+    learned projection (Jiao et al. 2020). Its size follows the teacher layer's scale."""
+    return F.mse_loss(student_vectors, teacher_vectors)
+
+
+# `student.repr_loss` -> loss; `distilrnn.config.REPR_LOSSES` lists the same names
+REPRESENTATION_LOSSES: dict[str, Loss] = {
+    "cosine": cosine_representation_loss,
+    "mse": mse_representation_loss,
+}
+
+
+def representation_loss(
+    name: str, student_vectors: torch.Tensor, teacher_vectors: torch.Tensor
+) -> torch.Tensor:
+    """The representation loss `name` between `student_vectors` (batch, teacher_hidden_size),
+    the student's projected sentence vectors, and `teacher_vectors` of the same shape (cast to
+    the student's dtype: the cache holds float16). A scalar.
+
+    Raises:
+        ConfigError: `name` is not one of `REPRESENTATION_LOSSES`.
+    """
+    if name not in REPRESENTATION_LOSSES:
+        known = ", ".join(REPRESENTATION_LOSSES)
+        raise ConfigError(f"student.repr_loss: unknown {name!r}; known: {known}")
+    if student_vectors.shape != teacher_vectors.shape:
+        raise ValueError(
+            f"student vectors {tuple(student_vectors.shape)} and teacher vectors "
+            f"{tuple(teacher_vectors.shape)} differ in shape"
+        )
+    teacher_vectors = teacher_vectors.to(student_vectors.dtype)
+    return REPRESENTATION_LOSSES[name](student_vectors, teacher_vectors)

@@ -54,6 +54,27 @@ def _kind(student: dict[str, Any]) -> str:
 _DESIGNS = {"joint": "as one sequence", "siamese": "one text at a time (siamese)"}
 
 
+def _architecture(student: dict[str, Any]) -> str:
+    """The card's first words: the student's encoder, size and pooling."""
+    encoder, pooling = student.get("encoder", "rnn"), student["pooling"]
+    if encoder == "bag":
+        return (
+            f"A bag-of-embeddings {_kind(student)} (no encoder: {pooling} pooling of its "
+            f"{student['embedding_dim']}-wide word embeddings, then an MLP)"
+        )
+    if encoder == "cnn":
+        return (
+            f"A convolutional {_kind(student)} ({student['num_layers']} layer(s) of "
+            f"{student['hidden_size']} channels, kernel width {student['kernel_size']}, "
+            f"{pooling} pooling)"
+        )
+    direction = "bidirectional" if student["bidirectional"] else "unidirectional"
+    return (
+        f"A {direction} {student['rnn'].upper()} {_kind(student)} ({student['num_layers']} "
+        f"layer(s), hidden size {student['hidden_size']}, {pooling} pooling)"
+    )
+
+
 def hub_metadata(config: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
     """The card's Hub metadata: library, tags, pipeline and, when any score is known, a
     `model-index` entry with the eager student's test / validation score of each of the task's
@@ -113,14 +134,12 @@ def model_card(
     student = config["student"]
     teacher = config.get("teacher") or {}
     settings = metrics.get("settings", {})
-    direction = "bidirectional" if student["bidirectional"] else "unidirectional"
     lines = [
         front_matter(hub_metadata(config, metrics)),
         f"# distilrnn student: {metrics.get('variant', 'RNN classifier')}",
         "",
-        f"A {direction} {student['rnn'].upper()} {_kind(student)} ({student['num_layers']} "
-        f"layer(s), hidden size {student['hidden_size']}, {student['pooling']} pooling), "
-        f"trained by distilrnn from {teacher_phrase(teacher, config.get('task'))}.",
+        f"{_architecture(student)}, trained by distilrnn from "
+        f"{teacher_phrase(teacher, config.get('task'))}.",
         "",
         "## Task",
         "",

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from distilrnn.atomic import write_json_atomic
-from distilrnn.config import RunConfig, StudentSettings, Variant
+from distilrnn.config import RunConfig, StudentSettings, TeacherConfig, Variant
 from distilrnn.data import Task, data_files, load_task
 from distilrnn.distributed import RankedLedger, is_main, rank_device, world_size
+from distilrnn.ensemble import ENSEMBLE_SETTINGS, Member, ensemble_members
 from distilrnn.errors import ConfigError
 from distilrnn.run import (
     Run,
@@ -32,10 +33,13 @@ from distilrnn.stage_builds import (
     build_augment,
     build_data,
     build_label,
+    build_states,
     build_student,
     build_teacher,
+    build_teacher_ensemble,
     label_settings,
     split_logits,
+    states_settings,
 )
 from distilrnn.stages import (
     STAGES,
@@ -124,12 +128,16 @@ class Pipeline:
             self._check_variants_fit(data.value)
         if "teacher" in wanted:
             out.teacher = self.teacher().value
+            ensemble = self.ensemble()  # the extra teachers, when the config names any
+            out.ensemble = ensemble.value if ensemble else None
         if until == "calibration":
             out.temperature = self.calibration().value
         if until == "augment":
             out.transfer = self.augment().value
         if until == "label":
             out.labelled = self.label().value
+        if until == "states":
+            self.states()
         if "student" in wanted:
             labelled = self.labelled()
             out.labelled = labelled.value if labelled else None
@@ -144,6 +152,12 @@ class Pipeline:
 
     def _check_variants_fit(self, task: Task) -> None:
         """Refuse, before anything trains, a variant whose objective the task cannot take."""
+        from distilrnn.representations import check_fits
+
+        for variant in self.variants:
+            settings = self.config.student_for(variant)
+            where = f"variant {variant.name}: "
+            check_fits(settings.repr_weight, settings.pair_design, task.is_pair, where)
         if not task.is_regression:
             return
         for variant in self.variants:
@@ -174,8 +188,16 @@ class Pipeline:
         validation / test logits saved beside it."""
         data = self.data()
         task: Task = data.value
-        cfg = self.config.teacher
-        settings = fingerprinted(cfg)
+        settings = self._teacher_settings(self.config.teacher)
+        stage = self.ledger.stage("teacher", self.folder.teacher_dir, data, settings)
+        if not self.ledger.done(stage):
+            self.ledger.build(stage, lambda: build_teacher(self, stage, task, settings))
+        return Built(self.folder.teacher(), stage.fingerprint, stage.legacy)
+
+    def _teacher_settings(self, cfg: TeacherConfig) -> dict:
+        """What a teacher stage's fingerprint covers. Not the ensemble's members: adding them
+        leaves the main teacher (and each member) as it was."""
+        settings = fingerprinted(cfg, drop=ENSEMBLE_SETTINGS)
         if cfg.checkpoint:  # no training: the teacher is what it is, only its evaluation is ours
             settings = {
                 "checkpoint": cfg.checkpoint,
@@ -185,10 +207,47 @@ class Pipeline:
             }
         elif (precision := resolve_precision(cfg.precision, self.device)) != "fp32":
             settings["precision"] = precision  # fp32 (and `auto` on CPU) keep older fingerprints
-        stage = self.ledger.stage("teacher", self.folder.teacher_dir, data, settings)
+        return settings
+
+    @once
+    def teacher_member(self, member: Member) -> Built:
+        """An extra teacher of the ensemble (`teacher.ensemble_seeds` / `ensemble_checkpoints`):
+        fingerprinted, built and reused as the main teacher is, in its own folder; the main
+        teacher comes first, since a member is checked against it."""
+        data, _ = self.data(), self.teacher()
+        settings = self._teacher_settings(member.config(self.config.teacher))
+        directory = self.folder.teacher_member_dir(member.name)
+        stage = self.ledger.stage("teacher", directory, data, settings)
         if not self.ledger.done(stage):
-            self.ledger.build(stage, lambda: build_teacher(self, stage, task, settings))
-        return Built(self.folder.teacher(), stage.fingerprint, stage.legacy)
+            self.ledger.build(
+                stage, lambda: build_teacher(self, stage, data.value, settings, member)
+            )
+        return Built(self.folder.teacher_member(member.name), stage.fingerprint, stage.legacy)
+
+    def teacher_members(self) -> list[Built]:
+        """The ensemble's extra teachers (none without `teacher.ensemble_*`)."""
+        return [self.teacher_member(m) for m in ensemble_members(self.config.teacher)]
+
+    @once
+    def ensemble(self) -> Built | None:
+        """The teacher ensemble (the main teacher and its extra members) with its combined
+        validation / test logits and scores, or None when the config names no members."""
+        members = ensemble_members(self.config.teacher)
+        if not members:
+            return None
+        teacher, extra = self.teacher(), self.teacher_members()
+        combine = self.config.label.ensemble
+        settings = {"combine": combine, "members": [m.name for m in members]}
+        directory = self.folder.teacher_ensemble_dir
+        stage = self.ledger.stage("teacher", directory, [teacher, *extra], settings)
+        if not self.ledger.done(stage):
+            records = {"teacher": teacher.value}
+            records.update(
+                (self.folder.teacher_member_dir(m.name).name, b.value)
+                for m, b in zip(members, extra, strict=True)
+            )
+            self.ledger.build(stage, lambda: build_teacher_ensemble(self, stage, records, settings))
+        return Built(self.folder.teacher_ensemble(), stage.fingerprint, stage.legacy)
 
     def teacher_predictions(self) -> dict[str, np.ndarray]:
         """The teacher's validation / test logits, computed and saved first when missing (runs
@@ -207,23 +266,36 @@ class Pipeline:
     @once
     def calibration(self) -> Built:
         """The temperature minimising the teacher's validation NLL (Guo et al. 2017), for
-        `temperature = "auto"`; fitted once per teacher."""
+        `temperature = "auto"`; fitted once per teacher, on the teacher ensemble's combined
+        logits when there is one (what the students then learn)."""
         from distilrnn.calibration import calibrate
 
-        teacher = self.teacher()
-        stage = self.ledger.stage("calibration", self.folder.calibration_dir, teacher)
+        teacher, ensemble = self.teacher(), self.ensemble()
+        reads = [teacher] if ensemble is None else [teacher, ensemble]
+        stage = self.ledger.stage("calibration", self.folder.calibration_dir, *reads)
         if not self.ledger.done(stage):
-            logits = self.teacher_predictions()["validation"]
+            if ensemble is None:
+                logits = self.teacher_predictions()["validation"]
+            else:
+                logits = ensemble.value.predictions()["validation"]
             labels = np.asarray(self.folder.task().splits["validation"]["label"])
             scaled = calibrate(logits, labels)
+            record = {"teacher": teacher.fingerprint}
+            if ensemble is not None:
+                scaled["source"] = "teacher ensemble"
+                record["ensemble"] = ensemble.fingerprint
 
             def build() -> None:
                 write_json_atomic(stage.directory / "calibration.json", scaled)
-                stage.finish({"teacher": teacher.fingerprint})
+                stage.finish(record)
 
             self.ledger.build(stage, build)
         fitted = self.folder.calibration()
-        logger.info("teacher: validation NLL is lowest at temperature %.3f", fitted["temperature"])
+        logger.info(
+            "%s: validation NLL is lowest at temperature %.3f",
+            fitted.get("source", "teacher"),
+            fitted["temperature"],
+        )
         return Built(float(fitted["temperature"]), stage.fingerprint, stage.legacy)
 
     # transfer set and its logits ------------------------------------------------------------
@@ -256,12 +328,15 @@ class Pipeline:
         """Teacher logits for every text of the transfer set (or the training split)."""
         from distilrnn.labeling import load_labelled
 
-        texts, teacher = self.transfer_texts(), self.teacher()
+        texts, teacher, ensemble = self.transfer_texts(), self.teacher(), self.ensemble()
         settings = label_settings(self)
-        stage = self.ledger.stage("label", self.folder.labels_dir, teacher, texts, settings)
+        reads = [teacher, texts, settings] + ([ensemble] if ensemble else [])
+        stage = self.ledger.stage("label", self.folder.labels_dir, *reads)
         shards = stage.directory / f"logits-{stage.fingerprint[:12]}"
         if not self.ledger.done(stage):
-            self.ledger.build(stage, lambda: build_label(self, stage, shards, texts, teacher))
+            self.ledger.build(
+                stage, lambda: build_label(self, stage, shards, texts, teacher, ensemble)
+            )
         elif not shards.is_dir():  # a record of an older run format: its folder keeps its name
             shards = next(iter(sorted(stage.directory.glob("logits-*"))), shards)
         return Built(load_labelled(shards), stage.fingerprint, stage.legacy)
@@ -269,6 +344,22 @@ class Pipeline:
     def labelled(self) -> Built | None:
         """The label stage's output when a selected variant (or one it starts from) distils."""
         return self.label() if needs_teacher_logits(self.config, self.variants) else None
+
+    @once
+    def states(self) -> Built:
+        """The teacher's sentence vectors (`label.repr_layer`) of every text the label stage
+        labels (`distilrnn.representations.SentenceVectors`), for `repr_weight` > 0."""
+        from distilrnn.representations import SentenceVectors
+
+        texts, teacher = self.transfer_texts(), self.teacher()
+        settings = states_settings(self)
+        directory = self.folder.root / "states"  # `Run` names the other stages' folders
+        stage = self.ledger.stage("states", directory, teacher, texts, settings)
+        vectors = stage.directory / f"vectors-{stage.fingerprint[:12]}"
+        if not self.ledger.done(stage):
+            self.ledger.build(stage, lambda: build_states(self, stage, vectors, texts, teacher))
+        cache = SentenceVectors.load(vectors, expected=len(texts.value))
+        return Built(cache, stage.fingerprint, stage.legacy)
 
     # students -------------------------------------------------------------------------------
     def students(self) -> list[StudentRecord]:
@@ -295,15 +386,18 @@ class Pipeline:
         )
         data, teacher = self.data(), self.teacher()
         labelled = self.label() if settings.objective != "ce" else None
+        states = self.states() if settings.repr_weight > 0 else None
         values = fingerprinted(settings, drop=("seeds",))  # the seed is an input of its own
-        inputs = [data, teacher, labelled]
+        inputs = [data, teacher, labelled] + ([states] if states else [])
         directory = self.folder.student_dir(variant.name, seed)
         self.ledger.check()
         stage = student_stage(directory, inputs, values, seed, parent)
         if not self.ledger.done(stage):
             self.ledger.build(
                 stage,
-                lambda: build_student(self, stage, variant, seed, settings, parent, labelled),
+                lambda: build_student(
+                    self, stage, variant, seed, settings, parent, labelled, states
+                ),
             )
         return Built(StudentRecord.read(directory), stage.fingerprint, stage.legacy)
 

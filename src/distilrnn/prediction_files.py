@@ -4,11 +4,12 @@ the user does not have (GLUE's hidden test splits), one column per model.
 `write_prediction_file(config, input, output)` reads the input file with the run's data
 settings (its text [and second text] columns, plus an index column), and writes a TSV with a
 header `index<TAB>teacher<TAB>baseline/seed-0<TAB>...<TAB>distilled/seed-0<TAB>...`: the
-teacher, the baseline (the best label-trained variant, `objective = "ce"`) and the best
-distilled variant, both chosen by their mean validation score on the task's primary metric
-(which variants they are is returned, and logged). Each value is the
-predicted label as the training data writes it (its label name) or, for regression, the
-predicted score.
+teacher (the teacher ensemble's combined prediction when the config names members,
+`teacher.ensemble_*`: what the students learned from), the baseline (the best label-trained
+variant, `objective = "ce"`) and the best distilled variant, both chosen by their mean
+validation score on the task's primary metric (which variants they are is returned, and
+logged). Each value is the predicted label as the training data writes it (its label name)
+or, for regression, the predicted score.
 
 These texts only ever go through trained models: nothing here trains, augments, calibrates,
 prunes or selects on them (the choice of models reads the validation split alone).
@@ -106,6 +107,23 @@ def read_unlabelled(
     return indices, inputs
 
 
+def _teacher(run: Run, config: RunConfig) -> Any:
+    """The run's teacher, or its teacher ensemble (main teacher first, `label.ensemble`) when
+    the config names members."""
+    from distilrnn.ensemble import TeacherEnsemble, ensemble_members
+    from distilrnn.teacher import Teacher
+
+    record = run.teacher()
+    max_length = int(record.settings.get("max_length", 128))
+    members = [run.teacher_member(m.name) for m in ensemble_members(config.teacher)]
+    if not members:
+        return Teacher.from_pretrained(str(record.model_dir), max_length=max_length)
+    folders = [record.model_dir, *(member.model_dir for member in members)]
+    return TeacherEnsemble.from_pretrained(
+        folders, combine=config.label.ensemble, max_length=max_length
+    )
+
+
 def _values(logits: np.ndarray, task_type: str, label_names: Sequence[str]) -> list[str]:
     if task_type == REGRESSION:
         return [f"{score:.4f}" for score in predictions(logits, task_type)]
@@ -125,7 +143,6 @@ def write_prediction_file(
     the output path, the chosen variants with their validation scores, and the row count. An
     existing output file is kept unless `overwrite`."""
     from distilrnn.student import RNNStudent
-    from distilrnn.teacher import Teacher
 
     output = Path(output_path)
     if output.exists() and not overwrite:
@@ -134,10 +151,7 @@ def write_prediction_file(
     task = run.task()
     indices, inputs = read_unlabelled(Path(input_path), config, index_column)
     chosen = choose_variants(run, config)
-    record = run.teacher()
-    teacher = Teacher.from_pretrained(
-        str(record.model_dir), max_length=int(record.settings.get("max_length", 128))
-    )
+    teacher = _teacher(run, config)
     columns = {
         "teacher": _values(teacher.logits(inputs, device=device), task.task_type, task.label_names)
     }
@@ -156,6 +170,7 @@ def write_prediction_file(
         "output": str(output),
         "rows": len(indices),
         "columns": list(columns),
+        "teacher": getattr(teacher, "name", "teacher"),
         "metric": task.metrics[0],
         "chosen": {role: (c.variant, c.validation) for role, c in chosen.items()},
     }

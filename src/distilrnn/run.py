@@ -5,6 +5,9 @@
       data/                             splits/ (Arrow), labels.json, metrics.json
       teacher/                          model/ (transformers checkpoint), metrics.json,
                                         predictions.json (validation / test logits)
+      teacher-seed-<n>/, teacher-checkpoint-<name>/
+                                        a teacher ensemble's extra members, laid out as teacher/
+      teacher-ensemble/                 the members' combined predictions.json and metrics.json
       calibration/                      calibration.json: the teacher's fitted temperature
       augment/                          transfer/: the transfer set (Arrow)
       labels/                           logits-<fingerprint>/shards/: teacher logits
@@ -125,6 +128,14 @@ class Run:
     @property
     def teacher_model_dir(self) -> Path:
         return self.teacher_dir / "model"
+
+    def teacher_member_dir(self, member: str) -> Path:
+        """An extra member of a teacher ensemble (`seed-43` -> `teacher-seed-43/`)."""
+        return self.root / f"teacher-{check_name(member, 'teacher member')}"
+
+    @property
+    def teacher_ensemble_dir(self) -> Path:
+        return self.root / "teacher-ensemble"
 
     @property
     def calibration_dir(self) -> Path:
@@ -317,6 +328,21 @@ class Run:
                 f"no finished teacher in {self.teacher_dir}: run `distilrnn teacher` first"
             )
         return TeacherRecord.read(self.teacher_dir)
+
+    def teacher_member(self, member: str) -> TeacherRecord:
+        directory = self.teacher_member_dir(member)
+        if not (directory / STAGE_FILE).is_file():
+            raise RunFolderError(
+                f"no finished teacher member in {directory}: run `distilrnn teacher`"
+            )
+        return TeacherRecord.read(directory)
+
+    def teacher_ensemble(self) -> TeacherRecord | None:
+        """The teacher ensemble's record (its combined validation / test logits and metrics,
+        its members' in `metrics["members"]`), or None when the run has none."""
+        if not (self.teacher_ensemble_dir / STAGE_FILE).is_file():
+            return None
+        return TeacherRecord.read(self.teacher_ensemble_dir)
 
     def student(self, variant: str, seed: int | None = None) -> StudentRecord:
         return StudentRecord.read(self.resolve_student(variant, seed))

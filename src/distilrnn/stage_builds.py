@@ -22,10 +22,21 @@ from distilrnn import distributed
 from distilrnn.atomic import replace_directory, write_json_atomic
 from distilrnn.config import StudentSettings, Variant
 from distilrnn.data import Task
+from distilrnn.ensemble import (
+    ENSEMBLE_SETTINGS,
+    Member,
+    TeacherEnsemble,
+    check_member,
+    split_predictions,
+    vocabulary_problem,
+)
+from distilrnn.errors import ConfigError
 from distilrnn.inputs import PAIR_COLUMN, columns
 from distilrnn.metrics import missing_label
 from distilrnn.run import (
     METRICS_NAME,
+    TeacherRecord,
+    load_predictions,
     save_predictions,
     training_rows,
 )
@@ -35,7 +46,7 @@ from distilrnn.stages import (
     fingerprinted,
     resolve,
 )
-from distilrnn.teacher import Teacher, finetune
+from distilrnn.teacher import Teacher, finetune, load_tokenizer
 
 if TYPE_CHECKING:
     from distilrnn.pipeline import Pipeline
@@ -51,8 +62,13 @@ def build_data(pipeline: Pipeline, stage: Stage, task: Task, settings: dict, fil
     logger.info("data: %s examples, labels %s", sizes, task.label_names)
 
 
-def build_teacher(pipeline: Pipeline, stage: Stage, task: Task, settings: dict) -> None:
-    cfg = pipeline.config.teacher
+def build_teacher(
+    pipeline: Pipeline, stage: Stage, task: Task, settings: dict, member: Member | None = None
+) -> None:
+    """Fine-tune (or load and check) the main teacher, or with `member` an extra member of the
+    teacher ensemble (checked against the task and the main teacher), and save it with its
+    validation / test logits and metrics in the stage's folder."""
+    cfg = pipeline.config.teacher if member is None else member.config(pipeline.config.teacher)
     if not distributed.is_main():  # train with rank 0 (DDP), which keeps the model
         if not cfg.checkpoint:
             Teacher.finetune(
@@ -60,20 +76,21 @@ def build_teacher(pipeline: Pipeline, stage: Stage, task: Task, settings: dict) 
                 task,
                 output_dir=pipeline.ledger.work_dir(stage),
                 device=pipeline.device,
-                **fingerprinted(cfg, drop=("model", "checkpoint")),
+                **fingerprinted(cfg, drop=("model", "checkpoint", *ENSEMBLE_SETTINGS)),
                 report_to="none",
                 precision=cfg.precision,
             )
         return
     metrics: dict[str, Any] = {}
-    model_dir = pipeline.folder.teacher_model_dir
+    model_dir = TeacherRecord(stage.directory, {}).model_dir
     if cfg.checkpoint:
         teacher = Teacher.from_pretrained(
             cfg.checkpoint,
             trust_remote_code=cfg.trust_remote_code,
             max_length=cfg.max_length,
         )
-        teacher.check_fits(task)
+        if member is None:
+            teacher.check_fits(task)
     else:
         work_dir = pipeline.ledger.work_dir(stage)
         tmp = stage.directory / "model.tmp"
@@ -84,6 +101,10 @@ def build_teacher(pipeline: Pipeline, stage: Stage, task: Task, settings: dict) 
         replace_directory(tmp, model_dir)
         shutil.rmtree(work_dir, ignore_errors=True)
         teacher = Teacher.from_pretrained(str(model_dir), max_length=cfg.max_length)
+    if member is not None:
+        main = pipeline.teacher().value.model_dir
+        reference = Teacher.from_pretrained(str(main), max_length=cfg.max_length)
+        check_member(teacher, reference, task, member.setting)
     predictions = split_logits(pipeline, teacher, task)
     metrics.update(task.split_metrics(predictions))
     if cfg.checkpoint:
@@ -93,10 +114,61 @@ def build_teacher(pipeline: Pipeline, stage: Stage, task: Task, settings: dict) 
     stage.finish(settings)
     primary = task.metrics[0]
     logger.info(
-        "teacher: validation %s %.4f, test %.4f",
+        "%s: validation %s %.4f, test %.4f",
+        "teacher" if member is None else f"teacher {member.name}",
         primary,
         metrics[f"validation_{primary}"],
         metrics[f"test_{primary}"],
+    )
+
+
+def build_teacher_ensemble(
+    pipeline: Pipeline, stage: Stage, members: dict[str, TeacherRecord], settings: dict
+) -> None:
+    """The teacher ensemble's record: its members' validation / test logits combined
+    (`label.ensemble`), scored, with each member's scores; members whose tokenizer vocabulary
+    is not the main teacher's (`teacher`, the first) are refused."""
+    if not distributed.is_main():
+        return
+    task: Task = pipeline.data().value
+    main, *others = members.values()
+    reference = load_tokenizer(str(main.model_dir))
+    for member in others:
+        problem = vocabulary_problem(load_tokenizer(str(member.model_dir)), reference)
+        if problem:
+            setting = "checkpoints" if member.settings.get("checkpoint") else "seeds"
+            raise ConfigError(
+                f"teacher.ensemble_{setting}: {member.name} ({member.directory.name}) cannot "
+                f"join the ensemble: {problem}"
+            )
+    member_predictions = [pipeline.teacher_predictions()] + [
+        load_predictions(member.directory) for member in others
+    ]
+    combine = pipeline.config.label.ensemble
+    predictions = split_predictions(member_predictions, combine)
+    metrics = task.split_metrics(predictions)
+    scored = [f"{split}_{name}" for split in ("validation", "test") for name in task.metrics]
+    metrics.update(
+        combine=combine,
+        members=[
+            {
+                "folder": folder,
+                "name": member.name,
+                "seed": None if member.settings.get("checkpoint") else member.settings.get("seed"),
+                "train_seconds": member.metrics.get("train_seconds"),
+                **task.split_metrics(p),
+            }
+            for (folder, member), p in zip(members.items(), member_predictions, strict=True)
+        ],
+    )
+    save_predictions(stage.directory, predictions)
+    write_json_atomic(stage.directory / METRICS_NAME, metrics)
+    stage.finish(settings)
+    logger.info(
+        "teacher ensemble of %d (%s): %s",
+        len(members),
+        combine,
+        ", ".join(f"{key} {metrics[key]:.4f}" for key in scored),
     )
 
 
@@ -162,11 +234,17 @@ def build_augment(
 
 
 def build_label(
-    pipeline: Pipeline, stage: Stage, shards: Path, texts: Built, teacher: Built
+    pipeline: Pipeline,
+    stage: Stage,
+    shards: Path,
+    texts: Built,
+    teacher: Built,
+    ensemble: Built | None = None,
 ) -> None:
     """Label the texts' missing shards (a damaged shard is dropped first and labelled
-    again; the others are kept)."""
-    from distilrnn.labeling import label_texts
+    again; the others are kept), with the teacher, or the teacher ensemble's combined logits
+    when there is one."""
+    from distilrnn.labeling import label_texts, label_with_teacher
     from distilrnn.training import resolve_precision
 
     cfg = pipeline.config
@@ -180,20 +258,39 @@ def build_label(
             if stale != shards:
                 shutil.rmtree(stale)
     distributed.barrier()  # the shards left are sound before any rank looks for its own
-    model = Teacher.from_pretrained(str(teacher.value.model_dir), max_length=cfg.teacher.max_length)
+    precision = resolve_precision(cfg.label.precision, pipeline.device)
     started = time.perf_counter()
-    label_texts(
-        model.model,
-        model.tokenizer,
-        texts.value,
-        shards,
-        cfg.label.batch_size,
-        cfg.label.shard_size,
-        cfg.teacher.max_length,
-        pipeline.device,
-        cfg.label.max_tokens,
-        resolve_precision(cfg.label.precision, pipeline.device),
-    )
+    if ensemble is not None:
+        extra = [member.value.model_dir for member in pipeline.teacher_members()]
+        members = [teacher.value.model_dir, *extra]
+        label_with_teacher(
+            TeacherEnsemble.from_pretrained(
+                members, combine=cfg.label.ensemble, max_length=cfg.teacher.max_length
+            ),
+            texts.value,
+            shards,
+            batch_size=cfg.label.batch_size,
+            shard_size=cfg.label.shard_size,
+            device=pipeline.device,
+            max_tokens=cfg.label.max_tokens,
+            precision=precision,
+        )
+    else:
+        model = Teacher.from_pretrained(
+            str(teacher.value.model_dir), max_length=cfg.teacher.max_length
+        )
+        label_texts(
+            model.model,
+            model.tokenizer,
+            texts.value,
+            shards,
+            cfg.label.batch_size,
+            cfg.label.shard_size,
+            cfg.teacher.max_length,
+            pipeline.device,
+            cfg.label.max_tokens,
+            precision,
+        )
     if not distributed.is_main():
         return
     seconds = time.perf_counter() - started
@@ -206,11 +303,81 @@ def build_label(
 
 def label_settings(pipeline: Pipeline) -> dict[str, Any]:
     """What the label stage's fingerprint covers: the teacher's `max_length` and the label
-    settings, with the precision labelling runs in when it is not fp32 (`auto` on CPU is)."""
+    settings, with the precision labelling runs in when it is not fp32 (`auto` on CPU is).
+    `label.ensemble` is left out: the teacher ensemble's stage, which the label stage reads
+    when there is one, covers it, and without members it changes nothing."""
     from distilrnn.training import resolve_precision
 
     cfg = pipeline.config
-    settings = {"max_length": cfg.teacher.max_length, "label": fingerprinted(cfg.label)}
+    label = fingerprinted(cfg.label, drop=("ensemble", "repr_layer"))  # repr_layer: `states`
+    settings = {"max_length": cfg.teacher.max_length, "label": label}
+    precision = resolve_precision(cfg.label.precision, pipeline.device)
+    if precision != "fp32":
+        settings["precision"] = precision
+    return settings
+
+
+def build_states(
+    pipeline: Pipeline, stage: Stage, vectors: Path, texts: Built, teacher: Built
+) -> None:
+    """The teacher's sentence vectors (`label.repr_layer`) of the texts the label stage
+    labels, in float16 shards (`distilrnn.representations`): a damaged shard is dropped first
+    and computed again, the others are kept. Rank 0 computes them while the others wait."""
+    from distilrnn.representations import write_sentence_vectors
+    from distilrnn.training import resolve_precision
+
+    cfg = pipeline.config
+    for damaged in stage.damaged:
+        path = stage.directory / damaged
+        if path.parent == vectors:
+            path.unlink(missing_ok=True)
+    for stale in stage.directory.glob("vectors-*"):
+        if stale != vectors:
+            shutil.rmtree(stale)
+    model = Teacher.from_pretrained(str(teacher.value.model_dir), max_length=cfg.teacher.max_length)
+    started = time.perf_counter()
+    cache = write_sentence_vectors(
+        model,
+        texts.value,
+        vectors,
+        cfg.label.repr_layer,
+        shard_size=cfg.label.shard_size,
+        batch_size=cfg.label.batch_size,
+        max_tokens=cfg.label.max_tokens,
+        device=pipeline.device,
+        precision=resolve_precision(cfg.label.precision, pipeline.device),
+    )
+    seconds = time.perf_counter() - started
+    metrics = {
+        "texts": len(cache),
+        "layer": cfg.label.repr_layer,
+        "hidden_size": cache.width,
+        "bytes_per_text": cache.width * 2,  # float16
+        "bytes": cache.nbytes,
+        "seconds_this_run": seconds,
+    }
+    write_json_atomic(stage.directory / METRICS_NAME, metrics)
+    stage.finish(states_settings(pipeline))
+    logger.info(
+        "states: %d sentence vectors of teacher layer %d, %d wide (%.1f MB) in %.0f s",
+        len(cache),
+        cfg.label.repr_layer,
+        cache.width,
+        cache.nbytes / 1e6,
+        seconds,
+    )
+
+
+def states_settings(pipeline: Pipeline) -> dict[str, Any]:
+    """What the states stage's fingerprint covers: the layer, the teacher's `max_length`, the
+    label settings that batch and shard the teacher's pass, and the precision it runs in when
+    it is not fp32."""
+    from distilrnn.training import resolve_precision
+
+    cfg = pipeline.config
+    names = ("repr_layer", "batch_size", "max_tokens", "shard_size")
+    settings: dict[str, Any] = {"max_length": cfg.teacher.max_length}
+    settings.update({name: getattr(cfg.label, name) for name in names})
     precision = resolve_precision(cfg.label.precision, pipeline.device)
     if precision != "fp32":
         settings["precision"] = precision
@@ -225,6 +392,7 @@ def build_student(
     settings: StudentSettings,
     parent: Built | None,
     labelled: Built | None,
+    states: Built | None = None,
 ) -> None:
     from distilrnn.distillation import train_student
 
@@ -255,6 +423,8 @@ def build_student(
         init_dir=parent.value.directory if parent else None,
         logging_dir=tmp / "logs" if main else None,
         name=variant.name,
+        # the training rows are the first rows of the texts labelled (TRANSFER_SET_RULE)
+        teacher_states=states.value[: len(train)] if states else None,
     )
     if not main:
         return

@@ -50,14 +50,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # The stages of a run, in order; `Pipeline.run(until=...)` stops after the one named.
-# data -> teacher -> calibration -> augment -> label -> student -> evaluate -> report
+# data -> teacher -> calibration -> augment -> label [-> states] -> student -> evaluate -> report
 STAGES: dict[str, tuple[str, ...]] = {
     "data": (),
     "teacher": ("data",),
     "calibration": ("teacher",),  # the teacher's temperature, for `temperature = "auto"`
     "augment": ("data", "teacher"),  # only when a distilled student trains on the transfer set
     "label": ("teacher", "augment"),  # teacher logits on the transfer set (or the train split)
-    "student": ("data", "teacher", "calibration", "label"),  # per variant and seed
+    "states": ("teacher", "augment"),  # the teacher's sentence vectors there, for repr_weight > 0
+    "student": ("data", "teacher", "calibration", "label", "states"),  # per variant and seed
     "evaluate": ("student",),
     "report": ("evaluate",),
 }
@@ -73,9 +74,14 @@ SETTINGS_ADDED_AFTER: dict[int, dict[str, dict[str, Any]]] = {
         "student": {"pair_design": "siamese"},
     },
     3: {  # students beyond the RNN, teacher ensembles, representation distillation
-        "teacher": {},
-        "label": {},
-        "student": {},
+        "teacher": {"ensemble_seeds": [], "ensemble_checkpoints": []},
+        "label": {"repr_layer": -1, "ensemble": "probabilities"},
+        "student": {
+            "repr_weight": 0.0,
+            "repr_loss": "cosine",
+            "encoder": "rnn",
+            "kernel_size": 3,
+        },
     },
 }
 
@@ -311,6 +317,7 @@ class RunOutputs:
 
     task: Task | None = None
     teacher: TeacherRecord | None = None
+    ensemble: TeacherRecord | None = None  # the teacher ensemble's record, when one is configured
     temperature: float | None = None
     transfer: Dataset | None = None
     labelled: Dataset | None = None

@@ -234,16 +234,19 @@ class Teacher:
         batch_size: int = 512,
         max_tokens: int = 8192,
         device: torch.device | str = "cpu",
-        progress: bool = False,
+        progress: bool | tqdm = False,
+        precision: str = "fp32",
     ) -> np.ndarray:
         """Logits for `texts`, in their order: float32 `(len(texts), num_labels)` (a regression
         teacher's one column is its predicted score). `texts` are strings, or `(text, text_pair)`
         tuples for sentence pairs (or give the second texts as `text_pairs`); a pair is read as
         one sequence. Inputs run in length-sorted batches of at most `batch_size` inputs and
-        `max_tokens` padded tokens."""
+        `max_tokens` padded tokens. `progress`: True shows a bar, a `tqdm` bar is advanced.
+        `precision` (fp32 / bf16 / fp16, resolved) runs the model under autocast."""
         if text_pairs is None:
             texts, text_pairs = split_inputs(texts)
-        bar = tqdm(total=len(texts), desc="teacher", unit="text") if progress else None
+        own_bar = progress is True
+        bar = tqdm(total=len(texts), desc="teacher", unit="text") if own_bar else progress or None
         try:
             return predict_logits(
                 self.model,
@@ -255,9 +258,10 @@ class Teacher:
                 bar,
                 max_tokens,
                 pairs=text_pairs,
+                precision=precision,
             )
         finally:
-            if bar is not None:
+            if own_bar:
                 bar.close()
 
     def evaluate(
@@ -272,17 +276,7 @@ class Teacher:
         `text_pair`] and `label`, or `(inputs, labels)`: `{"accuracy": ..., "examples": ...}`,
         or the given `metrics` (default: accuracy, or pearson and spearman for a regression
         teacher)."""
-        if isinstance(data, Split):
-            texts, pairs, labels = data.texts, data.text_pairs, data.labels
-        elif isinstance(data, Dataset):
-            (texts, pairs), labels = columns(data), list(data["label"])
-        else:
-            (texts, pairs), labels = split_inputs(data[0]), data[1]
-        if labels is None or not labelled_mask(labels, self.task_type).all():
-            raise DataError("cannot evaluate the teacher on unlabelled texts")
-        names = check_metrics(metrics, self.task_type, max(2, self.num_labels))
-        logits = self.logits(texts, text_pairs=pairs, batch_size=batch_size, device=device)
-        return {**scores(names, logits, labels, self.task_type), "examples": len(texts)}
+        return evaluate_teacher(self, data, metrics, batch_size, device)
 
     def embedding_weight(self) -> torch.Tensor:
         """A detached copy of the word-embedding matrix: `(vocab_size, embedding_dim)`."""
@@ -317,6 +311,28 @@ class Teacher:
             raise TeacherError(
                 f"teacher {self.name} has {self.num_labels} labels but the task has label id {top}"
             )
+
+
+def evaluate_teacher(
+    teacher: Teacher | Any,
+    data: Split | Dataset | tuple[Sequence[Input], Sequence[float]],
+    metrics: Sequence[str] = (),
+    batch_size: int = 128,
+    device: torch.device | str = "cpu",
+) -> dict[str, float]:
+    """`Teacher.evaluate` for anything with a teacher's `logits`, `task_type` and `num_labels`
+    (a `Teacher`, a `distilrnn.ensemble.TeacherEnsemble`)."""
+    if isinstance(data, Split):
+        texts, pairs, labels = data.texts, data.text_pairs, data.labels
+    elif isinstance(data, Dataset):
+        (texts, pairs), labels = columns(data), list(data["label"])
+    else:
+        (texts, pairs), labels = split_inputs(data[0]), data[1]
+    if labels is None or not labelled_mask(labels, teacher.task_type).all():
+        raise DataError("cannot evaluate the teacher on unlabelled texts")
+    names = check_metrics(metrics, teacher.task_type, max(2, teacher.num_labels))
+    logits = teacher.logits(texts, text_pairs=pairs, batch_size=batch_size, device=device)
+    return {**scores(names, logits, labels, teacher.task_type), "examples": len(texts)}
 
 
 # fine-tuning -------------------------------------------------------------------------------------

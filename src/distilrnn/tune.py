@@ -206,6 +206,11 @@ class _Objective:
         self.seed = base.seeds[0]
         distils = base.objective != "ce" or any(v != "ce" for v in space.get("objective", []))
         self.labelled = pipeline.label().value if distils else None
+        # the teacher's sentence vectors, when a trial can weigh the representation objective
+        represents = base.repr_weight > 0 or any(
+            float(v) > 0 for v in _dimension_ends(space.get("repr_weight", []))
+        )
+        self.states = pipeline.states().value if represents else None
         parent = base.init_from
         self.init_dir = (
             pipeline.student(pipeline.config.variant(parent), self.seed).value.directory
@@ -245,6 +250,11 @@ class _Objective:
                 init=self.init_dir,
                 name=f"{self.variant.name} trial {trial.number}",
                 callbacks=[PruningCallback(trial, self.metric)],
+                teacher_states=(
+                    self.states[: len(train)]
+                    if self.states is not None and settings.repr_weight > 0
+                    else None
+                ),
             )
         finally:
             shutil.rmtree(work_dir, ignore_errors=True)
@@ -252,6 +262,11 @@ class _Objective:
         trial.set_user_attr("train_seconds", metrics["train_seconds"])
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         return float(metrics[f"validation_{self.metric}"])
+
+
+def _dimension_ends(spec: Any) -> list[Any]:
+    """The values a search dimension can reach at its ends: a list's choices, a range's ends."""
+    return [spec["low"], spec["high"]] if isinstance(spec, dict) else list(spec)
 
 
 def _result(

@@ -68,16 +68,62 @@ DROPOUT_FIELDS = (
     "head_dropout",
 )
 # a student's shape: what must agree between a student and the variant it starts from
-SHAPE_FIELDS = ("rnn", "num_layers", "hidden_size", "bidirectional", "pooling", "head_hidden_size")
+SHAPE_FIELDS = (
+    "encoder",
+    "rnn",
+    "num_layers",
+    "hidden_size",
+    "bidirectional",
+    "kernel_size",
+    "pooling",
+    "head_hidden_size",
+)
+# what reads the embedded tokens before the pooling (`distilrnn.student.encoders`)
+ENCODERS = ("rnn", "bag", "cnn")
+# the settings each encoder does not read, and why; they must keep their defaults (a dropout
+# may also be 0), so that no setting seems to shape a student it never touches
+UNUSED_BY_ENCODER: dict[str, dict[str, str]] = {
+    "rnn": {"kernel_size": "it has no convolution"},
+    "bag": {
+        "rnn": "it has no recurrent cell",
+        "num_layers": "it has no layers: the pooling reads the embeddings",
+        "hidden_size": "its width is the embedding's (narrow it with embedding_projection)",
+        "bidirectional": "it reads no direction",
+        "kernel_size": "it has no convolution",
+        "hidden_dropout": "it has no layers to drop between",
+        "weight_dropout": "it has no recurrent weights",
+    },
+    "cnn": {
+        "rnn": "it has no recurrent cell",
+        "bidirectional": "each convolution reads both sides of a token",
+        "weight_dropout": "it has no recurrent weights",
+    },
+}
+# poolings that read a recurrent state, so only the rnn encoder has what they take
+RECURRENT_POOLINGS = ("last",)
+
+
+def encoder_check(value: object) -> str | None:
+    return None if value in ENCODERS else f"must be {one_of(ENCODERS)}, got {value!r}"
+
+
+def odd_check(value: object) -> str | None:
+    """A check that a value is an odd int >= 1 (a convolution centred on its token)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or value % 2 == 0:
+        return f"must be an odd integer >= 1 (the window centred on its token), got {value!r}"
+    return None
+
 
 # One check per architecture field, read by both the config (`StudentSettings`) and the model
 # (`distilrnn.student.StudentConfig`). Cells and poolings are checked against their registries,
 # so registered ones pass.
 ARCHITECTURE_CHECKS: dict[str, Check] = {
+    "encoder": encoder_check,
     "rnn": CELLS.problem,
     "num_layers": integer_check(1, MAX_LAYERS),
     "hidden_size": integer_check(1),
     "bidirectional": boolean_check,
+    "kernel_size": odd_check,
     "pooling": POOLINGS.problem,
     "head_hidden_size": integer_check(0),
     **dict.fromkeys(DROPOUT_FIELDS, fraction_check),
@@ -93,8 +139,26 @@ def check_fields(values: Any, checks: dict[str, Check], prefix: str) -> None:
 
 def check_architecture(values: Any, prefix: str) -> None:
     """Check the architecture fields (`ARCHITECTURE_CHECKS`) of `values`: `StudentSettings`
-    with prefix "student.", `StudentConfig` with "StudentConfig."."""
+    with prefix "student.", `StudentConfig` with "StudentConfig."; then that the encoder
+    reads each of them (`UNUSED_BY_ENCODER`, `RECURRENT_POOLINGS`)."""
     check_fields(values, ARCHITECTURE_CHECKS, prefix)
+    encoder = values.encoder
+    defaults = {f.name: f.default for f in dataclasses.fields(values)}
+    for name, why in UNUSED_BY_ENCODER[encoder].items():
+        value, default = getattr(values, name), defaults[name]
+        allowed = (default, 0.0) if name in DROPOUT_FIELDS else (default,)
+        require(
+            value in allowed and isinstance(value, bool) == isinstance(default, bool),
+            f"{prefix}{name}",
+            f"the {encoder} encoder does not use it ({why}); leave it at its default "
+            f"{default!r}{' or 0' if name in DROPOUT_FIELDS else ''}, got {value!r}",
+        )
+    require(
+        encoder == "rnn" or values.pooling not in RECURRENT_POOLINGS,
+        f"{prefix}pooling",
+        f"{values.pooling!r} takes the last recurrent state, which the {encoder} encoder does "
+        "not have; use mean, max or attention",
+    )
 
 
 def coerce(value: Any, hint: Any, name: str) -> Any:

@@ -8,7 +8,8 @@ config and a model card. Optional compressions (`ExportSettings`), each reported
   tokenizer's ids: an int64 id table inside it (an initializer read by a Gather before the
   embedding) maps each id to its row in the pruned embedding, and every dropped id to the row of
   the unknown token, so the tokenizer ships unchanged.
-- embedding rank: the embedding and the first recurrent layer factorised to N columns
+- embedding rank: the embedding and the weights that read it (first recurrent layer, first
+  convolution, or a bag student's first head layer) factorised to N columns
   (`RNNStudent.narrow`), with no training; tokens weighted by their frequency in a set of texts.
 - weight-only int8 quantisation (`quantize`; activations stay float32), optionally with the
   embedding in 4-bit blocks.

@@ -280,8 +280,12 @@ def _write_bundle(
     if settings.quantize:
         float_path = directory / "model.float.onnx"
         export_onnx(model, float_path)
-        quantize_onnx(float_path, directory / MODEL_NAME, settings.embedding_bits)
-        quantized = quantization_record(settings.embedding_bits, float_path.stat().st_size)
+        gru_nodes = quantize_onnx(
+            float_path, directory / MODEL_NAME, settings.embedding_bits, settings.gru_int8
+        )
+        quantized = quantization_record(
+            settings.embedding_bits, float_path.stat().st_size, gru_nodes
+        )
         float_path.unlink()
     else:
         export_onnx(model, directory / MODEL_NAME)
@@ -381,10 +385,20 @@ def _machine() -> str:
 
 # the teacher, for benchmarks -------------------------------------------------------------------
 def export_teacher_bundle(
-    teacher_dir: str | Path, output_dir: str | Path, *, labels: Sequence[str], max_length: int
+    teacher_dir: str | Path,
+    output_dir: str | Path,
+    *,
+    labels: Sequence[str],
+    max_length: int,
+    quantize: bool = False,
 ) -> dict[str, Any]:
     """The fine-tuned teacher as a bundle, so that `Predictor` times it exactly as it times a
-    student (benchmarks/bundle.py). Returns its files and bytes."""
+    student (benchmarks/bundle.py, benchmarks/peers.py). Returns its files and bytes.
+
+    `quantize`: int8 through onnxruntime's dynamic quantisation (`quantize_dynamic`: int8
+    weights, activations scaled per batch at run time, int8 MatMul kernels), the way a user
+    would ship a transformer on CPU; unlike the students' weight-only int8, a text's logits can
+    change slightly with the batch it arrives in."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     teacher_dir, output_dir = Path(teacher_dir), Path(output_dir)
@@ -400,12 +414,15 @@ def export_teacher_bundle(
     pad_token_id = AutoTokenizer.from_pretrained(str(teacher_dir)).pad_token_id
     with building(output_dir) as tmp:
         export_teacher_onnx(model, tmp / MODEL_NAME)
+        extra: dict[str, Any] = {}
+        if quantize:
+            extra["quantization"] = _quantize_teacher(tmp / MODEL_NAME)
         shutil.copyfile(tokenizer_path, tmp / TOKENIZER_NAME)
         write_json_atomic(tmp / LABELS_NAME, {"names": list(labels)})
         vocab_size = model.config.vocab_size
         config = bundle_config("teacher", len(labels), vocab_size, pad_token_id, max_length)
         name = portable_name(str(teacher_dir))
-        write_json_atomic(tmp / CONFIG_NAME, {**config, "teacher": {"name": name}})
+        write_json_atomic(tmp / CONFIG_NAME, {**config, **extra, "teacher": {"name": name}})
         (tmp / CARD_NAME).write_text(
             f"# Teacher bundle\n\n`{name}` exported to ONNX by distilrnn, to benchmark "
             "it with the runtime that runs the students.\n",
@@ -414,3 +431,30 @@ def export_teacher_bundle(
         Predictor(tmp)  # checks that onnxruntime loads it and that the files agree
         sizes = file_bytes(tmp)
     return {"bundle_dir": str(output_dir), "files": sizes, "bundle_bytes": sum(sizes.values())}
+
+
+def _quantize_teacher(model_path: Path) -> dict[str, Any]:
+    """`model_path` replaced by its onnxruntime dynamic int8 quantisation; the record for the
+    bundle config."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    float_path = model_path.with_name("model-float.onnx")
+    model_path.rename(float_path)
+    float_bytes = float_path.stat().st_size
+    # onnxruntime's quantisation tools log a line per tensor on the root logger at INFO, and
+    # advise a pre-processing pass (symbolic shape inference) that fails on torch.export's
+    # graph; every weight MatMul / Gemm is quantised without it (the attention products,
+    # activation by activation, stay float as they would anyway)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
+    try:
+        quantize_dynamic(float_path, model_path, weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
+        float_path.unlink()
+    return {
+        "method": "onnxruntime dynamic quantisation: int8 weights, activations scaled per batch",
+        "mode": "dynamic",
+        "float_model_bytes": float_bytes,
+    }

@@ -121,6 +121,7 @@ def analyse(data: ReportData, samples: int = 10000) -> dict[str, Any]:
             for split in ("validation", "test")
             for name in names
         },
+        "teacher_ensemble": _ensemble(data),
         "variants": variants,
         "best_distilled": best["name"] if best else None,
         "test_examples": test_examples,
@@ -138,10 +139,22 @@ def analyse(data: ReportData, samples: int = 10000) -> dict[str, Any]:
     return analysis
 
 
+def _ensemble(data: ReportData) -> dict[str, Any] | None:
+    """The teacher ensemble's scores, size and training time (None without an ensemble)."""
+    row = data.ensemble
+    if row is None:
+        return None
+    keys = [f"{split}_{name}" for split in ("validation", "test") for name in data.metrics]
+    kept = ("objective", "size_bytes", "train_seconds", *keys)
+    return {key: row.get(key) for key in kept} | {"members": len(row.get("members", []))}
+
+
 def _confidence(data: ReportData) -> dict[str, Any]:
-    """The teacher's validation calibration (from its record) and training-set confidence."""
+    """The teacher's (or the teacher ensemble's, `data.target`) validation calibration (from
+    its record) and training-set confidence."""
     record = data.calibration
     out: dict[str, Any] = {
+        "source": data.target,
         "validation_ece": record["validation_ece"],
         "validation_nll": record["validation_nll"],
         "fitted_temperature": data.temperature,

@@ -1,6 +1,6 @@
 """What the report reads from a run folder, through `distilrnn.run.Run` only: results.json,
 each model's per-example predictions, the teacher's calibration record, the teacher's logits of
-its training texts, and any benchmark files."""
+its training texts, and any benchmark files and peers.json (`distilrnn.bench.peers`)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from distilrnn.bench.peers import PEERS_NAME
 from distilrnn.calibration import calibrate
 from distilrnn.data import Task
 from distilrnn.errors import MissingFileError, RunFolderError
@@ -41,12 +42,21 @@ class ReportData:
     train_logits: np.ndarray | None = None  # teacher logits of the training texts (n, labels)
     benchmarks: list[dict[str, Any]] = field(default_factory=list)
     calibration: dict[str, Any] | None = None
+    # results.json's `teacher_ensemble` row (its logits under "teacher ensemble"), when the run
+    # distils a teacher ensemble: then the labels, and the calibration, are the ensemble's
+    ensemble: dict[str, Any] | None = None
+    peers: dict[str, Any] | None = None  # peers.json: TF-IDF, fastText, the teacher's bundles
 
     def __post_init__(self) -> None:
         if self.calibration is None and self.task_type != REGRESSION:
             self.calibration = calibrate(
-                self.logits["teacher"]["validation"][0], self.labels["validation"]
+                self.logits[self.target]["validation"][0], self.labels["validation"]
             )
+
+    @property
+    def target(self) -> str:
+        """Whose logits the students learned: `teacher`, or `teacher ensemble`."""
+        return "teacher ensemble" if self.ensemble is not None else "teacher"
 
     @property
     def metrics(self) -> list[str]:
@@ -93,15 +103,29 @@ def load_report_data(
     run: Run | str | Path, benchmark_files: Sequence[Path] | None = None
 ) -> ReportData:
     """Read results.json, the models' predictions, the teacher's calibration and, when present,
-    the training-set logits and the benchmark files (default: every one in the run)."""
+    the training-set logits, the benchmark files (default: every one in the run) and
+    peers.json."""
     run = run if isinstance(run, Run) else Run(run)
     if not run.results_file.is_file():
         raise MissingFileError(f"{run.results_file} not found: run `distilrnn evaluate` first")
-    rows = read_json(run.results_file)["rows"]
+    results = read_json(run.results_file)
+    rows, ensemble = results["rows"], results.get("teacher_ensemble")
     task = run.task()
     labels = {split: np.asarray(task.splits[split]["label"]) for split in SPLITS}
-    logits = {row["name"]: _model_logits(row, task) for row in rows}
+    models = rows + ([ensemble] if ensemble else [])
+    logits = {row["name"]: _model_logits(row, task) for row in models}
     if benchmark_files is None:
         benchmark_files = run.benchmark_files()
     benchmarks = [read_json(Path(path)) for path in benchmark_files]
-    return ReportData(rows, labels, logits, run.training_logits(), benchmarks, run.calibration())
+    peers_file = run.root / PEERS_NAME
+    peers = read_json(peers_file) if peers_file.is_file() else None
+    return ReportData(
+        rows,
+        labels,
+        logits,
+        run.training_logits(),
+        benchmarks,
+        run.calibration(),
+        ensemble,
+        peers=peers,
+    )

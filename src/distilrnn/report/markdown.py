@@ -61,6 +61,14 @@ def variants_table(
         f"{_pct(teacher[f'test_{metric}'], metric=metric)} | | | | "
         f"{teacher['size_bytes'] / 1e6:.1f} | {teacher.get('train_seconds') or 0:.0f} |",
     ]
+    ensemble = analysis.get("teacher_ensemble")
+    if ensemble:
+        lines.append(
+            f"| teacher ensemble | {ensemble['objective']} | | train | 1 | "
+            f"{_pct(ensemble[f'validation_{metric}'], metric=metric)} | "
+            f"{_pct(ensemble[f'test_{metric}'], metric=metric)} | | | | "
+            f"{ensemble['size_bytes'] / 1e6:.1f} | {ensemble.get('train_seconds') or 0:.0f} |"
+        )
     for entry in analysis["variants"]:
         v = {**entry, **entry.get("metrics", {}).get(metric, {})}
         row = by_name[v["name"]]
@@ -130,7 +138,8 @@ def _confidence_section(analysis: dict[str, Any], plots: dict[str, str]) -> list
     confidence = analysis["teacher_confidence"]
     if confidence is None or "reliability" not in plots:
         return []
-    lines = ["## The teacher's confidence", ""]
+    whose = "teacher ensemble's" if confidence.get("source") == "teacher ensemble" else "teacher's"
+    lines = [f"## The {whose} confidence", ""]
     if "confidence" in plots:
         lines += [
             f"Mean confidence on the training texts {confidence['train_confidence_mean']:.3f}; "

@@ -87,9 +87,32 @@ def _speeds(data: ReportData) -> dict[str, float]:
     return speeds
 
 
+PEER_MARKERS = {"peer": "s", "teacher": "D", "student": "^"}  # by peers.json row kind
+
+
+def peer_points(data: ReportData, axis_name: str) -> list[tuple[str, float, dict, str]]:
+    """`(name, x, test accuracy summary, kind)` of each peers.json model (TF-IDF, fastText, the
+    teacher's and students' bundles): x is its bytes (MB) or its throughput at the most threads
+    timed. None unless the run has peers.json and its primary metric is accuracy."""
+    if data.peers is None or data.metrics[0] != "accuracy":
+        return []
+    points = []
+    for row in data.peers["models"]:
+        if axis_name == "size":
+            x = row["model_bytes"] / 1e6
+        else:
+            throughput = row["speed"]["throughput_texts_per_s"]
+            x = float(throughput[max(throughput, key=int)])
+        value = row["test_accuracy"]
+        summary = {"mean": value, "ci_low": value, "ci_high": value}
+        points.append((row["name"], x, summary, row["kind"]))
+    return points
+
+
 def plot_accuracy_against(data: ReportData, path: Path, axis_name: str) -> bool:
     """The primary metric on test (mean and 95 % interval over seeds) against size (MB) or
-    throughput."""
+    throughput; with peers.json, its models too (hollow markers: timed through their own
+    runtime, tokenisation included)."""
     metric, label, scale = _axis_metric(data)
     speeds = _speeds(data)
     points = []
@@ -106,7 +129,8 @@ def plot_accuracy_against(data: ReportData, path: Path, axis_name: str) -> bool:
             "ci_high": row[f"test_{metric}"],
         }
         points.append((row["name"], x, summary))
-    if len(points) < 2:
+    peers = peer_points(data, axis_name)
+    if len(points) + len(peers) < 2:
         return False
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(8, 5))
@@ -114,8 +138,13 @@ def plot_accuracy_against(data: ReportData, path: Path, axis_name: str) -> bool:
         error = [[scale * (s["mean"] - s["ci_low"])], [scale * (s["ci_high"] - s["mean"])]]
         marker = "*" if name == "teacher" else "o"
         axis.errorbar(x, scale * s["mean"], yerr=error, fmt=marker, capsize=3, label=name)
+    for name, x, s, kind in peers:
+        marker = PEER_MARKERS.get(kind, "o")
+        axis.plot(x, scale * s["mean"], marker, markerfacecolor="none", label=name)
     axis.set_xscale("log")
     xlabel = "bytes on disk (MB, log)" if axis_name == "size" else "texts/s, batch 64 (log)"
+    if peers:
+        xlabel += "; hollow: peers.json"
     axis.set(xlabel=xlabel, ylabel=f"test {label}, mean and 95 % CI over seeds")
     title = label.removesuffix(" (%)").capitalize()
     axis.set_title(f"{title} against {'size' if axis_name == 'size' else 'speed'}")
@@ -146,13 +175,17 @@ def plot_confidence(data: ReportData, path: Path) -> bool:
 
 
 def plot_reliability(data: ReportData, path: Path, student: str | None) -> None:
-    """Reliability diagram on the validation half: the teacher, the teacher scaled by its
-    recorded temperature, and a student."""
+    """Reliability diagram on the validation half: the teacher, the teacher (or the teacher
+    ensemble the students learned from) scaled by its recorded temperature, and a student."""
     plt = _pyplot()
     labels = data.labels["validation"]
     teacher = data.logits["teacher"]["validation"][0]
-    temperature = data.temperature
-    curves = [("teacher", teacher, 1.0), (f"teacher, T = {temperature:.2f}", teacher, temperature)]
+    temperature, target = data.temperature, data.target
+    scaled = data.logits[target]["validation"][0]
+    curves = [("teacher", teacher, 1.0)]
+    if target != "teacher":
+        curves.append((target, scaled, 1.0))
+    curves.append((f"{target}, T = {temperature:.2f}", scaled, temperature))
     if student is not None:
         curves.append((f"{student} (seed 0)", data.logits[student]["validation"][0], 1.0))
     figure, axis = plt.subplots(figsize=(6, 6))

@@ -15,7 +15,7 @@ from distilrnn.config import StudentSettings
 from distilrnn.errors import StudentError
 from distilrnn.student.factorize import (
     factorize_embedding,
-    first_layer_input_names,
+    first_layer_parameter_names,
     frequency_weights,
 )
 from distilrnn.student.model import RNNStudent, StudentConfig
@@ -77,7 +77,16 @@ def build_student(
 ) -> RNNStudent:
     """A fresh student with the teacher's word embeddings (unless `embeddings = "random"`),
     projected onto their principal components when `embedding_projection` is set; it reads
-    pairs by `pair_design` ("none" | "joint" | "siamese") and scores a `task_type` task."""
+    pairs by `pair_design` ("none" | "joint" | "siamese") and scores a `task_type` task.
+
+    The projection narrows a bag student as it narrows the others: its pooled vector is its
+    embedding, so the pooling and head shrink with the table. PCA at build time rather than a
+    learned projection folded into the table before export: it costs nothing per training step
+    (a learned `dim x k` projection would run over every embedded token of every batch), the
+    saved student is already narrow (so the vocabulary pruning, quantisation and FLOPs of the
+    student and of its bundle are the same thing). It keeps the directions the embeddings vary
+    most in, not those the task needs, which a learned projection could find at that cost;
+    `embeddings = "trainable"` fine-tunes the narrow table itself instead."""
     embedding = teacher_embedding(teacher)  # (vocab, embedding_dim)
     if settings.embedding_projection:
         embedding = pca_project(embedding, settings.embedding_projection)  # (vocab, projection)
@@ -111,8 +120,8 @@ def start_from(
     """A finished student (`parent`, or the folder it is saved in) as the starting point of a
     student with `settings`: its weights; this student's dropouts and embedding freezing; its
     embedding factorised to `embedding_projection` columns (tokens weighted by √(count in
-    `train_set`) + 1) if set; only the first layer's input weights trainable with
-    `train_layers = "first"`."""
+    `train_set`) + 1) if set; only the weights that read the embedding trainable with
+    `train_layers = "first"` (`student.factorize.first_layer_parameter_names`)."""
     where = parent if isinstance(parent, Path) else "the parent student"
     if isinstance(parent, Path):
         parent = RNNStudent.load(parent)
@@ -148,11 +157,7 @@ def start_from(
     student = RNNStudent(regularised)
     student.load_state_dict(model.state_dict(), strict=True)
     if settings.train_layers == "first":
-        trained = {
-            name.replace("weight_ih", suffix)
-            for name in first_layer_input_names(regularised)
-            for suffix in ("weight_ih", "bias_ih")
-        }
+        trained = set(first_layer_parameter_names(regularised))
         for name, parameter in student.named_parameters():
             parameter.requires_grad_(name in trained)
     return student

@@ -1,7 +1,10 @@
-"""The student: an embedding, a stacked (bi)directional LSTM/GRU, a pooling step and an MLP head.
+"""The student: an embedding, an encoder, a pooling step and an MLP head.
 
-Cells and poolings are chosen by name from `distilrnn.registry.CELLS` and `POOLINGS`;
-`register_cell` and `register_pooling` add your own, which configs can then name.
+The encoder (`StudentConfig.encoder`) is a stacked (bi)directional LSTM/GRU (`rnn`, here), or one
+without recurrence from `distilrnn.student.encoders`: none at all (`bag`: the pooling reads the
+embeddings) or stacked 1-D convolutions (`cnn`). Cells and poolings are chosen by name from
+`distilrnn.registry.CELLS` and `POOLINGS`; `register_cell` and `register_pooling` add your own,
+which configs can then name.
 
 The recurrent stack is built from single-layer, single-direction RNNs and never packs its input:
 the forward direction runs on the right-padded batch as is (outputs at valid positions cannot see
@@ -30,6 +33,7 @@ from distilrnn.inputs import PAIR_DESIGNS, SINGLE
 from distilrnn.metrics import REGRESSION, TASK_TYPES
 from distilrnn.registry import CELLS, POOLINGS
 from distilrnn.student.attention import AttentionPooling
+from distilrnn.student.encoders import BagEncoder, ConvolutionalEncoder
 from distilrnn.student.pretrained import PretrainedMixin
 from distilrnn.student.regularizers import LockedDropout, WeightDrop, embedded_dropout
 from distilrnn.validation import (
@@ -76,15 +80,19 @@ def register_cell(
 
 @dataclass
 class StudentConfig:
-    """Architecture and regularisation of an `RNNStudent`; saved as `config.json` next to it."""
+    """Architecture and regularisation of an `RNNStudent`; saved as `config.json` next to it.
+    Fields an encoder does not read keep their defaults (`distilrnn.validation.UNUSED_BY_ENCODER`).
+    """
 
     vocab_size: int
     embedding_dim: int
     num_labels: int = 2
+    encoder: str = "rnn"  # "rnn" | "bag" (no encoder) | "cnn" (`distilrnn.student.encoders`)
     rnn: str = "lstm"  # a `distilrnn.registry.CELLS` name: "lstm" | "gru" | registered
     num_layers: int = 1  # 1..4
-    hidden_size: int = 256  # per direction
+    hidden_size: int = 256  # per direction (rnn), channels (cnn)
     bidirectional: bool = True
+    kernel_size: int = 3  # cnn: tokens each convolution reads, odd
     pooling: str = "attention"  # a `POOLINGS` name: "attention" | "max" | "mean" | "last" | ...
     head_hidden_size: int = 256  # MLP head hidden width; 0 = a single linear layer
     padding_idx: int = 0
@@ -143,7 +151,12 @@ class StudentConfig:
 
     @property
     def output_size(self) -> int:
-        """Width of the pooled sentence vector: `hidden_size * num_directions`."""
+        """Width of the encoder's states and the pooled sentence vector: `hidden_size *
+        num_directions` (rnn), `embedding_dim` (bag) or `hidden_size` (cnn)."""
+        if self.encoder == "bag":
+            return self.embedding_dim
+        if self.encoder == "cnn":
+            return self.hidden_size
         return self.hidden_size * self.num_directions
 
     def to_dict(self) -> dict[str, Any]:
@@ -269,8 +282,19 @@ class ClassifierHead(nn.Module):
         return self.output(features)
 
 
+ENCODER_BUILDERS: dict[str, Callable[[StudentConfig], nn.Module]] = {
+    "rnn": RecurrentEncoder,
+    "bag": lambda config: BagEncoder(),
+    "cnn": ConvolutionalEncoder,
+}
+
+
 class RNNStudent(PretrainedMixin, nn.Module):
-    """Embedding -> locked input dropout -> stacked (bi)RNN -> pooling -> MLP head -> logits."""
+    """Embedding -> locked input dropout -> encoder -> pooling -> MLP head -> logits.
+
+    The name is historical: the encoder is any of `ENCODER_BUILDERS` (a stacked (bi)RNN, none, or
+    convolutions), as `config.encoder` says; `distilrnn.student.Student` is the same class.
+    """
 
     def __init__(self, config: StudentConfig, embedding_weight: torch.Tensor | None = None) -> None:
         """Build the student.
@@ -296,7 +320,7 @@ class RNNStudent(PretrainedMixin, nn.Module):
                 self.embedding.weight.copy_(embedding_weight.detach())
         self.embedding.weight.requires_grad_(not config.freeze_embeddings)
         self.input_dropout = LockedDropout(config.input_dropout)
-        self.encoder = RecurrentEncoder(config)
+        self.encoder = ENCODER_BUILDERS[config.encoder](config)
         # The pooling module lives under the name `attention`, whatever the pooling: students
         # have always saved their attention weights as `attention.attention_vector`.
         self.attention = POOLINGS.get(config.pooling)(config)
@@ -356,6 +380,21 @@ class RNNStudent(PretrainedMixin, nn.Module):
             pooled, attention_weights = self._pooled(input_ids, attention_mask, True)
             return self.head(pooled), attention_weights
         return self.head(self._pooled(input_ids, attention_mask))  # (batch, num_labels)
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The pooled sentence vector of one right-padded batch, before the head.
+
+        Args:
+            input_ids: `(batch, seq)` int64 token ids.
+            attention_mask: `(batch, seq)` int or bool, nonzero at valid tokens, right-padded,
+                at least one valid token per row.
+
+        Returns:
+            `(batch, config.output_size)`. The dropouts apply as in `forward`: in train mode
+            the vector is regularised exactly as the head sees it, in eval mode it is
+            deterministic.
+        """
+        return self._pooled(input_ids, attention_mask)
 
     def _pooled(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, return_attention: bool = False
@@ -443,8 +482,9 @@ class RNNStudent(PretrainedMixin, nn.Module):
         return prune_embedding(self, keep_ids, unk_id)
 
     def narrow(self, rank: int, token_weights: Any = None) -> RNNStudent:
-        """This student with a `rank`-wide embedding and its first recurrent layer refitted to
-        it, without training; `token_weights` `(vocab_size,)` weighs each token in the fit (see
+        """This student with a `rank`-wide embedding and the weights that read it (first
+        recurrent layer, first convolution, or a bag's first head layer) refitted to it, without
+        training; `token_weights` `(vocab_size,)` weighs each token in the fit (see
         `student.factorize.factorize_embedding`)."""
         from distilrnn.student.factorize import factorize_embedding  # it imports this module
 
