@@ -312,6 +312,18 @@ def predict_file(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace OUTPUT_FILE if it exists.")
     ] = False,
+    bundle: Annotated[
+        bool,
+        typer.Option(
+            "--bundle",
+            help="Also predict with each distilled seed's bundle (the config's [export] "
+            "settings), in columns bundle/seed-N.",
+        ),
+    ] = False,
+    ids: Annotated[
+        bool,
+        typer.Option("--ids", help="Write label ids (0, 1, ...) instead of label names."),
+    ] = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Write what a finished run's teacher, baseline and best distilled variant (each seed, both
@@ -325,6 +337,8 @@ def predict_file(
         output_file,
         index_column=index_column,
         overwrite=overwrite,
+        bundle=bundle,
+        ids=ids,
     )
     chosen = ", ".join(
         f"{role} {name} (validation {summary['metric']} {score:.4f})"

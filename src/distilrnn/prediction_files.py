@@ -8,8 +8,11 @@ teacher (the teacher ensemble's combined prediction when the config names member
 `teacher.ensemble_*`: what the students learned from), the baseline (the best label-trained
 variant, `objective = "ce"`) and the best distilled variant, both chosen by their mean
 validation score on the task's primary metric (which variants they are is returned, and
-logged). Each value is the predicted label as the training data writes it (its label name)
-or, for regression, the predicted score.
+logged). With `bundle`, each seed of the distilled variant is also exported with the config's
+`[export]` settings (what `distilrnn export` would deploy) and run through the `Predictor`:
+columns `bundle/seed-0`, ... Each value is the predicted label as the training data writes it
+(its label name; with `ids`, the label id 0, 1, ..., which is what a file of integer labels such
+as GLUE's holds when `data.label_names` renames them) or, for regression, the predicted score.
 
 These texts only ever go through trained models: nothing here trains, augments, calibrates,
 prunes or selects on them (the choice of models reads the validation split alone).
@@ -124,10 +127,26 @@ def _teacher(run: Run, config: RunConfig) -> Any:
     )
 
 
-def _values(logits: np.ndarray, task_type: str, label_names: Sequence[str]) -> list[str]:
+def _values(
+    logits: np.ndarray, task_type: str, label_names: Sequence[str], ids: bool = False
+) -> list[str]:
     if task_type == REGRESSION:
         return [f"{score:.4f}" for score in predictions(logits, task_type)]
-    return [str(label_names[i]) for i in predictions(logits, task_type)]
+    return [str(i) if ids else str(label_names[i]) for i in predictions(logits, task_type)]
+
+
+def _bundle_logits(config: RunConfig, directory: Path, inputs: list[Input]) -> np.ndarray:
+    """`inputs` through the bundle `distilrnn export` makes of the student in `directory` with
+    the config's `[export]` settings (written to a temporary folder, then removed)."""
+    import tempfile
+
+    from distilrnn.export import export_student
+    from distilrnn.runtime import Predictor
+
+    with tempfile.TemporaryDirectory(prefix="distilrnn-bundle-") as scratch:
+        bundle = Path(scratch) / "bundle"
+        export_student(directory, bundle, config.export)
+        return Predictor(bundle, threads=0).logits(inputs)
 
 
 def write_prediction_file(
@@ -138,6 +157,8 @@ def write_prediction_file(
     index_column: str = "index",
     overwrite: bool = False,
     device: str = "cpu",
+    bundle: bool = False,
+    ids: bool = False,
 ) -> dict[str, Any]:
     """Write the prediction file of a finished run (module docstring); returns what it wrote:
     the output path, the chosen variants with their validation scores, and the row count. An
@@ -152,15 +173,19 @@ def write_prediction_file(
     indices, inputs = read_unlabelled(Path(input_path), config, index_column)
     chosen = choose_variants(run, config)
     teacher = _teacher(run, config)
-    columns = {
-        "teacher": _values(teacher.logits(inputs, device=device), task.task_type, task.label_names)
-    }
+
+    def values(logits: np.ndarray) -> list[str]:
+        return _values(logits, task.task_type, task.label_names, ids)
+
+    columns = {"teacher": values(teacher.logits(inputs, device=device))}
     for role in ("baseline", "distilled"):
         for directory in chosen[role].directories:
             student = RNNStudent.from_pretrained(directory)
-            logits = student.predict_logits(inputs)
-            name = f"{role}/seed-{_seed(directory)}"
-            columns[name] = _values(logits, task.task_type, task.label_names)
+            columns[f"{role}/seed-{_seed(directory)}"] = values(student.predict_logits(inputs))
+    if bundle:
+        for directory in chosen["distilled"].directories:
+            logits = _bundle_logits(config, directory, inputs)
+            columns[f"bundle/seed-{_seed(directory)}"] = values(logits)
     lines = ["\t".join(["index", *columns])]
     for row, index in enumerate(indices):
         lines.append("\t".join([index, *(values[row] for values in columns.values())]))
