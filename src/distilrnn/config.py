@@ -513,9 +513,10 @@ class ExportSettings:
     )
     gru_int8: bool = setting(
         True,
-        "With --quantize: a GRU's matrix products run in int8 (each token's and sentence's "
-        "activations scaled on their own, so a prediction still does not depend on the batch), "
-        "about twice the float throughput. False: int8 storage, float arithmetic (as an LSTM).",
+        "With --quantize: a GRU's matrix products run in int8 (each token's input scaled on its "
+        "own, the state at a fixed scale, so a prediction still does not depend on the batch): "
+        "~1.9x the batch-64 throughput of float for an SST-2-sized BiGRU, slower for tiny ones. "
+        "False: int8 storage, float arithmetic (as an LSTM).",
     )
     embedding_rank: int = setting(
         0,

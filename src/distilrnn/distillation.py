@@ -47,6 +47,7 @@ from distilrnn.training import (
     task_metrics,
     tokenize,
 )
+from distilrnn.variants import encoder_name
 
 logger = logging.getLogger(__name__)
 
@@ -359,7 +360,7 @@ def fit_student(
     logger.info(
         "student %s (%s) seed %d: validation %s %.4f, test %.4f",
         name,
-        settings.rnn,
+        encoder_name(settings),
         seed,
         primary,
         metrics[f"validation_{primary}"],

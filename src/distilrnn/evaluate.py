@@ -22,6 +22,7 @@ from distilrnn.atomic import write_atomically, write_json_atomic
 from distilrnn.config import RunConfig
 from distilrnn.errors import RunFolderError
 from distilrnn.run import Run, StudentRecord, TeacherRecord
+from distilrnn.variants import encoder_name
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +172,7 @@ def student_rows(students: Sequence[StudentRecord]) -> list[dict[str, Any]]:
         row = {
             "name": name,
             "objective": first.objective,
-            "rnn": first.settings.get("rnn"),
+            "rnn": encoder_name(first.settings),  # the cell, or bag / cnn
             "pair_design": _pair_design(first.directory),
             "temperature": first.settings.get("temperature"),
             "transfer_set": first.settings.get("transfer_set", "train"),

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from distilrnn.config import RunConfig, Variant
 from distilrnn.errors import ConfigError
@@ -53,15 +54,26 @@ def needs_transfer_set(config: RunConfig) -> bool:
 GROUPS = ("baselines", "distilled")  # `ce` students, and every other objective
 
 
+def encoder_name(student: Any) -> str:
+    """What a student reads its tokens with, as logs, results and reports name it: its
+    recurrent cell (`lstm`, `gru` or a registered one) for the `rnn` encoder, else the encoder
+    (`bag`, `cnn`). `student`: `StudentSettings`, a `StudentConfig` or their dict (a student
+    record's settings); a dict without `encoder` is of an rnn student."""
+    values = student if isinstance(student, Mapping) else vars(student)
+    encoder = values.get("encoder", "rnn")
+    return str(values.get("rnn", "lstm")) if encoder == "rnn" else str(encoder)
+
+
 def group_variants(config: RunConfig, group: str, rnn: str | None = None) -> list[str]:
     """The names of the config's variants in `group` (`baselines`: objective `ce`;
-    `distilled`: any other), of cell `rnn` when given, in the config's order."""
+    `distilled`: any other), of cell `rnn` when given (an `encoder_name`: `lstm`, `gru`, or
+    `bag` / `cnn` for students without a recurrent cell), in the config's order."""
     if group not in GROUPS:
         raise ConfigError(f"group must be one of {', '.join(GROUPS)}, got {group!r}")
     names = []
     for variant in config.variants:
         settings = config.student_for(variant)
         baseline = settings.objective == "ce"
-        if baseline == (group == "baselines") and rnn in (None, settings.rnn):
+        if baseline == (group == "baselines") and rnn in (None, encoder_name(settings)):
             names.append(variant.name)
     return names

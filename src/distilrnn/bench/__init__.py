@@ -4,6 +4,8 @@
                 time (`distilrnn benchmark`: `benchmark_run`)
     bundles     every compression setting of one student's bundle, against the teacher
     narrow      narrowed students over their seeds, against the student they started from
+    flops       multiply-adds per sentence of a student or a BERT-like teacher
+    gru_int8    int8 GRU bundles against float: bytes, speed, logit change
     confidence  the teacher's confidence on its training texts and calibration on validation
     throughput  labelling and transfer-set generation speed
     tables      markdown tables, JSON beside them, the machine the numbers belong to
@@ -24,6 +26,12 @@ _EXPORTS = {
     "benchmark_run": "distilrnn.bench.models",
     "benchmark_student": "distilrnn.bench.models",
     "markdown_table": "distilrnn.bench.tables",
+    "cell_gates": "distilrnn.bench.flops",
+    "encoder_macs": "distilrnn.bench.flops",
+    "pooling_macs": "distilrnn.bench.flops",
+    "head_macs": "distilrnn.bench.flops",
+    "student_macs": "distilrnn.bench.flops",
+    "teacher_macs": "distilrnn.bench.flops",
 }
 __all__ = list(_EXPORTS)
 

@@ -65,7 +65,9 @@ def random_texts(count: int, vocab_size: int, seed: int, lengths: tuple[int, int
     rng = np.random.default_rng(seed)
     words = vocab_size - len(SPECIAL)
     return [
-        " ".join(f"w{i}" for i in rng.integers(0, words, size=rng.integers(*lengths, endpoint=True)))
+        " ".join(
+            f"w{i}" for i in rng.integers(0, words, size=rng.integers(*lengths, endpoint=True))
+        )
         for _ in range(count)
     ]
 
@@ -119,9 +121,7 @@ def benchmark_gru_int8(
         modes = {}
         for mode, settings in MODES.items():
             bundle = Path(work_dir) / name / mode.replace(" ", "-")
-            export_bundle(
-                student, tokenizer, bundle, ExportSettings(labels=LABELS, **settings)
-            )
+            export_bundle(student, tokenizer, bundle, ExportSettings(labels=LABELS, **settings))
             modes[mode] = measure(bundle, sentences, reference, repeats)
             if reference is None:
                 reference = Predictor(bundle, batch_size=BATCH_SIZE).logits(sentences)

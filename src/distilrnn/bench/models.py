@@ -33,6 +33,7 @@ from distilrnn.run import Run
 from distilrnn.student import RNNStudent
 from distilrnn.teacher import load_teacher
 from distilrnn.timing import percentiles_ms, time_calls
+from distilrnn.variants import encoder_name
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +230,7 @@ def benchmark_models(
     forward + backward + AdamW pass over the first `train_sample` of `train_texts` at
     `train_threads` threads (`train_sample=0` skips it), extrapolated to `epoch_size` texts
     (default: all of `train_texts`). Returns a JSON-ready dict: `teacher`, `student`, `ratios`,
-    `inputs`, `machine`, `student_rnn`.
+    `inputs`, `machine`, `student_rnn` (the student's cell, or `bag` / `cnn`: `encoder_name`).
     """
     teacher_dir, student_dir = Path(teacher_dir), Path(student_dir)
     _check_inputs(teacher_dir, student_dir, texts, threads)
@@ -290,7 +291,7 @@ def benchmark_models(
         "train_threads": train_threads,
     }
     results["machine"] = machine("torch")
-    results["student_rnn"] = student.config.rnn
+    results["student_rnn"] = encoder_name(student.config)  # lstm, gru, or bag / cnn
     return results
 
 

@@ -1,10 +1,14 @@
 """Compressing a bundle's ONNX graph: weight-only int8. Each large float weight (the embedding
-table, the LSTM / GRU input and recurrent weights, MatMul / Gemm weights) is stored as int8 with
-one symmetric scale per output channel and turned back into float32 in the graph (Cast, Mul);
-every activation stays float32, so a sentence's logits do not depend on the batch it arrives in
-(onnxruntime's dynamic quantisation scaled each batch's activations as a whole, so labels could
-flip with the batch size). Optionally the embedding is stored in 4-bit blocks
-(`GatherBlockQuantized`, also weight-only)."""
+table, the LSTM / GRU input and recurrent weights, Conv kernels, MatMul / Gemm weights) is stored
+as int8 with one symmetric scale per output channel and turned back into float32 in the graph
+(Cast, Mul); every activation stays float32, so a sentence's logits do not depend on the batch
+it arrives in (onnxruntime's dynamic quantisation scaled each batch's activations as a whole, so
+labels could flip with the batch size). Optionally the embedding is stored in 4-bit blocks
+(`GatherBlockQuantized`, also weight-only).
+
+A GRU also computes in int8 (`gru_int8`, `distilrnn.export.gru_int8`): its matrix products
+become onnxruntime's integer ones, with no scale shared between the rows of a batch, so it
+keeps that guarantee; an LSTM keeps float arithmetic."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from distilrnn.errors import BundleError, ConfigError
+from distilrnn.export.gru_int8 import gru_to_int8
 
 logger = logging.getLogger(__name__)
 
@@ -22,15 +27,18 @@ EMBEDDING_BITS = (8, 4)
 EMBEDDING_BLOCK = 32  # 4-bit embedding: one scale and zero point per 32 values of a row
 # which input of which operator is a weight to store as int8, and the axis of its output channels
 WEIGHT_INPUTS = {("Gather", 0): 0, ("LSTM", 1): 1, ("LSTM", 2): 1, ("GRU", 1): 1, ("GRU", 2): 1}
-WEIGHT_INPUTS |= {("MatMul", 1): 1, ("Gemm", 1): 1}
+WEIGHT_INPUTS |= {("MatMul", 1): 1, ("Gemm", 1): 1, ("Conv", 1): 0}
 MIN_WEIGHT_VALUES = 256  # smaller float tensors (biases, tiny heads) are not worth a scale
 
 
-def quantize_onnx(source: Path, target: Path, embedding_bits: int = 8) -> None:
+def quantize_onnx(
+    source: Path, target: Path, embedding_bits: int = 8, gru_int8: bool = True
+) -> int:
     """`source` with its weights stored as int8 (see the module), written to `target`. With
     `embedding_bits` = 4 the embedding is stored in 4-bit blocks of `EMBEDDING_BLOCK` values with
     their own scale and zero point (onnxruntime's `GatherBlockQuantized`, a com.microsoft operator
-    its CPU runtime has)."""
+    its CPU runtime has). With `gru_int8` each GRU layer multiplies in int8
+    (`distilrnn.export.gru_int8`). Returns how many GRU nodes do."""
     import onnx
 
     if embedding_bits not in EMBEDDING_BITS:
@@ -39,7 +47,9 @@ def quantize_onnx(source: Path, target: Path, embedding_bits: int = 8) -> None:
         model = _quantize_embedding_4bit(onnx.load(str(source)), source)
     else:
         model = onnx.load(str(source))
+    gru_nodes = gru_to_int8(model) if gru_int8 else 0
     onnx.save(weight_only_int8(model), str(target))
+    return gru_nodes
 
 
 def weight_only_int8(model: Any) -> Any:
@@ -137,17 +147,27 @@ def _quantize_embedding_4bit(model: Any, source: Path) -> Any:
     return quantizer.model.model
 
 
-def quantization_record(embedding_bits: int, float_model_bytes: int) -> dict[str, Any]:
-    """What the bundle config and the model card say about the quantisation."""
+def quantization_record(
+    embedding_bits: int, float_model_bytes: int, gru_int8_nodes: int = 0
+) -> dict[str, Any]:
+    """What the bundle config and the model card say about the quantisation; `gru_int8_nodes`:
+    the GRU nodes (one per layer and direction) that `quantize_onnx` made compute in int8."""
     method = (
         "weight-only int8 (symmetric, one scale per output channel); "
         "activations float32, so predictions do not depend on the batch"
     )
+    if gru_int8_nodes:
+        method = (
+            "int8 weights (symmetric, one scale per output channel); the GRU's matrix products "
+            "in int8 (each token's input with its own scale, the state with a fixed one), the "
+            "rest float32, so predictions do not depend on the batch"
+        )
     if embedding_bits == 4:
         method += f"; embedding in 4-bit blocks of {EMBEDDING_BLOCK} (GatherBlockQuantized)"
     return {
         "method": method,
-        "mode": "weights",
+        "mode": "weights+gru-int8" if gru_int8_nodes else "weights",
         "embedding_bits": embedding_bits,
+        "gru_int8_nodes": gru_int8_nodes,
         "float_model_bytes": float_model_bytes,
     }
