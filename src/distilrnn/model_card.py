@@ -210,9 +210,15 @@ def model_card(
             "unknown token's row."
         )
     if compression["quantize"]:
+        gru_int8 = compression["quantize"].get("gru_int8_nodes", 0)
         lines.append(
-            "Weights stored as int8 (weight-only: activations stay float32, so a prediction does "
-            "not depend on the batch)"
+            (
+                "Weights stored as int8; the GRU's matrix products computed in int8 (each "
+                "token's input with its own scale, so a prediction does not depend on the batch)"
+                if gru_int8
+                else "Weights stored as int8 (weight-only: activations stay float32, so a "
+                "prediction does not depend on the batch)"
+            )
             + (
                 ", the embedding to 4-bit blocks."
                 if compression["quantize"].get("embedding_bits") == 4

@@ -11,7 +11,8 @@ config and a model card. Optional compressions (`ExportSettings`), each reported
 - embedding rank: the embedding and the weights that read it (first recurrent layer, first
   convolution, or a bag student's first head layer) factorised to N columns
   (`RNNStudent.narrow`), with no training; tokens weighted by their frequency in a set of texts.
-- weight-only int8 quantisation (`quantize`; activations stay float32), optionally with the
+- int8 quantisation (`quantize`): weight-only (activations stay float32), except that a GRU
+  computes its matrix products in int8 (`gru_int8`, `export.gru_int8`); optionally with the
   embedding in 4-bit blocks.
 
 Modules: `graph` (the ONNX graphs), `quantize`, `vocabulary` (token counts, pruning) and
