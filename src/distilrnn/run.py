@@ -14,6 +14,7 @@
       students/<variant>/seed-<n>/      model.safetensors, config.json, tokenizer, metrics.json,
                                         predictions.json
       results.json, results.md, report.md, benchmark-<variant>.json
+      peers.json, frontier.json         `distilrnn.bench.peers` / `distilrnn.bench.frontier`
       .work/                            checkpoints of unfinished stages
       .locks/                           a lock per stage folder, held while it is built
 
@@ -179,6 +180,16 @@ class Run:
     @property
     def results_file(self) -> Path:
         return self.root / "results.json"
+
+    @property
+    def peers_file(self) -> Path:
+        """The peers benchmark's results (`distilrnn.bench.peers`), when it has run."""
+        return self.root / "peers.json"
+
+    @property
+    def frontier_file(self) -> Path:
+        """The speed frontier's results (`distilrnn.bench.frontier`), when it has run."""
+        return self.root / "frontier.json"
 
     def variant_dir(self, variant: str) -> Path:
         return self.students_dir / check_name(variant)

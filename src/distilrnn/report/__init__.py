@@ -22,6 +22,7 @@ from distilrnn.report.markdown import render, variants_table
 from distilrnn.report.plots import (
     plot_accuracy_against,
     plot_confidence,
+    plot_frontier,
     plot_learning_curves,
     plot_reliability,
 )
@@ -51,6 +52,7 @@ PLOTS = {
     "accuracy_vs_speed": "accuracy_vs_speed.png",
     "confidence": "teacher_confidence.png",
     "reliability": "reliability.png",
+    "frontier": "frontier.png",
 }
 
 
@@ -70,6 +72,8 @@ def write_report(
     for key, axis_name in (("accuracy_vs_size", "size"), ("accuracy_vs_speed", "speed")):
         if plot_accuracy_against(data, root / PLOTS[key], axis_name):
             plots[key] = PLOTS[key]
+    if data.frontier is not None and plot_frontier(data.frontier, root / PLOTS["frontier"]):
+        plots["frontier"] = PLOTS["frontier"]
     if plot_confidence(data, root / PLOTS["confidence"]):
         plots["confidence"] = PLOTS["confidence"]
     if data.task_type != REGRESSION:  # a reliability diagram needs class probabilities

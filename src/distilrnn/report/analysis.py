@@ -25,8 +25,8 @@ def predicted(logits: list[np.ndarray], task_type: str) -> np.ndarray:
 
 
 def baseline_of(row: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The `ce` variant with the same cell type (and, for pairs, the same pair design) trained
-    on the training texts, if any."""
+    """The `ce` variant with the same cell type (a bag or cnn student: the same encoder; and, for
+    pairs, the same pair design) trained on the training texts, if any."""
     for other in rows:
         if (
             other.get("objective") == "ce"

@@ -1,6 +1,7 @@
 """What the report reads from a run folder, through `distilrnn.run.Run` only: results.json,
 each model's per-example predictions, the teacher's calibration record, the teacher's logits of
-its training texts, and any benchmark files and peers.json (`distilrnn.bench.peers`)."""
+its training texts, and any benchmark files, peers.json (`distilrnn.bench.peers`) and
+frontier.json (`distilrnn.bench.frontier`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from distilrnn.bench.peers import PEERS_NAME
 from distilrnn.calibration import calibrate
 from distilrnn.data import Task
 from distilrnn.errors import MissingFileError, RunFolderError
@@ -46,6 +46,7 @@ class ReportData:
     # distils a teacher ensemble: then the labels, and the calibration, are the ensemble's
     ensemble: dict[str, Any] | None = None
     peers: dict[str, Any] | None = None  # peers.json: TF-IDF, fastText, the teacher's bundles
+    frontier: dict[str, Any] | None = None  # frontier.json: every student, teachers, peers
 
     def __post_init__(self) -> None:
         if self.calibration is None and self.task_type != REGRESSION:
@@ -103,8 +104,8 @@ def load_report_data(
     run: Run | str | Path, benchmark_files: Sequence[Path] | None = None
 ) -> ReportData:
     """Read results.json, the models' predictions, the teacher's calibration and, when present,
-    the training-set logits, the benchmark files (default: every one in the run) and
-    peers.json."""
+    the training-set logits, the benchmark files (default: every one in the run), peers.json
+    and frontier.json."""
     run = run if isinstance(run, Run) else Run(run)
     if not run.results_file.is_file():
         raise MissingFileError(f"{run.results_file} not found: run `distilrnn evaluate` first")
@@ -117,8 +118,8 @@ def load_report_data(
     if benchmark_files is None:
         benchmark_files = run.benchmark_files()
     benchmarks = [read_json(Path(path)) for path in benchmark_files]
-    peers_file = run.root / PEERS_NAME
-    peers = read_json(peers_file) if peers_file.is_file() else None
+    peers = read_json(run.peers_file) if run.peers_file.is_file() else None
+    frontier = read_json(run.frontier_file) if run.frontier_file.is_file() else None
     return ReportData(
         rows,
         labels,
@@ -128,4 +129,5 @@ def load_report_data(
         run.calibration(),
         ensemble,
         peers=peers,
+        frontier=frontier,
     )

@@ -97,6 +97,17 @@ def _benchmark_section(benchmarks: list[dict[str, Any]]) -> str:
     return "\n".join(parts)
 
 
+def _frontier_section(frontier: dict[str, Any], plots: dict[str, str]) -> list[str]:
+    """frontier.json (`benchmarks/frontier.py`): its Pareto plot, table and time breakdown."""
+    from distilrnn.bench.frontier import breakdown_table, frontier_table
+
+    lines = ["## Speed frontier", ""]
+    if "frontier" in plots:
+        lines += [f"![frontier]({plots['frontier']})", ""]
+    breakdown = ["Where the time goes (batch 64, one thread):", "", breakdown_table(frontier)]
+    return [*lines, frontier_table(frontier), *breakdown]
+
+
 def _best_line(analysis: dict[str, Any]) -> list[str]:
     best = analysis["best_distilled"]
     if not best:
@@ -206,6 +217,8 @@ def render(analysis: dict[str, Any], data: ReportData, plots: dict[str, str], ti
     ):
         if key in plots:
             lines += [f"## {caption}", "", f"![{key}]({plots[key]})", ""]
+    if data.frontier is not None:
+        lines += _frontier_section(data.frontier, plots)
     lines += _confidence_section(analysis, plots)
     studies = [key for key in plots if key.startswith("study:")]
     if studies:  # `distilrnn tune`: each trial's validation score and the best so far

@@ -77,7 +77,8 @@ def _eval_curve(student: StudentRecord, metric: str = "accuracy") -> list[tuple[
 
 
 def _speeds(data: ReportData) -> dict[str, float]:
-    """Throughput (texts/s, batch 64, the most threads measured) by model: teacher, lstm, gru."""
+    """Throughput (texts/s, batch 64, the most threads measured) by model: teacher, and each
+    student's cell (lstm, gru) or encoder (bag, cnn), as results rows name it."""
     speeds: dict[str, float] = {}
     for result in data.benchmarks:
         for model in ("teacher", "student"):
@@ -149,6 +150,49 @@ def plot_accuracy_against(data: ReportData, path: Path, axis_name: str) -> bool:
     title = label.removesuffix(" (%)").capitalize()
     axis.set_title(f"{title} against {'size' if axis_name == 'size' else 'speed'}")
     axis.legend(fontsize=7, ncol=2)
+    axis.grid(alpha=0.3, which="both")
+    _save(figure, path)
+    return True
+
+
+# frontier.json row kind -> (marker, legend)
+FRONTIER_MARKERS = {"student": ("o", "student"), "teacher": ("D", "teacher"), "peer": ("s", "peer")}
+
+
+def plot_frontier(frontier: dict[str, Any], path: Path, threads: str = "2") -> bool:
+    """The speed frontier (frontier.json, `distilrnn.bench.frontier`): test accuracy (mean over
+    seeds, ± sample sd) against throughput at `threads` threads (log), every model named,
+    students, teachers and peers with their own markers, the Pareto-optimal ones joined."""
+    models = frontier["models"]
+    if not models:
+        return False
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(8, 5))
+
+    def point(row: dict[str, Any]) -> tuple[float, float]:
+        throughput = row["speed"]["throughput_texts_per_s"][threads]
+        return throughput, 100 * row["accuracy"]["test"]["mean"]
+
+    front = sorted(point(row) for row in models if row["name"] in frontier["pareto"])
+    if len(front) > 1:
+        axis.plot(*zip(*front, strict=True), color="grey", alpha=0.6, zorder=0, label="Pareto")
+    for kind, (marker, label) in FRONTIER_MARKERS.items():
+        rows = [row for row in models if row["kind"] == kind]
+        if not rows:
+            continue
+        x, y = zip(*map(point, rows), strict=True)
+        sd = [100 * (row["accuracy"]["test"]["std"] or 0.0) for row in rows]
+        axis.errorbar(x, y, yerr=sd, fmt=marker, capsize=3, label=label)
+        for row, xy in zip(rows, zip(x, y, strict=True), strict=True):
+            name = row["name"].removeprefix("student-")
+            axis.annotate(name, xy, textcoords="offset points", xytext=(4, 4), fontsize=7)
+    axis.set_xscale("log")
+    axis.set(
+        xlabel=f"texts/s, batch 64, {threads} threads (log)",
+        ylabel="test accuracy (%), mean ± sd over seeds",
+        title="Speed frontier: accuracy against throughput",
+    )
+    axis.legend(fontsize=7)
     axis.grid(alpha=0.3, which="both")
     _save(figure, path)
     return True
