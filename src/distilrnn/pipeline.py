@@ -353,7 +353,7 @@ class Pipeline:
 
         texts, teacher = self.transfer_texts(), self.teacher()
         settings = states_settings(self)
-        directory = self.folder.root / "states"  # `Run` names the other stages' folders
+        directory = self.folder.states_dir
         stage = self.ledger.stage("states", directory, teacher, texts, settings)
         vectors = stage.directory / f"vectors-{stage.fingerprint[:12]}"
         if not self.ledger.done(stage):

@@ -155,6 +155,12 @@ class Run:
         return self.root / "labels"
 
     @property
+    def states_dir(self) -> Path:
+        """The teacher's sentence vectors over the labelled texts (`distilrnn.representations`),
+        for students with `repr_weight > 0`."""
+        return self.root / "states"
+
+    @property
     def students_dir(self) -> Path:
         return self.root / "students"
 
