@@ -6,10 +6,9 @@ throughput at batch 64 on one and two threads of its lowest seed's bundle; multi
 sentence at the test texts' mean length and the GFLOP/s each throughput run achieves; all
 against the teacher's fp32 and int8 bundles, in this process (`distilrnn.bench.frontier`).
 TF-IDF + logistic regression and fastText join unless --no-peers. Students are exported with
-the config's [export] when it sets anything, else int8 with the vocabulary pruned to the
-transfer set. Writes frontier.json, its markdown (`.md`) and the Pareto plot frontier.png into
-the run folder (the report shows them); --out writes copies. The numbers belong to the machine
-that made them.
+the config's [export] when it sets anything, else with int8 weights (every embedding row).
+Writes frontier.json, its markdown (`.md`) and the Pareto plot frontier.png into the run folder
+(the report shows them); --out writes copies. The numbers belong to the machine that made them.
 
     SST2_DIR=../shared/data/sst2 .venv/bin/python benchmarks/frontier.py configs/sst2.toml \\
         --out docs/benchmarks/frontier.json

@@ -81,7 +81,7 @@ def test_frontier_json_holds_every_model_and_is_written_to_the_run(frontier_run)
     expected = ["tfidf-logreg", "fasttext", FLOAT_TEACHER, REFERENCE, "student-rnn", "student-bag"]
     assert names == [name for name in expected if name not in peers]
     assert written["references"] == list(REFERENCES)
-    assert written["export"]["prune_vocab"] == "transfer" and written["export"]["quantize"]
+    assert written["export"]["prune_vocab"] == "" and written["export"]["quantize"]
     for row in written["models"]:
         assert row["model_bytes"] > 0
         assert set(row["speed"]["throughput_texts_per_s"]) == {"1", "2"}
@@ -106,7 +106,7 @@ def test_students_carry_every_seeds_accuracy_from_its_record(frontier_run):
             assert 0.0 <= row["bundle_accuracy"][split] <= 1.0
         bundle = json.loads((Path(row["chosen"]["bundle_dir"]) / "config.json").read_text())
         assert bundle["compression"]["quantize"] is not None
-        assert bundle["compression"]["prune_vocab"] is not None
+        assert not bundle["compression"]["prune_vocab"]  # every row: unseen words keep theirs
     # a teacher bundle is one model: its own accuracy, no spread
     assert rows[REFERENCE]["accuracy"]["test"]["std"] is None
 
