@@ -53,6 +53,36 @@ class LogitSource(Protocol):
     ) -> np.ndarray: ...
 
 
+def encode_for_teacher(
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    pairs: Sequence[str] | None,
+    max_length: int,
+) -> tuple[list[list[int]], list[list[int]] | None]:
+    """Token ids of `texts` as the teacher reads them, and for pairs (one sequence each) the
+    token type ids a cross-encoder reads (None for single texts or a tokenizer without them)."""
+    if pairs is None:
+        return encode_joint(tokenizer, texts, None, max_length), None
+    both = tokenizer(list(texts), list(pairs), truncation=True, max_length=max_length)
+    return both["input_ids"], both.get("token_type_ids")
+
+
+def teacher_batch(
+    input_ids: np.ndarray,
+    attention_mask: np.ndarray,
+    token_type_ids: np.ndarray | None,
+    device: torch.device | str,
+) -> dict[str, torch.Tensor]:
+    """One padded batch of `run_batched` as the transformers model's keyword arguments."""
+    batch = {
+        "input_ids": torch.from_numpy(input_ids).to(device),  # (batch, longest)
+        "attention_mask": torch.from_numpy(attention_mask).to(device),
+    }
+    if token_type_ids is not None:
+        batch["token_type_ids"] = torch.from_numpy(token_type_ids).to(device)
+    return batch
+
+
 def predict_logits(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -72,23 +102,14 @@ def predict_logits(
     `batch_size` texts and, when `max_tokens` is set, at most `max_tokens` padded tokens.
     `precision` (resolved: fp32 / bf16 / fp16) runs the model under autocast; logits are float32.
     """
-    if pairs is None:
-        encoded, segments = encode_joint(tokenizer, texts, None, max_length), None
-    else:  # a cross-encoder reads which text each token is from (BERT's token type ids)
-        both = tokenizer(list(texts), list(pairs), truncation=True, max_length=max_length)
-        encoded, segments = both["input_ids"], both.get("token_type_ids")
+    encoded, segments = encode_for_teacher(tokenizer, texts, pairs, max_length)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     model.eval().to(device)
 
     def call(
         input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray | None = None
     ) -> np.ndarray:
-        batch = {
-            "input_ids": torch.from_numpy(input_ids).to(device),  # (batch, longest)
-            "attention_mask": torch.from_numpy(attention_mask).to(device),
-        }
-        if token_type_ids is not None:
-            batch["token_type_ids"] = torch.from_numpy(token_type_ids).to(device)
+        batch = teacher_batch(input_ids, attention_mask, token_type_ids, device)
         return model(**batch).logits.float().cpu().numpy()  # (batch, num_labels)
 
     with torch.inference_mode(), autocast(precision, str(device)):

@@ -34,7 +34,8 @@ from distilrnn import distributed
 from distilrnn.atomic import write_atomically
 from distilrnn.batching import run_batched
 from distilrnn.errors import ConfigError, DataError, MissingFileError, StudentError
-from distilrnn.inputs import Input, columns, encode_joint, split_inputs
+from distilrnn.inputs import Input, columns, split_inputs
+from distilrnn.labeling import encode_for_teacher, teacher_batch
 from distilrnn.training import autocast
 
 logger = logging.getLogger(__name__)
@@ -85,25 +86,14 @@ def sentence_vectors(
     check_layer(model, layer)
     if text_pairs is None:
         texts, text_pairs = split_inputs(texts)
-    if text_pairs is None:
-        encoded, segments = encode_joint(tokenizer, texts, None, teacher.max_length), None
-    else:  # a cross-encoder reads which text each token is from (BERT's token type ids)
-        both = tokenizer(
-            list(texts), list(text_pairs), truncation=True, max_length=teacher.max_length
-        )
-        encoded, segments = both["input_ids"], both.get("token_type_ids")
+    encoded, segments = encode_for_teacher(tokenizer, texts, text_pairs, teacher.max_length)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     model.eval().to(device)
 
     def call(
         input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray | None = None
     ) -> np.ndarray:
-        batch = {
-            "input_ids": torch.from_numpy(input_ids).to(device),  # (batch, longest)
-            "attention_mask": torch.from_numpy(attention_mask).to(device),
-        }
-        if token_type_ids is not None:
-            batch["token_type_ids"] = torch.from_numpy(token_type_ids).to(device)
+        batch = teacher_batch(input_ids, attention_mask, token_type_ids, device)
         states = model(**batch, output_hidden_states=True).hidden_states[layer].float()
         mask = batch["attention_mask"].unsqueeze(-1).float()  # (batch, longest, 1)
         vectors = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)  # (batch, hidden)
