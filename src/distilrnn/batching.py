@@ -9,6 +9,7 @@ input order. numpy only: the torch-free runtime uses it too.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import chain
 
 import numpy as np
 
@@ -42,13 +43,12 @@ def length_batches(
 def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
     """Right-pad token id lists: `input_ids` and `attention_mask`, both `(batch, longest)`
     int64."""
-    longest = max(len(ids) for ids in sequences)
+    lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
+    longest = int(lengths.max())
+    real = np.arange(longest) < lengths[:, None]  # row-major, as the ids are chained below
     input_ids = np.full((len(sequences), longest), pad_id, dtype=np.int64)
-    attention_mask = np.zeros((len(sequences), longest), dtype=np.int64)
-    for row, ids in enumerate(sequences):
-        input_ids[row, : len(ids)] = ids
-        attention_mask[row, : len(ids)] = 1
-    return input_ids, attention_mask
+    input_ids[real] = np.fromiter(chain.from_iterable(sequences), np.int64, int(lengths.sum()))
+    return input_ids, real.astype(np.int64)
 
 
 def run_batched(

