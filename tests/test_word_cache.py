@@ -29,9 +29,9 @@ EDGE_CASES = [
     "supercalifragilisticexpialidocious unaffable antidisestablishmentarianism",
     " ".join(["longer"] * 400),
 ]
-PIECES = (
+PIECES = (  # noqa: SIM905 (one line reads better than 24)
     "the Film isn't good , . ! ? -- 's ( ) a B movie's x-ray 3.5 100% @home #1 don't so-so AND tHe"
-).split()  # noqa: SIM905 (one line reads better than 24)
+).split()
 
 
 def minilm_tokenizer(max_length: int | None) -> Tokenizer:
