@@ -56,7 +56,8 @@ class AttentionPooling(nn.Module):
         # The dtype's lowest finite value rather than -inf keeps softmax NaN-free in any dtype.
         scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
         weights = torch.softmax(scores, dim=1)  # (batch, seq)
-        pooled = (weights.unsqueeze(-1) * hidden_states).sum(dim=1)  # (batch, hidden)
+        # one batched product reads the states once (a product then a sum writes them again)
+        pooled = (weights.unsqueeze(1) @ hidden_states).squeeze(1)  # (batch, hidden)
         return (pooled, weights) if return_weights else pooled
 
 
@@ -74,8 +75,8 @@ class MeanPooling(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """`(batch, seq, hidden)`, `(batch, seq)` -> `(batch, hidden)`."""
-        weights = mask.unsqueeze(-1).to(hidden_states.dtype)  # (batch, seq, 1)
-        total = (hidden_states * weights).sum(dim=1)  # (batch, hidden)
+        weights = mask.unsqueeze(1).to(hidden_states.dtype)  # (batch, 1, seq)
+        total = (weights @ hidden_states).squeeze(1)  # (batch, hidden): one pass over the states
         return total / mask.sum(dim=1).unsqueeze(-1).to(hidden_states.dtype)
 
 
