@@ -316,7 +316,7 @@ def predict_file(
         bool,
         typer.Option(
             "--bundle",
-            help="Also predict with each distilled seed's bundle (the config's [export] "
+            help="Also predict with each distilled seed's bundle (the config's export "
             "settings), in columns bundle/seed-N.",
         ),
     ] = False,
