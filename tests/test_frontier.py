@@ -179,6 +179,7 @@ def test_time_breakdown_splits_a_batch_into_tokenise_session_and_the_rest(fronti
         assert seconds["other"] == pytest.approx(
             max(0.0, seconds["total"] - seconds["tokenise"] - seconds["session"])
         )
+        assert seconds["tokenise_cold"] > 0.0 and seconds["tokenise_library"] > 0.0
         macs = rows[part["name"]]["macs"]["per_sentence"]
         expected = 2 * macs * part["texts"] / seconds["session"] / 1e9
         assert part["session_gflops"] == pytest.approx(expected)

@@ -100,8 +100,12 @@ class WordCacheEncoder:
         probes = list(_PROBES)
         if encoder.encode(probes) != [e.ids for e in tokenizer.encode_batch(probes)]:
             return None
-        encoder._cache.clear()
+        encoder.clear()
         return encoder
+
+    def clear(self) -> None:
+        """Forget every cached word (a cold start, as a fresh process has)."""
+        self._cache.clear()
 
     @staticmethod
     def fast(text: str) -> bool:
