@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from distilrnn.augmentation import (
     tag_texts,
 )
 from distilrnn.config import AugmentSettings
+from distilrnn.data import Task
 from distilrnn.errors import ConfigError
 
 MASK = "[MASK]"
@@ -249,6 +251,48 @@ def test_transfer_set_adds_each_new_extra_text_once(tmp_path: Path):
     assert len(transfer) == len(set(transfer))
     assert not set(transfer) & set(train)
     assert (tmp_path / "cache" / "pos_tags.json").is_file()
+
+
+def test_extra_texts_that_are_validation_or_test_texts_stay_out(tmp_path: Path, caplog):
+    train = REAL_SENTENCES[:3]
+    extra = tmp_path / "extra.txt"
+    extra.write_text("a new text\na held-out  sentence\nanother one\n", encoding="utf-8")
+    settings = AugmentSettings(n_iter=2, p_pos=0.0, extra_text_file=str(extra))
+    with caplog.at_level("WARNING"):
+        transfer = build_transfer_set(
+            train, settings, None, MASK, progress=False, held_out=["a  held-out sentence"]
+        )
+    assert transfer[-2:] == ["a new text", "another one"]
+    assert "a held-out sentence" not in transfer
+    assert "1 lines of" in caplog.text and str(extra) in caplog.text
+
+
+def test_pipeline_keeps_the_split_texts_out_of_the_extra_texts(tmp_path: Path, monkeypatch):
+    from distilrnn import stage_builds
+
+    seen = {}
+
+    def fake_augment(texts, **kwargs):
+        seen["held_out"] = list(kwargs["held_out"])
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr("distilrnn.augmentation.augment", fake_augment)
+    monkeypatch.setattr("distilrnn.teacher.load_tokenizer", lambda path: None)
+    task = Task.from_lists(
+        ["good film", "bad film"],
+        [1, 0],
+        validation=(["a fine film"], [1]),
+        test=(["a dull film"], [0]),
+        label_names=["negative", "positive"],
+    )
+    pipeline = SimpleNamespace(
+        config=SimpleNamespace(augment=AugmentSettings()),
+        teacher=lambda: SimpleNamespace(value=SimpleNamespace(model_dir=tmp_path)),
+        folder=SimpleNamespace(work_dir=tmp_path),
+    )
+    with pytest.raises(RuntimeError, match="stop here"):
+        stage_builds.build_augment(pipeline, None, SimpleNamespace(value=task), {}, [])
+    assert sorted(seen["held_out"]) == ["a dull film", "a fine film"]
 
 
 def no_tagger(name: str):

@@ -25,7 +25,7 @@ import math
 import multiprocessing
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -407,8 +407,11 @@ def build_transfer_set(
     count_pieces: Callable[[str], int] | None = None,
     progress: bool = True,
     text_pairs: list[str] | None = None,
+    held_out: Iterable[str] = (),
 ) -> list[str] | list[tuple[str, str]]:
     """Generated samples plus the extra texts, none repeated and none equal to a training text.
+    An extra text equal to a `held_out` text (the validation and test texts) is dropped: what a
+    student is chosen and scored on never enters its transfer set.
 
     The training texts themselves are not included (the caller puts them first). POS tags are
     cached in `cache_dir/pos_tags.json` (no cache without `cache_dir`). With `p_pos = 0` no word
@@ -442,11 +445,21 @@ def build_transfer_set(
         return samples
     extra_path = Path(os.path.expandvars(os.path.expanduser(settings.extra_text_file)))
     seen = {" ".join(text.split()) for text in train_texts} | set(samples)
-    extra = []
+    withheld = {" ".join(text.split()) for text in held_out}
+    extra, dropped = [], 0
     for text in read_extra_texts(extra_path):
-        if text not in seen:
+        if text in withheld:
+            dropped += 1
+        elif text not in seen:
             seen.add(text)
             extra.append(text)
+    if dropped:
+        logger.warning(
+            "augment.extra_text_file: %d lines of %s are validation or test texts; they are left "
+            "out of the transfer set",
+            dropped,
+            extra_path,
+        )
     logger.info("%d extra texts from %s added to the transfer set", len(extra), extra_path)
     return samples + extra
 
@@ -527,6 +540,7 @@ def augment(
     settings: AugmentSettings | None = None,
     cache_dir: Path | None = None,
     progress: bool = True,
+    held_out: Iterable[str] = (),
     **overrides: Any,
 ) -> list[str] | list[tuple[str, str]]:
     """The transfer set's texts for the training texts `texts` (`distilrnn.run.TRANSFER_SET_RULE`):
@@ -541,7 +555,8 @@ def augment(
     `overrides` replace fields of `settings` (e.g. `n_iter=20, p_pos=0.0`). `tokenizer` (a
     transformers tokenizer, the teacher's) gives the mask token and, for `mask_mode =
     "whole_word"`, the pieces per word; without one a mask is `[MASK]`, one per word. POS tags
-    are cached in `cache_dir` when given.
+    are cached in `cache_dir` when given. Lines of `extra_text_file` equal to a `held_out` text
+    (pass the validation and test texts) are left out.
 
         transfer = distilrnn.augment(train_texts, tokenizer=teacher.tokenizer, n_iter=20)
         pairs = distilrnn.augment(task.train.inputs)  # a pair task: (text, text_pair) tuples
@@ -572,7 +587,14 @@ def augment(
                 "set p_mask = 0 or use a tokenizer with one"
             )
     generated = build_transfer_set(
-        texts, settings, cache_dir, mask_token, count_pieces, progress=progress, text_pairs=pairs
+        texts,
+        settings,
+        cache_dir,
+        mask_token,
+        count_pieces,
+        progress=progress,
+        text_pairs=pairs,
+        held_out=held_out,
     )
     if pairs is None:
         return texts + generated

@@ -305,7 +305,9 @@ class AugmentSettings:
         "subword piece of the word (whole-word masking).",
     )
     extra_text_file: str = setting(
-        "", "A file of extra unlabelled texts (one per line) added to the transfer set."
+        "",
+        "A file of extra unlabelled texts (one per line) added to the transfer set; lines equal "
+        "to a validation or test text are left out (with a warning).",
     )
     spacy_model: str = setting(
         "en_core_web_sm",

@@ -12,6 +12,7 @@ whose inputs did not change is reused, one whose inputs changed is rebuilt.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -305,7 +306,8 @@ class Pipeline:
         cfg = self.config
         data = self.data()
         settings = fingerprinted(cfg.augment)
-        extra = Path(cfg.augment.extra_text_file) if cfg.augment.extra_text_file else None
+        extra_file = cfg.augment.extra_text_file
+        extra = Path(os.path.expandvars(os.path.expanduser(extra_file))) if extra_file else None
         inputs = [
             data,
             cfg.teacher.checkpoint or cfg.teacher.model,

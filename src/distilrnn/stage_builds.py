@@ -202,6 +202,12 @@ def build_augment(
         tokenizer=load_tokenizer(str(pipeline.teacher().value.model_dir)),
         settings=cfg.augment,
         cache_dir=pipeline.folder.work_dir / "pos-tags",
+        held_out=[
+            text
+            for name, split in task.splits.items()
+            if name != "train" and pairs is None
+            for text in columns(split)[0]
+        ],
     )
     seconds = time.perf_counter() - started
     generated = len(produced) - len(train)
