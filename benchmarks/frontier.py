@@ -24,7 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from distilrnn.bench.frontier import benchmark_frontier, frontier_markdown
+from distilrnn.bench.frontier import benchmark_frontier
+from distilrnn.bench.frontier_report import frontier_markdown
 from distilrnn.bench.peers import PEERS
 from distilrnn.bench.tables import record_script, run_script, write_results
 from distilrnn.config import ExportSettings

@@ -7,9 +7,11 @@
     flops       multiply-adds per sentence of a student or a BERT-like teacher
     gru_int8    int8 GRU bundles against float: bytes, speed, logit change
     peers       TF-IDF + logistic regression, fastText and the teacher in onnxruntime (fp32,
-                int8): what a user would deploy instead
+                int8): what a user would deploy instead (the `Peer` type and bundles as peers:
+                `peer`; TF-IDF and fastText trained: `trained_peers`)
     frontier    every student, the teacher bundles and the peers: accuracy, bytes, latency,
-                throughput, multiply-adds and GFLOP/s, the Pareto plot
+                throughput, multiply-adds and GFLOP/s, the Pareto plot (MACs, GFLOP/s and the
+                time breakdown: `compute`; the markdown: `frontier_report`)
     confidence  the teacher's confidence on its training texts and calibration on validation
     throughput  labelling and transfer-set generation speed
     tables      markdown tables, JSON beside them, the machine the numbers belong to

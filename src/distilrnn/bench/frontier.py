@@ -6,7 +6,7 @@ mean and sample standard deviation over seeds) and, for its lowest finished seed
 (exported with the given settings; default int8 weights, every embedding row: pruning the
 vocabulary to the transfer set cost MPQA's students 5.6 points, docs/results.md): bytes,
 one-sentence latency p50 / p90 on one thread, throughput in batches of 64 at 1 and 2 threads
-(`distilrnn.bench.peers.Peer.time`, the timing the peers use). The teacher's fp32 and int8
+(`distilrnn.bench.peer.Peer.time`, the timing the peers use). The teacher's fp32 and int8
 bundles and the peers (TF-IDF + logistic regression, fastText; optional) are timed the same way.
 Speed ratios are taken against both teacher bundles.
 
@@ -24,26 +24,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from distilrnn.atomic import write_json_atomic
-from distilrnn.bench.peers import (
-    PEERS,
-    REFERENCE,
-    Peer,
-    add_ratios,
-    bundle_peer,
-    labelled,
-    teacher_peers,
-    train_peers,
-)
+from distilrnn.bench.compute import gflops, model_macs, runtime_peak_gflops, time_breakdown
+from distilrnn.bench.peer import REFERENCE, Peer, bundle_peer, labelled, teacher_peers
+from distilrnn.bench.peers import add_ratios
+from distilrnn.bench.trained_peers import PEERS, train_peers
 from distilrnn.errors import ConfigError, MissingFileError
 from distilrnn.stats import summarize
-from distilrnn.timing import time_calls
 
 if TYPE_CHECKING:
     from distilrnn.config import ExportSettings
@@ -98,158 +89,6 @@ def variant_accuracy(run: Run, variant: str) -> dict[str, Any]:
             raise MissingFileError(f"a seed of {variant!r} in {run.root} has no {split} accuracy")
         accuracy[split] = seed_summary(values)
     return {"seeds": seeds, "accuracy": accuracy}
-
-
-# arithmetic ------------------------------------------------------------------------------------
-def token_lengths(bundle_dir: Path, texts: Sequence[str]) -> np.ndarray:
-    """Tokens `(len(texts),)` of each text under the bundle's tokenizer, as `Predictor` reads
-    it (special tokens included, truncated to the bundle's max_length)."""
-    from distilrnn.runtime import Predictor
-
-    encoded = Predictor(bundle_dir).encode(list(texts))["input_ids"]
-    return np.asarray([len(ids) for ids in encoded], dtype=np.int64)
-
-
-def padded_mean_length(lengths: np.ndarray, batch_size: int) -> float:
-    """Tokens per text the runtime feeds when batches of `batch_size` in the given order are
-    each padded to their longest text."""
-    padded = [
-        len(batch) * int(batch.max())
-        for batch in (lengths[i : i + batch_size] for i in range(0, len(lengths), batch_size))
-    ]
-    return float(sum(padded)) / len(lengths)
-
-
-def model_macs(bundle_dir: Path, kind: str, texts: Sequence[str], teacher_dir: Path) -> dict:
-    """Multiply-adds of one sentence at the mean real length of `texts`: `student_macs` of the
-    bundle's own architecture (after any export-time narrowing), or `teacher_macs` of the
-    teacher's transformers config."""
-    from distilrnn.bench.bundles import BATCH_SIZE
-    from distilrnn.bench.flops import student_macs, teacher_macs
-    from distilrnn.runtime import read_bundle_config
-
-    lengths = token_lengths(bundle_dir, texts)
-    length = max(1, round(float(lengths.mean())))
-    if kind == "student":
-        from distilrnn.student.model import StudentConfig
-
-        config = StudentConfig.from_dict(read_bundle_config(bundle_dir)["student"])
-        macs, counted_by = student_macs(config, length), "student_macs"
-    else:
-        from transformers import AutoConfig
-
-        macs = teacher_macs(AutoConfig.from_pretrained(str(teacher_dir)), length)
-        counted_by = "teacher_macs"
-    return {
-        "per_sentence": int(macs),
-        "length": length,
-        "mean_tokens": float(lengths.mean()),
-        "padded_mean_tokens": padded_mean_length(lengths, BATCH_SIZE),
-        "length_rule": "mean real tokens of the test texts under the bundle's tokenizer, rounded",
-        "counted_by": counted_by,
-    }
-
-
-def gflops(macs: int | None, throughput: dict[str, float]) -> dict[str, float] | None:
-    """GFLOP/s of each throughput run: 2 x MACs x texts/s / 1e9; None without a MAC count."""
-    if macs is None:
-        return None
-    return {count: 2.0 * macs * rate / 1e9 for count, rate in throughput.items()}
-
-
-def runtime_peak_gflops(
-    size: int = 1024, threads: Sequence[int] = (1, 2), repeats: int = 3
-) -> dict[str, float]:
-    """GFLOP/s of one float32 `size x size` matrix product in onnxruntime at each thread count
-    (best of `repeats`): the dense rate the runtime reaches here, against which a model's
-    achieved rate reads as a share."""
-    import onnx
-    import onnxruntime as ort
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    weight = numpy_helper.from_array(rng.standard_normal((size, size), np.float32), "w")
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])],
-        "peak",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [size, size])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [size, size])],
-        [weight],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = min(model.ir_version, 9)
-    onnx.checker.check_model(model)
-    inputs = {"x": rng.standard_normal((size, size), np.float32)}
-    peak = {}
-    for count in threads:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = count
-        options.inter_op_num_threads = 1
-        session = ort.InferenceSession(
-            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-        )
-        seconds = best_seconds(lambda session=session: session.run(None, inputs), repeats)
-        peak[str(count)] = 2.0 * size**3 / seconds / 1e9
-    return peak
-
-
-# where the time goes ----------------------------------------------------------------------------
-def best_seconds(call: Callable[[], object], repeats: int) -> float:
-    """The fastest of `repeats` timed calls, after one untimed call (`distilrnn.timing`)."""
-    return float(time_calls(lambda _: call(), [None] * repeats, warmup=1).min())
-
-
-def time_breakdown(
-    name: str, bundle_dir: Path, texts: Sequence[str], repeats: int, macs: int | None = None
-) -> dict[str, Any]:
-    """Seconds of one pass over `texts` in batches of 64, one thread, split into tokenisation
-    (`Predictor.encode` on each batch, its word cache warm as it is after the first pass), the
-    onnxruntime session alone (on the batches already tokenised and padded) and the whole
-    `Predictor.logits` call; `other` is the rest (sorting, padding, Python). Beside them, not
-    part of the total: tokenisation from an empty word cache (`tokenise_cold`) and by the
-    tokenizers library alone (`tokenise_library`). With `macs`, the session's own GFLOP/s."""
-    from distilrnn.batching import pad_batch
-    from distilrnn.bench.bundles import BATCH_SIZE
-    from distilrnn.runtime import INPUT_NAMES, OUTPUT_NAME, Predictor
-
-    predictor = Predictor(bundle_dir, batch_size=BATCH_SIZE, threads=1)
-    batches = [list(texts[i : i + BATCH_SIZE]) for i in range(0, len(texts), BATCH_SIZE)]
-    arrays = [pad_batch(predictor.encode(b)["input_ids"], predictor.pad_token_id) for b in batches]
-    padded = [dict(zip(INPUT_NAMES, pair, strict=True)) for pair in arrays]
-    seconds = {
-        "tokenise": best_seconds(lambda: [predictor.encode(b) for b in batches], repeats),
-        "session": best_seconds(
-            lambda: [predictor.session.run([OUTPUT_NAME], feed) for feed in padded], repeats
-        ),
-        "total": best_seconds(lambda: [predictor.logits(b) for b in batches], repeats),
-    }
-    seconds["other"] = max(0.0, seconds["total"] - seconds["tokenise"] - seconds["session"])
-    cache = predictor.word_cache
-
-    def cold() -> None:
-        if cache is not None:
-            cache.clear()
-        for batch in batches:
-            predictor.encode(batch)
-
-    seconds["tokenise_cold"] = best_seconds(cold, repeats)
-    seconds["tokenise_library"] = best_seconds(
-        lambda: [[e.ids for e in predictor.tokenizer.encode_batch(b)] for b in batches], repeats
-    )
-    count = len(texts)
-    real = sum(int(mask.sum()) for _, mask in arrays)
-    return {
-        "name": name,
-        "threads": 1,
-        "batch_size": BATCH_SIZE,
-        "texts": count,
-        # padding: the tokens the session reads against the texts' own
-        "tokens": {"real": real, "padded": sum(int(mask.size) for _, mask in arrays)},
-        "seconds": seconds,
-        "share": {part: value / seconds["total"] for part, value in seconds.items()},  # of total
-        "us_per_text": {part: 1e6 * value / count for part, value in seconds.items()},
-        "session_gflops": None if macs is None else 2.0 * macs * count / seconds["session"] / 1e9,
-    }
 
 
 # the benchmark -----------------------------------------------------------------------------------
@@ -355,7 +194,7 @@ def benchmark_frontier(
         `pareto` (names), `breakdown`, `runtime_peak_gflops`, `skipped`, `inputs`, `machine`.
     """
     from distilrnn.bench.bundles import BATCH_SIZE
-    from distilrnn.bench.peers import THREADS as PEER_THREADS
+    from distilrnn.bench.peer import THREADS as PEER_THREADS
     from distilrnn.bench.tables import machine
 
     if latency_texts < 1 or repeats < 1:
@@ -426,118 +265,3 @@ def benchmark_frontier(
     }
     write_json_atomic(run.frontier_file, results)
     return results
-
-
-# markdown --------------------------------------------------------------------------------------
-def _count(value: int) -> str:
-    """A multiply-add count in G / M / k."""
-    for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if value >= scale:
-            return f"{value / scale:.2f} {unit}"
-    return str(value)
-
-
-def _export_words(export: dict[str, Any]) -> str:
-    words = ["int8 weights" if export["quantize"] else "float32 weights"]
-    if export["prune_vocab"]:
-        words.append(f"vocabulary pruned to `{export['prune_vocab']}`")
-    return ", ".join(words)
-
-
-def _accuracy_cell(summary: dict[str, Any], sd: bool = True) -> str:
-    text = f"{100 * summary['mean']:.2f}"
-    if sd and summary["std"] is not None:
-        text += f" ± {100 * summary['std']:.2f}"
-    return text
-
-
-def frontier_table(results: dict[str, Any]) -> str:
-    """The frontier as one markdown table and its notes (the report's section body)."""
-    one, two = THREADS
-    lines = [
-        "| model | seeds | val acc (%) | test acc (%) ± sd | bytes | p50 (ms) | "
-        f"texts/s ({one} thr) | texts/s ({two} thr) | x int8 teacher ({two} thr) | "
-        f"x fp32 teacher ({two} thr) | MACs/sentence (@ tokens) | GFLOP/s ({one} / {two} thr) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for row in results["models"]:
-        throughput = row["speed"]["throughput_texts_per_s"]
-        macs, rates = row["macs"]["per_sentence"], row["gflops"]
-        counted = "n/a" if macs is None else f"{_count(macs)} @ {row['macs']['length']}"
-        pareto = " †" if row["name"] in results["pareto"] else ""
-        lines.append(
-            f"| {row['name']}{pareto} | {row['accuracy']['test']['n']} | "
-            f"{_accuracy_cell(row['accuracy']['validation'], sd=False)} | "
-            f"{_accuracy_cell(row['accuracy']['test'])} | {row['model_bytes']:,} | "
-            f"{row['speed']['latency_ms']['p50']:.3f} | {throughput[one]:,.0f} | "
-            f"{throughput[two]:,.0f} | {row['ratios'][REFERENCE]['throughput'][two]:.1f}x | "
-            f"{row['ratios'][FLOAT_TEACHER]['throughput'][two]:.1f}x | "
-            f"{counted} | "
-            f"{'n/a' if rates is None else f'{rates[one]:.2f} / {rates[two]:.2f}'} |"
-        )
-    peak = results["runtime_peak_gflops"]
-    lines += [
-        "",
-        "† Pareto-optimal on test accuracy and throughput at 2 threads. Student accuracy: mean "
-        "(± sample sd) over its seeds, from training; the timed bundle is one seed's.",
-    ]
-    for row in results["models"]:
-        if row["kind"] == "student":
-            bundle = row["bundle_accuracy"]["test"]
-            lines.append(
-                f"- {row['name']}: seeds {row['seeds']}; seed {row['timed_seed']}'s bundle "
-                f"scores {100 * bundle:.2f} % on test."
-            )
-        if row.get("threads_note"):
-            lines.append(f"- {row['name']}: {row['threads_note']}.")
-    for skip in results["skipped"]:
-        lines.append(f"- skipped {skip['name']}: {skip['reason']}.")
-    lines.append(
-        "- MACs at the mean real length of the test texts under each bundle's tokenizer, "
-        "rounded (@ tokens); GFLOP/s = 2 x MACs x texts/s; the peers' sparse features are n/a."
-    )
-    lines.append(
-        f"- onnxruntime float32 matrix product here: {peak['1']:.1f} GFLOP/s on 1 thread, "
-        f"{peak['2']:.1f} on 2 ({results['inputs']['peak_matrix_size']}² matrices)."
-    )
-    return "\n".join(lines) + "\n"
-
-
-def breakdown_table(results: dict[str, Any]) -> str:
-    """Where a batch's time goes, per text, for the broken-down models."""
-    lines = [
-        "| model | tokenise (µs/text) | session (µs/text) | other (µs/text) | total (µs/text) | "
-        "tokenise share | padded / real tokens | session GFLOP/s | tokenise, cold cache | "
-        "tokenizers library alone |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for part in results["breakdown"]:
-        us, rate = part["us_per_text"], part["session_gflops"]
-        lines.append(
-            f"| {part['name']} | {us['tokenise']:.1f} | {us['session']:.1f} | {us['other']:.1f} "
-            f"| {us['total']:.1f} | {100 * part['share']['tokenise']:.0f} % | "
-            f"{part['tokens']['padded'] / part['tokens']['real']:.2f} | "
-            f"{'n/a' if rate is None else f'{rate:.2f}'} | {us.get('tokenise_cold', 0.0):.1f} | "
-            f"{us.get('tokenise_library', 0.0):.1f} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def frontier_markdown(results: dict[str, Any]) -> str:
-    """`benchmark_frontier` results as markdown: the frontier table, then the time breakdown."""
-    examples, host, inputs = results["run"]["examples"], results["machine"], results["inputs"]
-    return (
-        f"# Speed frontier: {results['run']['run_dir']}\n\n"
-        f"{examples['test']:,} test texts timed; latency: one sentence a call on one thread "
-        f"(first {inputs['latency_texts']}); throughput: batches of {inputs['batch_size']} in "
-        f"test order, best of {inputs['repeats']}, tokenisation included (the bundles' word "
-        "cache warm after the first pass, as in a running service). Students exported "
-        f"with {_export_words(results['export'])}. {host['cpu_count']} CPUs, "
-        f"{host['platform']}, onnxruntime {host['onnxruntime']}.\n\n"
-        f"{frontier_table(results)}\n"
-        "## Where the time goes (batch 64, one thread)\n\n"
-        f"{breakdown_table(results)}\n"
-        "The total is the warm-cache tokenisation, the session and the rest; the last two "
-        "columns are beside it: tokenisation from an empty word cache (a process's first "
-        "pass), and by the tokenizers library alone (the Predictor before its word cache).\n"
-    )

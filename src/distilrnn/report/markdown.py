@@ -99,7 +99,7 @@ def _benchmark_section(benchmarks: list[dict[str, Any]]) -> str:
 
 def _frontier_section(frontier: dict[str, Any], plots: dict[str, str]) -> list[str]:
     """frontier.json (`benchmarks/frontier.py`): its Pareto plot, table and time breakdown."""
-    from distilrnn.bench.frontier import breakdown_table, frontier_table
+    from distilrnn.bench.frontier_report import breakdown_table, frontier_table
 
     lines = ["## Speed frontier", ""]
     if "frontier" in plots:
