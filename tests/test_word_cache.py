@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
+from distilrnn.export.vocabulary import load_tokenizer
 from distilrnn.hub import OFFLINE_MODELS
 from distilrnn.runtime import Predictor
 from distilrnn.word_cache import WordCacheEncoder
@@ -35,15 +36,8 @@ PIECES = (  # noqa: SIM905 (one line reads better than 24)
 
 
 def minilm_tokenizer(max_length: int | None) -> Tokenizer:
-    tokenizer = Tokenizer.from_file(
-        str(OFFLINE_MODELS["sentence-transformers/all-MiniLM-L6-v2"]() / "tokenizer.json")
-    )
-    tokenizer.no_padding()
-    if max_length is None:
-        tokenizer.no_truncation()
-    else:
-        tokenizer.enable_truncation(max_length)
-    return tokenizer
+    path = OFFLINE_MODELS["sentence-transformers/all-MiniLM-L6-v2"]() / "tokenizer.json"
+    return load_tokenizer(path, max_length)  # no padding, as the runtime encodes
 
 
 def sample_texts() -> list[str]:

@@ -287,10 +287,11 @@ class Predictor:
             return [a for a, _ in inputs], [b for _, b in inputs]
         return inputs, None
 
-    def _encode(self, texts: Sequence[Any]) -> list[list[int]]:
-        """Token ids of single texts, or of `(text, text_pair)` tuples read as one sequence."""
+    def _encode(self, texts: Sequence[Any], pairs: bool = False) -> list[list[int]]:
+        """Token ids of single texts, or (`pairs`) of `(text, text_pair)` tuples read as one
+        sequence."""
         # `encode` for one text: `encode_batch` would wake tokenizers' thread pool for nothing.
-        if self.word_cache is not None and not any(isinstance(t, tuple) for t in texts):
+        if self.word_cache is not None and not pairs:
             token_ids = self.word_cache.encode(texts)
         elif len(texts) == 1:
             item = texts[0]
@@ -314,7 +315,7 @@ class Predictor:
         if pairs is None:
             return {"input_ids": self._encode(texts)}
         if self.pair_design == "joint":
-            return {"input_ids": self._encode(list(zip(texts, pairs, strict=True)))}
+            return {"input_ids": self._encode(list(zip(texts, pairs, strict=True)), pairs=True)}
         return {"input_ids": self._encode(texts), "pair_input_ids": self._encode(pairs)}
 
     def logits(self, texts: Sequence[Any]) -> np.ndarray:
