@@ -83,7 +83,8 @@ ForceOpt = Annotated[
 DeviceOpt = Annotated[str, typer.Option(help="torch device for the teacher and students.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
 VariantOpt = Annotated[
-    list[str] | None, typer.Option("--variant", help="Train only these variants (default: all).")
+    list[str] | None,
+    typer.Option("--variant", help="Train only this variant; repeat for several (default: all)."),
 ]
 JobsOpt = Annotated[
     int,

@@ -64,6 +64,12 @@ def print_export_summary(console: Console, summary: dict[str, Any]) -> None:
             f"vocabulary pruning: {pruning['kept_rows']:,} of {pruning['vocab_size']:,} rows "
             f"kept, {pruning['bytes_saved']:,} bytes saved"
         )
+    folded = summary["compression"].get("fold_first_layer")
+    if folded:
+        console.print(
+            f"first convolution folded into the table: {folded['table_rows']:,} rows x "
+            f"{folded['table_columns']:,} columns"
+        )
     quantized = summary["compression"]["quantize"]
     if quantized:
         bits = " (embedding 4-bit)" if quantized["embedding_bits"] == 4 else ""

@@ -530,6 +530,12 @@ class ExportSettings:
         "Texts whose token counts weight --embedding-rank: `transfer`, a text file or a "
         "datasets folder (default: `transfer` inside a run, else every token alike).",
     )
+    fold_first_layer: bool = setting(
+        True,
+        "A cnn student's first convolution is precomputed for every embedding row, so the bundle "
+        "adds looked-up rows instead of multiplying: faster, with a table kernel_size x "
+        "hidden_size columns wide instead of the embedding's width. False: keep the layer.",
+    )
     labels: list[str] = setting([], "Label names in logit order (default: the run's).")
     max_length: int = setting(0, "Tokens per text (0: the student's max_length).")
     task_name: str = setting(

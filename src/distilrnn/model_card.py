@@ -209,6 +209,13 @@ def model_card(
             f"embedding rows (saves {pruning['bytes_saved']:,} bytes); other tokens read the "
             "unknown token's row."
         )
+    folded = compression.get("fold_first_layer")
+    if folded:
+        lines.append(
+            f"The first convolution is precomputed for every embedding row (a table of "
+            f"{folded['table_rows']:,} x {folded['table_columns']:,}): each token's share is "
+            "looked up and added, not multiplied."
+        )
     if compression["quantize"]:
         gru_int8 = compression["quantize"].get("gru_int8_nodes", 0)
         lines.append(

@@ -32,6 +32,7 @@ from distilrnn.errors import (
     StudentError,
 )
 from distilrnn.export.files import building, file_bytes, portable_name
+from distilrnn.export.fold import FoldedStudent, can_fold, folding_record
 from distilrnn.export.graph import BundleModel, export_onnx, export_teacher_onnx
 from distilrnn.export.quantize import quantization_record, quantize_onnx
 from distilrnn.export.vocabulary import TokenizerSource, load_tokenizer, pruned_model, token_weights
@@ -276,6 +277,11 @@ def _write_bundle(
     model = BundleModel(student)
     if settings.prune_vocab:
         model, pruning = pruned_model(student, encoder, text_source(settings.prune_vocab))
+    folded = None
+    if settings.fold_first_layer and can_fold(model.student):
+        rows = model.student.config.vocab_size
+        model.student = FoldedStudent(model.student)
+        folded = folding_record(model.student, rows)
     quantized = None
     if settings.quantize:
         float_path = directory / "model.float.onnx"
@@ -302,6 +308,7 @@ def _write_bundle(
         "embedding_rank": factorised,
         "prune_vocab": pruning,
         "quantize": quantized,
+        "fold_first_layer": folded,
     }
     return config
 

@@ -368,8 +368,7 @@ class RNNStudent(PretrainedMixin, nn.Module):
                 (h1, w1), (h2, w2) = first, second
             else:
                 h1, h2 = first, second
-            features = torch.cat([h1, h2, h1 * h2, (h1 - h2).abs()], dim=-1)  # (batch, 4 * out)
-            logits = self.head(features)
+            logits = self.head(self.pair_features(h1, h2))
             return (logits, (w1, w2)) if return_attention else logits
         if pair_input_ids is not None:
             raise StudentError(
@@ -380,6 +379,12 @@ class RNNStudent(PretrainedMixin, nn.Module):
             pooled, attention_weights = self._pooled(input_ids, attention_mask, True)
             return self.head(pooled), attention_weights
         return self.head(self._pooled(input_ids, attention_mask))  # (batch, num_labels)
+
+    @staticmethod
+    def pair_features(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        """A siamese student's head input from the two texts' pooled vectors `(batch, out)`:
+        `[u, v, u * v, |u - v|]`, `(batch, 4 * out)`."""
+        return torch.cat([first, second, first * second, (first - second).abs()], dim=-1)
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The pooled sentence vector of one right-padded batch, before the head.
