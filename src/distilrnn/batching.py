@@ -24,6 +24,8 @@ def length_batches(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     lengths = np.asarray(lengths, dtype=np.int64)
     order = np.argsort(lengths, kind="stable")
+    if max_tokens <= 0:  # batch_size alone decides: cut the sorted order into equal runs
+        return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
     budget = max_tokens if max_tokens > 0 else None
     batches, start = [], 0
     while start < len(order):

@@ -265,6 +265,13 @@ class Predictor:
         inputs = list(inputs)
         if not inputs:
             raise DataError("no texts to classify: the input is empty")
+        if set(map(type, inputs)) == {str}:  # the common case, checked in one C-level pass
+            if self.is_pair:
+                raise BundleError(
+                    f"{self.bundle_dir} reads pairs (pair_design {self.pair_design!r}): pass "
+                    "(text, text_pair) tuples"
+                )
+            return inputs, None
         pair = [isinstance(item, tuple | list) for item in inputs]
         if any(pair) and not all(pair):
             raise BundleError("the inputs mix single texts and (text, text_pair) pairs")
@@ -303,9 +310,9 @@ class Predictor:
             token_ids = [encoding.ids for encoding in encodings]
         else:
             token_ids = [encoding.ids for encoding in self.tokenizer.encode_batch(list(texts))]
-        for index, ids in enumerate(token_ids):
-            if not ids:
-                raise DataError(f"text {index} ({texts[index]!r}) has no tokens")
+        if not all(token_ids):
+            index = next(i for i, ids in enumerate(token_ids) if not ids)
+            raise DataError(f"text {index} ({texts[index]!r}) has no tokens")
         return token_ids
 
     def encode(self, inputs: Sequence[Any]) -> dict[str, list[list[int]]]:

@@ -115,35 +115,60 @@ class WordCacheEncoder:
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each text, as the tokenizer gives them."""
         cache = self._cache
-        split = [text.split() if self.fast(text) else None for text in texts]
-        missing = {word for words in split if words for word in words if word not in cache}
-        extra: dict[str, list[int]] = {}  # new words past the cache's limit: this call only
-        if missing:
-            ordered = sorted(missing)
-            room = max(0, self.cache_words - len(cache))
-            encodings = self._words.encode_batch(ordered, add_special_tokens=False)
-            for rank, (word, encoding) in enumerate(zip(ordered, encodings, strict=True)):
-                (cache if rank < room else extra)[word] = encoding.ids
-        slow = [index for index, words in enumerate(split) if words is None]
-        results: list[list[int]] = []
         prefix, suffix, content = self.prefix, self.suffix, self._content
-        for words in split:
-            if words is None:
-                results.append([])
+        results: list[list[int] | None] = []
+        slow: list[int] = []  # texts for the tokenizer itself
+        unseen: list[int] = []  # texts with a word the cache lacks: after it learns them
+        for index, text in enumerate(texts):
+            # printable ASCII, tab, newline, return: the cached path (`fast`, inlined)
+            if not (text.isascii() and (text.isprintable() or _CONTROL.search(text) is None)):
+                slow.append(index)
+                results.append(None)
                 continue
-            ids = list(prefix)
+            ids = prefix.copy()
+            try:
+                for word in text.split():
+                    ids += cache[word]
+            except KeyError:
+                unseen.append(index)
+                results.append(None)
+                continue
+            if content is not None and len(ids) - len(prefix) > content:
+                del ids[len(prefix) + content :]
+            ids += suffix
+            results.append(ids)
+        if unseen:
+            self._learn(texts, unseen, results)
+        if slow:
+            encodings = self.tokenizer.encode_batch([texts[index] for index in slow])
+            for index, encoding in zip(slow, encodings, strict=True):
+                results[index] = encoding.ids
+        return results  # type: ignore[return-value]
+
+    def _learn(
+        self, texts: Sequence[str], unseen: list[int], results: list[list[int] | None]
+    ) -> None:
+        """Encode the words of `texts[unseen]` the cache lacks (cached while it has room, the
+        rest held for this call only) and fill those texts' `results`."""
+        cache = self._cache
+        split = [texts[index].split() for index in unseen]
+        missing = {word for words in split for word in words if word not in cache}
+        ordered = sorted(missing)
+        room = max(0, self.cache_words - len(cache))
+        extra: dict[str, list[int]] = {}  # new words past the cache's limit: this call only
+        encodings = self._words.encode_batch(ordered, add_special_tokens=False)
+        for rank, (word, encoding) in enumerate(zip(ordered, encodings, strict=True)):
+            (cache if rank < room else extra)[word] = encoding.ids
+        prefix, suffix, content = self.prefix, self.suffix, self._content
+        for index, words in zip(unseen, split, strict=True):
+            ids = prefix.copy()
             for word in words:
                 piece = cache.get(word)
                 ids += extra[word] if piece is None else piece
             if content is not None and len(ids) - len(prefix) > content:
                 del ids[len(prefix) + content :]
             ids += suffix
-            results.append(ids)
-        if slow:
-            encodings = self.tokenizer.encode_batch([texts[index] for index in slow])
-            for index, encoding in zip(slow, encodings, strict=True):
-                results[index] = encoding.ids
-        return results
+            results[index] = ids
 
 
 def _special_frame(tokenizer: Tokenizer) -> tuple[list[int] | None, list[int] | None]:
