@@ -194,3 +194,29 @@ def test_a_gru_the_rewrite_does_not_cover_keeps_its_node(initial_state: str, att
     model = gru_model(hidden=8, width=8, initial_state=initial_state, **attributes)
     assert gru_to_int8(model) == 0
     assert [n.op_type for n in model.graph.node] == ["GRU"]
+
+
+def test_a_first_gru_layer_looks_its_input_projection_up(tmp_path: Path):
+    # a unidirectional GRU narrower than its embedding (3 x 8 <= 32): the first layer's input
+    # projection is precomputed per embedding row, and the embedding table leaves the bundle
+    student_dir = build_tiny_student(
+        tmp_path / "student",
+        max_length=64,
+        embedding_dim=32,
+        hidden_size=8,
+        rnn="gru",
+        num_layers=2,
+        bidirectional=False,
+    )
+    student = RNNStudent.from_pretrained(student_dir)
+    predictor = student.export(tmp_path / "int8", labels=LABELS, quantize=True)
+    graph = onnx.load(str(tmp_path / "int8" / MODEL_NAME)).graph
+    tensors = initializers(graph)
+    tables = [t for t in graph.initializer if "folded" in t.name and t.name.endswith("_int8")]
+    assert [tuple(t.dims) for t in tables] == [(student.config.vocab_size, 24)]  # 3 x hidden
+    assert "student.embedding.weight_int8" not in tensors  # the table it replaced is gone
+    products = [n for n in graph.node if n.op_type == "MatMulInteger"]
+    assert len(products) == 1  # the second layer's input projection; the first is looked up
+    np.testing.assert_allclose(predictor.logits(TEXTS), student.predict_logits(TEXTS), atol=0.02)
+    alone = Predictor(tmp_path / "int8", batch_size=1).logits(TEXTS)
+    np.testing.assert_allclose(predictor.logits(TEXTS), alone, rtol=0, atol=1e-6)

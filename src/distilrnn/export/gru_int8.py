@@ -16,6 +16,12 @@ initial state, as torch exports `nn.GRU`) becomes
   `z, r = sigmoid(x_zr + h R_zr + b_zr)`, `n = tanh(x_n + r * (h R_n + b_Rn))`,
   `h' = n + z * (h - n)`, which is `(1 - z) * n + z * h`.
 
+A first forward layer reads the embedding rows themselves (`Transpose(Gather(table, ids))`):
+there the input projection, a linear map of each token's row, is computed once for every row at
+export (`table W^T + b`, `(vocab, 3 * hidden)`) and the graph looks it up instead of multiplying,
+when that table is no wider than the embedding (`3 * hidden <= embedding width`), so the bundle
+does not grow. Its rows are stored as int8 like any embedding's.
+
 Weights are int8 with one symmetric scale per output column; activations are uint8 with zero
 point 128. Each input row (a token's vector) gets its own scale, its largest magnitude / 127.
 The state has the fixed scale 1/127: it starts at zero and each step mixes it with a tanh, so
@@ -171,15 +177,21 @@ class _GruRewrite:
             }
         )
         nodes: list[Any] = []
-        row_scale, quantized = self.quantize_rows(nodes, x)
-        projected = self.product(nodes, quantized, self.int8_weight(w_name), row_scale)
-        projected = self.add(nodes, "Add", [projected, names["input_bias"]])
+        lookup = self.table_lookup(x, w_name)
+        if lookup:  # the projection precomputed for every embedding row: one Gather
+            folded = self.fold_table(lookup[0], w_name, input_bias)
+            gathered = self.add(nodes, "Gather", [folded, lookup[1]], axis=0)
+            projected = self.add(nodes, "Transpose", [gathered], perm=[1, 0, 2])
+        else:
+            row_scale, quantized = self.quantize_rows(nodes, x)
+            projected = self.product(nodes, quantized, self.int8_weight(w_name), row_scale)
+            projected = self.add(nodes, "Add", [projected, names["input_bias"]])
         # (seq, batch, 2 * hidden) and (seq, batch, hidden): split once, not at every step
         x_zr, x_n = self.add(nodes, "Split", [projected, names["sizes_zr_h"]], outputs=2, axis=2)
-        if initial_h:  # zeros (`_unsupported`)
+        if initial_h and not lookup:  # zeros (`_unsupported`)
             state = self.add(nodes, "Squeeze", [initial_h, "int8_gru/axis_0"])  # (batch, hidden)
-        else:
-            state = self.zero_state(nodes, x)
+        else:  # a folded GRU takes its batch from the lookup: the embedding Gather goes
+            state = self.zero_state(nodes, projected)
         step = self.step_graph(self.int8_weight(r_name), names)
         last, states = f"{self.prefix}/last_state", f"{self.prefix}/states"
         nodes.append(
@@ -198,6 +210,42 @@ class _GruRewrite:
         if y_h:
             nodes.append(helper.make_node("Unsqueeze", [last, "int8_gru/axis_0"], [y_h]))
         return nodes
+
+    def table_lookup(self, x: str, w_name: str) -> tuple[str, str] | None:
+        """`(table, ids)` when the GRU reads `Transpose(Gather(table, ids))`, the embedding
+        rows of a float initializer `table` `(vocab, k)` turned time-major, as torch exports a
+        first forward layer, and `3 * hidden <= k` (the folded table is no wider); else None."""
+        from onnx import helper
+
+        producers = {name: node for node in self.graph.node for name in node.output}
+        transpose = producers.get(x)
+        if transpose is None or transpose.op_type != "Transpose":
+            return None
+        perm = [helper.get_attribute_value(a) for a in transpose.attribute if a.name == "perm"]
+        gather = producers.get(transpose.input[0])
+        if perm != [[1, 0, 2]] or gather is None or gather.op_type != "Gather":
+            return None
+        axis = [helper.get_attribute_value(a) for a in gather.attribute if a.name == "axis"]
+        table = self.initializers.get(gather.input[0])
+        if axis not in ([], [0]) or table is None or table.data_type != 1 or len(table.dims) != 2:
+            return None
+        width = self.initializers[w_name].dims[2]
+        if table.dims[1] != width or 3 * self.hidden > width:
+            return None
+        return gather.input[0], gather.input[1]
+
+    def fold_table(self, table_name: str, w_name: str, input_bias: np.ndarray) -> str:
+        """The input projection of every row of `table_name`, with its biases: `(vocab, 3 *
+        hidden)` float32, stored as int8 rows like any embedding; shared by the GRU nodes that
+        read the same table through the same weight."""
+        from onnx import numpy_helper
+
+        name = f"{w_name}_folded_{table_name}"
+        if name not in self.initializers:
+            table = numpy_helper.to_array(self.initializers[table_name]).astype(np.float64)
+            weight = numpy_helper.to_array(self.initializers[w_name])[0].astype(np.float64)
+            self.constants({name: (table @ weight.T + input_bias).astype(np.float32)})
+        return name
 
     def step_graph(self, r_int8: tuple[str, str], names: dict[str, str]) -> Any:
         """The Scan body: state `(batch, hidden)` and this step's projected input, `(batch, 2 *
@@ -328,12 +376,16 @@ def _add_initializers(graph: Any, known: dict[str, Any], tensors: dict[str, Any]
 
 
 def _drop_unused(graph: Any) -> None:
-    """Remove the Identity nodes whose output nothing reads, then the initializers no node
-    reads (subgraphs included): the rewritten GRUs' float weights and their aliases."""
-    used = _read_names(graph)
-    for node in [n for n in graph.node if n.op_type == "Identity" and n.output[0] not in used]:
-        graph.node.remove(node)
-    used = _read_names(graph)
+    """Remove the nodes whose outputs nothing reads (until none is left: an ONNX node has no
+    side effects), then the initializers no node reads (subgraphs included): the rewritten
+    GRUs' float weights and their aliases, and a folded GRU's embedding Gather and table."""
+    while True:
+        used = _read_names(graph)
+        dead = [n for n in graph.node if not any(name in used for name in n.output)]
+        if not dead:
+            break
+        for node in dead:
+            graph.node.remove(node)
     for tensor in [t for t in graph.initializer if t.name not in used]:
         graph.initializer.remove(tensor)
 
