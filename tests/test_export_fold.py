@@ -16,6 +16,8 @@ from conftest import VOCAB, build_tiny_tokenizer
 from test_student_encoders import LENGTHS, make_student, padded_batch
 from transformers import PreTrainedTokenizerFast
 
+from distilrnn.bench.compute import model_macs
+from distilrnn.bench.flops import student_macs
 from distilrnn.config import ExportSettings
 from distilrnn.export import BundleModel, export_bundle, export_onnx
 from distilrnn.export.fold import FoldedStudent, can_fold
@@ -104,6 +106,10 @@ def test_the_bundle_folds_by_default_says_so_and_ignores_batching(quantize: bool
     assert not [node for node in graph.node if node.op_type == "Conv"]
     card = (tmp_path / "bundle" / "README.md").read_text()
     assert "first convolution is precomputed" in card
+    macs = model_macs(tmp_path / "bundle", "student", TEXTS, tmp_path)
+    config, length = student.config, macs["length"]
+    first = length * config.hidden_size * config.embedding_dim * config.kernel_size
+    assert macs["per_sentence"] == student_macs(config, length) - first
     predictor = Predictor(tmp_path / "bundle")
     student.tokenizer = PreTrainedTokenizerFast.from_pretrained(str(tmp_path / "tokenizer"))
     expected = student.predict_logits(TEXTS)

@@ -14,6 +14,8 @@ import pytest
 from conftest import build_tiny_student, make_sentences
 from onnx import TensorProto, helper, numpy_helper
 
+from distilrnn.bench.compute import model_macs
+from distilrnn.bench.flops import student_macs
 from distilrnn.config import ExportSettings
 from distilrnn.export import export_student
 from distilrnn.export.gru_int8 import gru_to_int8
@@ -217,6 +219,13 @@ def test_a_first_gru_layer_looks_its_input_projection_up(tmp_path: Path):
     assert "student.embedding.weight_int8" not in tensors  # the table it replaced is gone
     products = [n for n in graph.node if n.op_type == "MatMulInteger"]
     assert len(products) == 1  # the second layer's input projection; the first is looked up
+    record = predictor.config["compression"]["quantize"]
+    assert record["gru_int8_nodes"] == 2 and record["gru_folded_nodes"] == 1
+    assert "precomputed for every embedding row" in record["method"]
+    # the frontier's MAC count leaves out what the bundle looks up
+    macs = model_macs(tmp_path / "int8", "student", TEXTS, tmp_path)
+    length = macs["length"]
+    assert macs["per_sentence"] == student_macs(student.config, length) - length * 24 * 32
     np.testing.assert_allclose(predictor.logits(TEXTS), student.predict_logits(TEXTS), atol=0.02)
     alone = Predictor(tmp_path / "int8", batch_size=1).logits(TEXTS)
     np.testing.assert_allclose(predictor.logits(TEXTS), alone, rtol=0, atol=1e-6)

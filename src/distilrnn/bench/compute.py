@@ -40,7 +40,7 @@ def model_macs(bundle_dir: Path, kind: str, texts: Sequence[str], teacher_dir: P
     bundle's own architecture (after any export-time narrowing), or `teacher_macs` of the
     teacher's transformers config."""
     from distilrnn.bench.bundles import BATCH_SIZE
-    from distilrnn.bench.flops import student_macs, teacher_macs
+    from distilrnn.bench.flops import folded_macs, student_macs, teacher_macs
     from distilrnn.runtime import read_bundle_config
 
     lengths = token_lengths(bundle_dir, texts)
@@ -48,8 +48,14 @@ def model_macs(bundle_dir: Path, kind: str, texts: Sequence[str], teacher_dir: P
     if kind == "student":
         from distilrnn.student.model import StudentConfig
 
-        config = StudentConfig.from_dict(read_bundle_config(bundle_dir)["student"])
+        bundle_config = read_bundle_config(bundle_dir)
+        config = StudentConfig.from_dict(bundle_config["student"])
         macs, counted_by = student_macs(config, length), "student_macs"
+        compression = bundle_config.get("compression") or {}
+        gru_folded = (compression.get("quantize") or {}).get("gru_folded_nodes", 0)
+        if compression.get("fold_first_layer") or gru_folded:
+            macs -= folded_macs(config, length, directions=max(1, gru_folded))
+            counted_by = "student_macs less the first layer folded into the table"
     else:
         from transformers import AutoConfig
 

@@ -57,6 +57,19 @@ def encoder_macs(config: StudentConfig, length: int) -> int:
     return per_direction * config.num_directions
 
 
+def folded_macs(config: StudentConfig, length: int, directions: int = 1) -> int:
+    """The MACs a bundle saves by looking the first layer's map of each token's embedding up
+    instead of computing it (`distilrnn.export.fold`, and `gru_int8`'s folded input
+    projection, one per forward direction node): a convolution's whole first layer, or a
+    recurrent layer's input product `length x gates x hidden x embedding_dim` per direction."""
+    if config.encoder == "cnn":
+        return length * config.hidden_size * config.embedding_dim * config.kernel_size
+    if config.encoder == "rnn":
+        gates = cell_gates(config.rnn, config.hidden_size)
+        return directions * length * gates * config.hidden_size * config.embedding_dim
+    return 0
+
+
 def pooling_macs(config: StudentConfig, length: int) -> int:
     """The pooling's MACs for `length` states of `output_size`: attention scores each state
     and sums them weighted (2 per value), mean sums them (1 per value), max and last compare or

@@ -56,6 +56,7 @@ CONSTANTS = {
     "int8_gru/axis_2": np.array([2], dtype=np.int64),
 }
 MIN_OPSET = 13  # Split, Squeeze and Unsqueeze take their sizes and axes as inputs
+FOLDED = "_folded_"  # in the name of a table of precomputed input projections
 
 
 def gru_to_int8(model: Any) -> int:
@@ -94,6 +95,17 @@ def gru_to_int8(model: Any) -> int:
         _add_initializers(graph, initializers, CONSTANTS)
         _drop_unused(graph)
     return rewritten
+
+
+def folded_nodes(model: Any) -> int:
+    """How many rewritten GRU nodes of `model` look their input projection up (`FOLDED`)."""
+    return sum(
+        1
+        for node in model.graph.node
+        if node.op_type == "Gather"
+        and FOLDED in node.input[0]
+        and node.name.startswith("int8_gru/")
+    )
 
 
 def _unsupported(
@@ -240,7 +252,7 @@ class _GruRewrite:
         read the same table through the same weight."""
         from onnx import numpy_helper
 
-        name = f"{w_name}_folded_{table_name}"
+        name = f"{w_name}{FOLDED}{table_name}"
         if name not in self.initializers:
             table = numpy_helper.to_array(self.initializers[table_name]).astype(np.float64)
             weight = numpy_helper.to_array(self.initializers[w_name])[0].astype(np.float64)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from distilrnn.errors import BundleError, ConfigError
-from distilrnn.export.gru_int8 import gru_to_int8
+from distilrnn.export.gru_int8 import folded_nodes, gru_to_int8
 
 logger = logging.getLogger(__name__)
 
@@ -33,12 +33,13 @@ MIN_WEIGHT_VALUES = 256  # smaller float tensors (biases, tiny heads) are not wo
 
 def quantize_onnx(
     source: Path, target: Path, embedding_bits: int = 8, gru_int8: bool = True
-) -> int:
+) -> tuple[int, int]:
     """`source` with its weights stored as int8 (see the module), written to `target`. With
     `embedding_bits` = 4 the embedding is stored in 4-bit blocks of `EMBEDDING_BLOCK` values with
     their own scale and zero point (onnxruntime's `GatherBlockQuantized`, a com.microsoft operator
     its CPU runtime has). With `gru_int8` each GRU layer multiplies in int8
-    (`distilrnn.export.gru_int8`). Returns how many GRU nodes do."""
+    (`distilrnn.export.gru_int8`). Returns how many GRU nodes do, and how many of them look
+    their input projection up in a precomputed table."""
     import onnx
 
     if embedding_bits not in EMBEDDING_BITS:
@@ -48,8 +49,9 @@ def quantize_onnx(
     else:
         model = onnx.load(str(source))
     gru_nodes = gru_to_int8(model) if gru_int8 else 0
+    folded = folded_nodes(model)
     onnx.save(weight_only_int8(model), str(target))
-    return gru_nodes
+    return gru_nodes, folded
 
 
 def weight_only_int8(model: Any) -> Any:
@@ -148,10 +150,11 @@ def _quantize_embedding_4bit(model: Any, source: Path) -> Any:
 
 
 def quantization_record(
-    embedding_bits: int, float_model_bytes: int, gru_int8_nodes: int = 0
+    embedding_bits: int, float_model_bytes: int, gru_int8_nodes: int = 0, gru_folded_nodes: int = 0
 ) -> dict[str, Any]:
     """What the bundle config and the model card say about the quantisation; `gru_int8_nodes`:
-    the GRU nodes (one per layer and direction) that `quantize_onnx` made compute in int8."""
+    the GRU nodes (one per layer and direction) that `quantize_onnx` made compute in int8,
+    `gru_folded_nodes` those of them that look their input projection up."""
     method = (
         "weight-only int8 (symmetric, one scale per output channel); "
         "activations float32, so predictions do not depend on the batch"
@@ -162,6 +165,8 @@ def quantization_record(
             "in int8 (each token's input with its own scale, the state with a fixed one), the "
             "rest float32, so predictions do not depend on the batch"
         )
+    if gru_folded_nodes:
+        method += "; the first GRU layer's input projection precomputed for every embedding row"
     if embedding_bits == 4:
         method += f"; embedding in 4-bit blocks of {EMBEDDING_BLOCK} (GatherBlockQuantized)"
     return {
@@ -169,5 +174,6 @@ def quantization_record(
         "mode": "weights+gru-int8" if gru_int8_nodes else "weights",
         "embedding_bits": embedding_bits,
         "gru_int8_nodes": gru_int8_nodes,
+        "gru_folded_nodes": gru_folded_nodes,
         "float_model_bytes": float_model_bytes,
     }
