@@ -220,7 +220,7 @@ def test_a_first_gru_layer_looks_its_input_projection_up(tmp_path: Path):
     products = [n for n in graph.node if n.op_type == "MatMulInteger"]
     assert len(products) == 1  # the second layer's input projection; the first is looked up
     record = predictor.config["compression"]["quantize"]
-    assert record["gru_int8_nodes"] == 2 and record["gru_folded_nodes"] == 1
+    assert record["gru_int8_nodes"] == 2 and record["rnn_folded_nodes"] == 1
     assert "precomputed for every embedding row" in record["method"]
     # the frontier's MAC count leaves out what the bundle looks up
     macs = model_macs(tmp_path / "int8", "student", TEXTS, tmp_path)

@@ -68,8 +68,8 @@ def test_int8_logits_stay_close_to_the_float_ones(tmp_path: Path, rnn: str):
 def test_int8_stores_the_weights_as_int8_and_computes_no_activation_in_int8(
     tmp_path: Path, rnn: str
 ):
-    # a GRU computes in int8 unless told not to (tests/test_gru_int8.py)
-    bundle = export(tmp_path, "int8", rnn, False, quantize=True, gru_int8=False)
+    # GRU and LSTM compute in int8 unless told not to (tests/test_gru_int8.py, test_lstm_int8)
+    bundle = export(tmp_path, "int8", rnn, False, quantize=True, gru_int8=False, lstm_int8=False)
     graph = onnx.load(str(bundle / MODEL_NAME)).graph
     ops = [node.op_type for node in graph.node]
     assert not DYNAMIC_OPS & set(ops)

@@ -520,6 +520,13 @@ class ExportSettings:
         "~1.9x the batch-64 throughput of float for an SST-2-sized BiGRU, slower for tiny ones. "
         "False: int8 storage, float arithmetic (as an LSTM).",
     )
+    lstm_int8: bool = setting(
+        True,
+        "With --quantize: an LSTM's matrix products run in int8 as the GRU's do (the cell "
+        "stays float; a prediction still does not depend on the batch), and a first layer "
+        "narrower than the embedding looks its input projection up. False: int8 storage, "
+        "float arithmetic.",
+    )
     embedding_rank: int = setting(
         0,
         "Factorise the embedding and the first recurrent layer to N columns, without training "

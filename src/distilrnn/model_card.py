@@ -217,12 +217,26 @@ def model_card(
             "looked up and added, not multiplied."
         )
     if compression["quantize"]:
-        gru_int8 = compression["quantize"].get("gru_int8_nodes", 0)
+        quantized = compression["quantize"]
+        cell = (
+            "GRU"
+            if quantized.get("gru_int8_nodes", 0)
+            else "LSTM"
+            if quantized.get("lstm_int8_nodes", 0)
+            else ""
+        )
+        folded = (
+            f"; the first {cell} layer's input projection is looked up per token, precomputed "
+            "for every embedding row"
+            if quantized.get("rnn_folded_nodes", 0)
+            else ""
+        )
         lines.append(
             (
-                "Weights stored as int8; the GRU's matrix products computed in int8 (each "
-                "token's input with its own scale, so a prediction does not depend on the batch)"
-                if gru_int8
+                f"Weights stored as int8; the {cell}'s matrix products computed in int8 (each "
+                "token's input with its own scale, so a prediction does not depend on the "
+                f"batch){folded}"
+                if cell
                 else "Weights stored as int8 (weight-only: activations stay float32, so a "
                 "prediction does not depend on the batch)"
             )

@@ -52,9 +52,9 @@ def model_macs(bundle_dir: Path, kind: str, texts: Sequence[str], teacher_dir: P
         config = StudentConfig.from_dict(bundle_config["student"])
         macs, counted_by = student_macs(config, length), "student_macs"
         compression = bundle_config.get("compression") or {}
-        gru_folded = (compression.get("quantize") or {}).get("gru_folded_nodes", 0)
-        if compression.get("fold_first_layer") or gru_folded:
-            macs -= folded_macs(config, length, directions=max(1, gru_folded))
+        rnn_folded = (compression.get("quantize") or {}).get("rnn_folded_nodes", 0)
+        if compression.get("fold_first_layer") or rnn_folded:
+            macs -= folded_macs(config, length, directions=max(1, rnn_folded))
             counted_by = "student_macs less the first layer folded into the table"
     else:
         from transformers import AutoConfig

@@ -286,11 +286,19 @@ def _write_bundle(
     if settings.quantize:
         float_path = directory / "model.float.onnx"
         export_onnx(model, float_path)
-        gru_nodes, gru_folded = quantize_onnx(
-            float_path, directory / MODEL_NAME, settings.embedding_bits, settings.gru_int8
+        counts = quantize_onnx(
+            float_path,
+            directory / MODEL_NAME,
+            settings.embedding_bits,
+            settings.gru_int8,
+            settings.lstm_int8,
         )
         quantized = quantization_record(
-            settings.embedding_bits, float_path.stat().st_size, gru_nodes, gru_folded
+            settings.embedding_bits,
+            float_path.stat().st_size,
+            counts["gru"],
+            counts["folded"],
+            counts["lstm"],
         )
         float_path.unlink()
     else:

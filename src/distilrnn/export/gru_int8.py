@@ -63,6 +63,13 @@ def gru_to_int8(model: Any) -> int:
     """Rewrite each GRU node of `model` (an `onnx.ModelProto`, changed in place) that can be
     (see the module) as int8 products; returns how many were. The float weights they held
     are removed, their int8 copies (`<name>_int8`, `<name>_scale`) added."""
+    return rewrite_nodes(model, "GRU", _unsupported, _GruRewrite)
+
+
+def rewrite_nodes(model: Any, op_type: str, unsupported: Any, rewrite: Any) -> int:
+    """Replace each `op_type` node of `model` for which `unsupported(node, initializers,
+    producers, opset)` gives no reason by `rewrite(prefix, node, graph, initializers,
+    opset).nodes()`; returns how many were replaced (shared by the GRU and LSTM rewrites)."""
     graph = model.graph
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     initializers = {tensor.name: tensor for tensor in graph.initializer}
@@ -76,16 +83,16 @@ def gru_to_int8(model: Any) -> int:
     producers = {name: node for node in graph.node for name in node.output}
     rewritten = 0
     for node in list(graph.node):
-        if node.op_type != "GRU":
+        if node.op_type != op_type:
             continue
         weights = [aliases.get(name, name) for name in node.input[1:4]]
         node.input[1 : 1 + len(weights)] = weights
-        reason = _unsupported(node, initializers, producers, opset)
+        reason = unsupported(node, initializers, producers, opset)
         if reason:
-            logger.info("GRU node %s keeps float arithmetic: %s", node.name or "?", reason)
+            logger.info("%s node %s keeps float arithmetic: %s", op_type, node.name or "?", reason)
             continue
-        prefix = f"int8_gru/{rewritten}"
-        nodes = _GruRewrite(prefix, node, graph, initializers, opset).nodes()
+        prefix = f"int8_{op_type.lower()}/{rewritten}"
+        nodes = rewrite(prefix, node, graph, initializers, opset).nodes()
         position = list(graph.node).index(node)
         graph.node.remove(node)
         for offset, new in enumerate(nodes):
@@ -104,7 +111,7 @@ def folded_nodes(model: Any) -> int:
         for node in model.graph.node
         if node.op_type == "Gather"
         and FOLDED in node.input[0]
-        and node.name.startswith("int8_gru/")
+        and node.name.startswith(("int8_gru/", "int8_lstm/"))
     )
 
 
@@ -112,7 +119,7 @@ def _unsupported(
     node: Any, initializers: dict[str, Any], producers: dict[str, Any], opset: int
 ) -> str:
     """Why `node` (a GRU) cannot be rewritten, or '' when it can."""
-    from onnx import helper, numpy_helper
+    from onnx import helper
 
     attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
     inputs = list(node.input) + [""] * (6 - len(node.input))
@@ -131,8 +138,19 @@ def _unsupported(
         return "clipped or custom activations"
     if inputs[4]:
         return "sequence lengths"
-    if inputs[5]:  # torch passes zeros made to the batch's shape
-        source = producers.get(inputs[5])
+    return common_reason(inputs[1:4], [inputs[5]], initializers, producers)
+
+
+def common_reason(
+    weights: list[str], states: list[str], initializers: dict[str, Any], producers: dict[str, Any]
+) -> str:
+    """Why a recurrent node with these weight and initial-state inputs cannot be rewritten:
+    an initial state that may not be zero, or a weight that is not a float initializer of one
+    direction; '' when neither."""
+    from onnx import numpy_helper
+
+    for state in filter(None, states):  # torch passes zeros made to the batch's shape
+        source = producers.get(state)
         value = [a.t for a in source.attribute if a.name == "value"] if source else []
         if (
             source is None
@@ -140,7 +158,7 @@ def _unsupported(
             or (value and numpy_helper.to_array(value[0]).any())
         ):
             return "an initial state that may not be zero"
-    for name in filter(None, inputs[1:4]):
+    for name in filter(None, weights):
         tensor = initializers.get(name)
         if tensor is None or tensor.data_type != 1 or tensor.dims[0] != 1:  # 1: FLOAT
             return f"{name} is not a float initializer of one direction"
@@ -148,7 +166,10 @@ def _unsupported(
 
 
 class _GruRewrite:
-    """The nodes that replace one GRU node; their names start with `prefix`."""
+    """The nodes that replace one GRU node; their names start with `prefix`. The helpers
+    below the step are shared with the LSTM's rewrite (`distilrnn.export.lstm_int8`)."""
+
+    gates = 3  # z, r, h
 
     def __init__(
         self, prefix: str, node: Any, graph: Any, initializers: dict[str, Any], opset: int
@@ -224,9 +245,10 @@ class _GruRewrite:
         return nodes
 
     def table_lookup(self, x: str, w_name: str) -> tuple[str, str] | None:
-        """`(table, ids)` when the GRU reads `Transpose(Gather(table, ids))`, the embedding
+        """`(table, ids)` when the node reads `Transpose(Gather(table, ids))`, the embedding
         rows of a float initializer `table` `(vocab, k)` turned time-major, as torch exports a
-        first forward layer, and `3 * hidden <= k` (the folded table is no wider); else None."""
+        first forward layer, and `gates * hidden <= k` (the folded table is no wider); else
+        None."""
         from onnx import helper
 
         producers = {name: node for node in self.graph.node for name in node.output}
@@ -242,13 +264,13 @@ class _GruRewrite:
         if axis not in ([], [0]) or table is None or table.data_type != 1 or len(table.dims) != 2:
             return None
         width = self.initializers[w_name].dims[2]
-        if table.dims[1] != width or 3 * self.hidden > width:
+        if table.dims[1] != width or self.gates * self.hidden > width:
             return None
         return gather.input[0], gather.input[1]
 
     def fold_table(self, table_name: str, w_name: str, input_bias: np.ndarray) -> str:
-        """The input projection of every row of `table_name`, with its biases: `(vocab, 3 *
-        hidden)` float32, stored as int8 rows like any embedding; shared by the GRU nodes that
+        """The input projection of every row of `table_name`, with its biases: `(vocab, gates *
+        hidden)` float32, stored as int8 rows like any embedding; shared by the nodes that
         read the same table through the same weight."""
         from onnx import numpy_helper
 

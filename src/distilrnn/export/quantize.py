@@ -20,6 +20,7 @@ import numpy as np
 
 from distilrnn.errors import BundleError, ConfigError
 from distilrnn.export.gru_int8 import folded_nodes, gru_to_int8
+from distilrnn.export.lstm_int8 import lstm_to_int8
 
 logger = logging.getLogger(__name__)
 
@@ -32,14 +33,19 @@ MIN_WEIGHT_VALUES = 256  # smaller float tensors (biases, tiny heads) are not wo
 
 
 def quantize_onnx(
-    source: Path, target: Path, embedding_bits: int = 8, gru_int8: bool = True
-) -> tuple[int, int]:
+    source: Path,
+    target: Path,
+    embedding_bits: int = 8,
+    gru_int8: bool = True,
+    lstm_int8: bool = True,
+) -> dict[str, int]:
     """`source` with its weights stored as int8 (see the module), written to `target`. With
     `embedding_bits` = 4 the embedding is stored in 4-bit blocks of `EMBEDDING_BLOCK` values with
     their own scale and zero point (onnxruntime's `GatherBlockQuantized`, a com.microsoft operator
     its CPU runtime has). With `gru_int8` each GRU layer multiplies in int8
-    (`distilrnn.export.gru_int8`). Returns how many GRU nodes do, and how many of them look
-    their input projection up in a precomputed table."""
+    (`distilrnn.export.gru_int8`), with `lstm_int8` each LSTM layer (`lstm_int8`). Returns how
+    many GRU and LSTM nodes do (`gru`, `lstm`), and how many of them look their input
+    projection up in a precomputed table (`folded`)."""
     import onnx
 
     if embedding_bits not in EMBEDDING_BITS:
@@ -48,10 +54,14 @@ def quantize_onnx(
         model = _quantize_embedding_4bit(onnx.load(str(source)), source)
     else:
         model = onnx.load(str(source))
-    gru_nodes = gru_to_int8(model) if gru_int8 else 0
-    folded = folded_nodes(model)
+    counts = {
+        "gru": gru_to_int8(model) if gru_int8 else 0,
+        "lstm": lstm_to_int8(model) if lstm_int8 else 0,
+        "folded": 0,
+    }
+    counts["folded"] = folded_nodes(model)
     onnx.save(weight_only_int8(model), str(target))
-    return gru_nodes, folded
+    return counts
 
 
 def weight_only_int8(model: Any) -> Any:
@@ -150,30 +160,37 @@ def _quantize_embedding_4bit(model: Any, source: Path) -> Any:
 
 
 def quantization_record(
-    embedding_bits: int, float_model_bytes: int, gru_int8_nodes: int = 0, gru_folded_nodes: int = 0
+    embedding_bits: int,
+    float_model_bytes: int,
+    gru_int8_nodes: int = 0,
+    rnn_folded_nodes: int = 0,
+    lstm_int8_nodes: int = 0,
 ) -> dict[str, Any]:
-    """What the bundle config and the model card say about the quantisation; `gru_int8_nodes`:
-    the GRU nodes (one per layer and direction) that `quantize_onnx` made compute in int8,
-    `gru_folded_nodes` those of them that look their input projection up."""
+    """What the bundle config and the model card say about the quantisation; `gru_int8_nodes`,
+    `lstm_int8_nodes`: the GRU / LSTM nodes (one per layer and direction) that `quantize_onnx`
+    made compute in int8, `rnn_folded_nodes` those of either that look their input projection
+    up."""
     method = (
         "weight-only int8 (symmetric, one scale per output channel); "
         "activations float32, so predictions do not depend on the batch"
     )
-    if gru_int8_nodes:
+    cell = "GRU" if gru_int8_nodes else "LSTM" if lstm_int8_nodes else ""
+    if cell:
         method = (
-            "int8 weights (symmetric, one scale per output channel); the GRU's matrix products "
-            "in int8 (each token's input with its own scale, the state with a fixed one), the "
-            "rest float32, so predictions do not depend on the batch"
+            f"int8 weights (symmetric, one scale per output channel); the {cell}'s matrix "
+            "products in int8 (each token's input with its own scale, the state with a fixed "
+            "one), the rest float32, so predictions do not depend on the batch"
         )
-    if gru_folded_nodes:
-        method += "; the first GRU layer's input projection precomputed for every embedding row"
+    if rnn_folded_nodes:
+        method += f"; the first {cell} layer's input projection precomputed for every embedding row"
     if embedding_bits == 4:
         method += f"; embedding in 4-bit blocks of {EMBEDDING_BLOCK} (GatherBlockQuantized)"
     return {
         "method": method,
-        "mode": "weights+gru-int8" if gru_int8_nodes else "weights",
+        "mode": f"weights+{cell.lower()}-int8" if cell else "weights",
         "embedding_bits": embedding_bits,
         "gru_int8_nodes": gru_int8_nodes,
-        "gru_folded_nodes": gru_folded_nodes,
+        "rnn_folded_nodes": rnn_folded_nodes,
+        "lstm_int8_nodes": lstm_int8_nodes,
         "float_model_bytes": float_model_bytes,
     }
