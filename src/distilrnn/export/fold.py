@@ -3,11 +3,13 @@
 Once a student is trained its embedding is a constant, and its first convolution is linear in
 the embedded tokens: the layer's output at token t is `bias + sum_j W_j e(id[t + j - k // 2])`
 for a kernel of `k` taps `W_j` `(channels, embedding_dim)`. Each term depends on one token id
-only, so `table[v, j] = W_j e(v)` can be computed once per vocabulary row. The bundle then looks
-up `k` precomputed rows per token and adds them, instead of multiplying every token's embedding
-by the kernel: the first layer costs no multiply-adds at inference, whatever the embedding's
-width. The table is `k * channels` columns wide instead of `embedding_dim`, so a bundle trades
-bytes for speed (`ExportSettings.fold_first_layer` turns it off).
+only, so `table_j[v] = W_j e(v)` can be computed once per vocabulary row. The bundle then looks
+up `k` precomputed rows per token (one table per tap, each read at its shifted position, with an
+all-zero row for the pads and the sentence's ends) and adds them, instead of multiplying every
+token's embedding by the kernel: the first layer costs no multiply-adds at inference, whatever
+the embedding's width. The tables hold `k * channels` columns in all instead of
+`embedding_dim`, so a bundle trades bytes for speed (`ExportSettings.fold_first_layer` turns it
+off).
 
 `FoldedStudent` computes exactly what the student computes in eval mode (the dropouts are
 off), up to float rounding; tests/test_export_fold.py checks the exported graph against it.
@@ -45,26 +47,31 @@ class FoldedStudent(nn.Module):
         weight = convolution.weight.detach()  # (channels, embedding_dim, k)
         channels, _, width = weight.shape
         self.width, self.channels = width, channels
+        embedding = student.embedding.weight.detach()  # (vocab, embedding_dim)
+        self.blank = embedding.size(0)  # the id of an all-zero row: pads and the ends read it
         with torch.no_grad():
-            embedding = student.embedding.weight.detach()  # (vocab, embedding_dim)
-            # table[v, j * channels + c] = sum_d embedding[v, d] * weight[c, d, j]
-            table = torch.einsum("vd,cdj->vjc", embedding, weight).reshape(-1, width * channels)
-        self.register_buffer("table", table.contiguous())
+            for tap in range(width):
+                # table_j[v] = W_j e(v): what token v adds to the state j - k // 2 places away
+                table = embedding @ weight[:, :, tap].T  # (vocab, channels)
+                table = torch.cat([table, table.new_zeros(1, channels)])  # (vocab + 1, channels)
+                self.register_buffer(f"table_{tap}", table.contiguous())
         self.register_buffer("bias", convolution.bias.detach().clone())
 
     def _states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:
         """The encoder's `(batch, seq, channels)` states and the `(batch, seq)` bool mask."""
         mask = attention_mask != 0
         seq = input_ids.size(1)
-        keep = valid_positions(mask.sum(dim=1), seq).unsqueeze(-1)  # (batch, seq, 1)
-        rows = self.table[input_ids].unflatten(-1, (self.width, self.channels))
-        rows = rows * keep.unsqueeze(-1).to(rows.dtype)  # pads read nothing, as in the student
+        keep = valid_positions(mask.sum(dim=1), seq)  # (batch, seq)
+        ids = torch.where(keep, input_ids, self.blank)  # pads read nothing, as in the student
         half = self.width // 2
-        padded = F.pad(rows, (0, 0, 0, 0, half, half))  # (batch, seq + 2 half, k, channels)
-        states = self.bias + sum(padded[:, j : j + seq, j] for j in range(self.width))
+        ids = F.pad(ids, (half, half), value=self.blank)  # (batch, seq + 2 half)
+        # state t = bias + sum_j table_j[id at t + j - half]: one Gather per tap, no products
+        states = self.bias + sum(
+            getattr(self, f"table_{tap}")[ids[:, tap : tap + seq]] for tap in range(self.width)
+        )
         encoder = self.student.encoder
         states = encoder.activation(states)
-        keep = keep.to(states.dtype)
+        keep = keep.unsqueeze(-1).to(states.dtype)
         for convolution in encoder.layers[1:]:
             channels_first = (states * keep).transpose(1, 2)
             states = encoder.activation(convolution(channels_first)).transpose(1, 2)
