@@ -123,22 +123,31 @@ def _unsupported(
 
     attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
     inputs = list(node.input) + [""] * (6 - len(node.input))
+    reason = attribute_reason(attributes, opset, ["Sigmoid", "Tanh"])
+    if reason:
+        return reason
+    if attributes.get("linear_before_reset", 0) != 1:
+        return "linear_before_reset = 0"
+    if inputs[4]:
+        return "sequence lengths"
+    return common_reason(inputs[1:4], [inputs[5]], initializers, producers)
+
+
+def attribute_reason(attributes: dict[str, Any], opset: int, activations: list[str]) -> str:
+    """Why a recurrent node with these attributes cannot be rewritten (an old opset, another
+    direction, batch-first layout, clipping, activations other than `activations`), or ''."""
     if opset < MIN_OPSET:
         return f"opset {opset} < {MIN_OPSET}"
     if attributes.get("direction", b"forward") not in (b"forward", "forward"):
         return f"direction {attributes['direction']!r}"
-    if attributes.get("linear_before_reset", 0) != 1:
-        return "linear_before_reset = 0"
     if attributes.get("layout", 0) != 0:
         return "batch-first layout"
-    if "clip" in attributes or attributes.get("activations", [b"Sigmoid", b"Tanh"]) not in (
-        [b"Sigmoid", b"Tanh"],
-        ["Sigmoid", "Tanh"],
+    given = attributes.get("activations", activations)
+    if "clip" in attributes or [a.decode() if isinstance(a, bytes) else a for a in given] != (
+        activations
     ):
         return "clipped or custom activations"
-    if inputs[4]:
-        return "sequence lengths"
-    return common_reason(inputs[1:4], [inputs[5]], initializers, producers)
+    return ""
 
 
 def common_reason(
@@ -210,15 +219,7 @@ class _GruRewrite:
             }
         )
         nodes: list[Any] = []
-        lookup = self.table_lookup(x, w_name)
-        if lookup:  # the projection precomputed for every embedding row: one Gather
-            folded = self.fold_table(lookup[0], w_name, input_bias)
-            gathered = self.add(nodes, "Gather", [folded, lookup[1]], axis=0)
-            projected = self.add(nodes, "Transpose", [gathered], perm=[1, 0, 2])
-        else:
-            row_scale, quantized = self.quantize_rows(nodes, x)
-            projected = self.product(nodes, quantized, self.int8_weight(w_name), row_scale)
-            projected = self.add(nodes, "Add", [projected, names["input_bias"]])
+        projected, lookup = self.input_projection(nodes, x, w_name, names["input_bias"])
         # (seq, batch, 2 * hidden) and (seq, batch, hidden): split once, not at every step
         x_zr, x_n = self.add(nodes, "Split", [projected, names["sizes_zr_h"]], outputs=2, axis=2)
         if initial_h and not lookup:  # zeros (`_unsupported`)
@@ -243,6 +244,24 @@ class _GruRewrite:
         if y_h:
             nodes.append(helper.make_node("Unsqueeze", [last, "int8_gru/axis_0"], [y_h]))
         return nodes
+
+    def input_projection(
+        self, nodes: list[Any], x: str, w_name: str, input_bias: str
+    ) -> tuple[str, bool]:
+        """Every time step's `x W^T + input_bias` `(seq, batch, gates * hidden)`: looked up in a
+        table precomputed per embedding row when the node reads the embedding (`table_lookup`),
+        else an int8 product; with whether it was looked up."""
+        from onnx import numpy_helper
+
+        lookup = self.table_lookup(x, w_name)
+        if lookup:  # the projection precomputed for every embedding row: one Gather
+            bias = numpy_helper.to_array(self.initializers[input_bias])
+            folded = self.fold_table(lookup[0], w_name, bias)
+            gathered = self.add(nodes, "Gather", [folded, lookup[1]], axis=0)
+            return self.add(nodes, "Transpose", [gathered], perm=[1, 0, 2]), True
+        row_scale, quantized = self.quantize_rows(nodes, x)
+        projected = self.product(nodes, quantized, self.int8_weight(w_name), row_scale)
+        return self.add(nodes, "Add", [projected, input_bias]), False
 
     def table_lookup(self, x: str, w_name: str) -> tuple[str, str] | None:
         """`(table, ids)` when the node reads `Transpose(Gather(table, ids))`, the embedding

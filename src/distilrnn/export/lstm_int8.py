@@ -29,11 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from distilrnn.export.gru_int8 import MIN_OPSET, _GruRewrite, common_reason, rewrite_nodes
+from distilrnn.export.gru_int8 import _GruRewrite, attribute_reason, common_reason, rewrite_nodes
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_ACTIVATIONS = (["Sigmoid", "Tanh", "Tanh"], [b"Sigmoid", b"Tanh", b"Tanh"])
 
 
 def lstm_to_int8(model: Any) -> int:
@@ -50,18 +48,11 @@ def _unsupported(
 
     attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
     inputs = list(node.input) + [""] * (8 - len(node.input))
-    if opset < MIN_OPSET:
-        return f"opset {opset} < {MIN_OPSET}"
-    if attributes.get("direction", b"forward") not in (b"forward", "forward"):
-        return f"direction {attributes['direction']!r}"
-    if attributes.get("layout", 0) != 0:
-        return "batch-first layout"
+    reason = attribute_reason(attributes, opset, ["Sigmoid", "Tanh", "Tanh"])
+    if reason:
+        return reason
     if attributes.get("input_forget", 0) != 0:
         return "coupled input and forget gates"
-    if "clip" in attributes or attributes.get("activations", DEFAULT_ACTIVATIONS[0]) not in (
-        DEFAULT_ACTIVATIONS
-    ):
-        return "clipped or custom activations"
     if inputs[4]:
         return "sequence lengths"
     if inputs[7]:
@@ -98,15 +89,7 @@ class _LstmRewrite(_GruRewrite):
             }
         )
         nodes: list[Any] = []
-        lookup = self.table_lookup(x, w_name)
-        if lookup:  # the projection precomputed for every embedding row: one Gather
-            folded = self.fold_table(lookup[0], w_name, input_bias)
-            gathered = self.add(nodes, "Gather", [folded, lookup[1]], axis=0)
-            projected = self.add(nodes, "Transpose", [gathered], perm=[1, 0, 2])
-        else:
-            row_scale, quantized = self.quantize_rows(nodes, x)
-            projected = self.product(nodes, quantized, self.int8_weight(w_name), row_scale)
-            projected = self.add(nodes, "Add", [projected, names["input_bias"]])
+        projected, _ = self.input_projection(nodes, x, w_name, names["input_bias"])
         state = self.zero_state(nodes, projected)  # (batch, hidden), h and c alike
         step = self.step_graph(self.int8_weight(r_name), names)
         last_h, last_c = f"{self.prefix}/last_h", f"{self.prefix}/last_c"
