@@ -18,7 +18,7 @@ import distilrnn
 from distilrnn import cli, runtime
 from distilrnn.cli import app
 from distilrnn.config import ExportSettings
-from distilrnn.errors import BundleError, MissingFileError
+from distilrnn.errors import BundleError, ConfigError, MissingFileError
 from distilrnn.export import export_student
 from distilrnn.runtime import BUNDLE_FILES, CONFIG_NAME, LABELS_NAME, Predictor
 from distilrnn.student import RNNStudent
@@ -105,6 +105,27 @@ def test_batched_predictions_equal_one_by_one_predictions(bundle_dir: Path):
     batched = predictor.logits(TEXTS)
     alone = np.concatenate([predictor.logits([text]) for text in TEXTS])
     np.testing.assert_allclose(batched, alone, atol=1e-5)
+
+
+def test_threads_run_a_students_batches_at_once_with_the_same_logits(bundle_dir: Path):
+    one = Predictor(bundle_dir, batch_size=4).logits(TEXTS)
+    two = Predictor(bundle_dir, batch_size=4, threads=2)
+    assert two.parallel == "batches" and two.workers == 2
+    np.testing.assert_allclose(two.logits(TEXTS), one, atol=1e-6)
+    np.testing.assert_allclose(two.logits(TEXTS[:1]), one[:1], atol=1e-6)  # one batch
+    operators = Predictor(bundle_dir, batch_size=4, threads=2, parallel="operators")
+    assert operators.workers == 1
+    np.testing.assert_allclose(operators.logits(TEXTS), one, atol=1e-6)
+
+
+def test_a_teacher_bundle_splits_its_operators_by_default(bundle_dir: Path, tmp_path: Path):
+    teacher = copy_bundle(bundle_dir, tmp_path / "teacher")
+    config = json.loads((teacher / CONFIG_NAME).read_text())
+    (teacher / CONFIG_NAME).write_text(json.dumps({**config, "model": "teacher"}))
+    predictor = Predictor(teacher, threads=2)
+    assert predictor.parallel == "operators" and predictor.workers == 1
+    with pytest.raises(ConfigError, match="parallel must be one of"):
+        Predictor(teacher, parallel="rows")
 
 
 def test_predictor_truncates_to_the_bundle_max_length(bundle_dir: Path):

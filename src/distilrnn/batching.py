@@ -8,7 +8,8 @@ input order. numpy only: the torch-free runtime uses it too.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from itertools import chain
 
 import numpy as np
@@ -63,23 +64,49 @@ def run_batched(
     max_tokens: int = 0,
     on_batch: Callable[[int], object] | None = None,
     segments: Sequence[Sequence[int]] | None = None,
+    workers: int = 1,
 ) -> np.ndarray:
     """`call(input_ids, attention_mask)` over length-sorted padded batches of `encoded` token
     id lists; returns its outputs `(len(encoded), width)` float32 in the input order.
     `on_batch(n)` is told how many texts each batch held (for a progress bar). With `segments`
-    (a pair's token type ids, one list per text), `call` gets them padded as a third array."""
+    (a pair's token type ids, one list per text), `call` gets them padded as a third array.
+    With `workers` > 1, up to that many batches are padded and called at once, in threads (for
+    a `call` that releases the GIL, as an onnxruntime session does); the outputs are the same."""
     out = np.zeros((len(encoded), width), dtype=np.float32)
     lengths = [len(ids) for ids in encoded]
-    for index in length_batches(lengths, batch_size, max_tokens):
+
+    def run(index: np.ndarray) -> np.ndarray:
         input_ids, attention_mask = pad_batch([encoded[i] for i in index], pad_id)
         if segments is None:
-            out[index] = call(input_ids, attention_mask)
-        else:
-            token_type_ids, _ = pad_batch([segments[i] for i in index], 0)
-            out[index] = call(input_ids, attention_mask, token_type_ids)
-        if on_batch is not None:
-            on_batch(len(index))
+            return call(input_ids, attention_mask)
+        token_type_ids, _ = pad_batch([segments[i] for i in index], 0)
+        return call(input_ids, attention_mask, token_type_ids)
+
+    batches = length_batches(lengths, batch_size, max_tokens)
+    _scatter(out, batches, run, workers, on_batch)
     return out
+
+
+def _scatter(
+    out: np.ndarray,
+    batches: Sequence[np.ndarray],
+    run: Callable[[np.ndarray], np.ndarray],
+    workers: int,
+    on_batch: Callable[[int], object] | None,
+) -> None:
+    """`out[index] = run(index)` for each batch, in up to `workers` threads at once."""
+    if workers <= 1 or len(batches) <= 1:
+        results: Iterable[np.ndarray] = map(run, batches)
+        for index, result in zip(batches, results, strict=True):
+            out[index] = result
+            if on_batch is not None:
+                on_batch(len(index))
+        return
+    with ThreadPoolExecutor(max_workers=min(workers, len(batches))) as pool:
+        for index, result in zip(batches, pool.map(run, batches), strict=True):
+            out[index] = result
+            if on_batch is not None:
+                on_batch(len(index))
 
 
 def run_batched_pairs(
@@ -90,14 +117,18 @@ def run_batched_pairs(
     *,
     pad_id: int,
     batch_size: int,
+    workers: int = 1,
 ) -> np.ndarray:
     """`run_batched` for siamese pairs: `call(input_ids, attention_mask, pair_input_ids,
     pair_attention_mask)` over batches sorted by the longer text of each pair, each side
     right-padded on its own; outputs `(len(encoded), width)` float32 in the input order."""
     out = np.zeros((len(encoded), width), dtype=np.float32)
     lengths = [max(len(a), len(b)) for a, b in zip(encoded, pair_encoded, strict=True)]
-    for index in length_batches(lengths, batch_size):
+
+    def run(index: np.ndarray) -> np.ndarray:
         first = pad_batch([encoded[i] for i in index], pad_id)
         second = pad_batch([pair_encoded[i] for i in index], pad_id)
-        out[index] = call(*first, *second)
+        return call(*first, *second)
+
+    _scatter(out, length_batches(lengths, batch_size), run, workers, None)
     return out
