@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from distilrnn.batching import length_batches, pad_batch, run_batched
+from distilrnn.batching import interleaved, length_batches, pad_batch, run_batched
 
 
 def test_batches_follow_length_order_and_cap_their_size():
@@ -35,3 +35,16 @@ def test_padding_and_results_in_input_order():
     assert mask.tolist() == [[1, 1, 1], [1, 0, 0], [1, 1, 0]]
     out = run_batched(encoded, lambda i, m: m.sum(1, keepdims=True), 1, pad_id=0, batch_size=2)
     np.testing.assert_array_equal(out[:, 0], [3, 1, 2])
+
+
+def test_batches_that_run_at_once_are_dealt_texts_of_alike_lengths():
+    lengths = [1, 2, 3, 4, 5, 6, 7]
+    batches = interleaved(length_batches(lengths, batch_size=2), workers=2)
+    assert [list(b) for b in batches] == [[0, 2], [1, 3], [4, 6], [5]]
+    encoded = [[7] * n for n in lengths]
+    one = run_batched(encoded, lambda i, m: m.sum(1, keepdims=True), 1, pad_id=0, batch_size=2)
+    two = run_batched(
+        encoded, lambda i, m: m.sum(1, keepdims=True), 1, pad_id=0, batch_size=2, workers=2
+    )
+    np.testing.assert_array_equal(one, two)
+    np.testing.assert_array_equal(two[:, 0], lengths)

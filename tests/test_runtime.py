@@ -118,14 +118,18 @@ def test_threads_run_a_students_batches_at_once_with_the_same_logits(bundle_dir:
     np.testing.assert_allclose(operators.logits(TEXTS), one, atol=1e-6)
 
 
-def test_a_teacher_bundle_splits_its_operators_by_default(bundle_dir: Path, tmp_path: Path):
-    teacher = copy_bundle(bundle_dir, tmp_path / "teacher")
-    config = json.loads((teacher / CONFIG_NAME).read_text())
-    (teacher / CONFIG_NAME).write_text(json.dumps({**config, "model": "teacher"}))
-    predictor = Predictor(teacher, threads=2)
+@pytest.mark.parametrize("changes", [{"model": "teacher"}, {"student": {"encoder": "cnn"}}])
+def test_teacher_and_cnn_bundles_split_their_operators_by_default(
+    bundle_dir: Path, tmp_path: Path, changes: dict
+):
+    other = copy_bundle(bundle_dir, tmp_path / "other")
+    config = json.loads((other / CONFIG_NAME).read_text())
+    config["student"].update(changes.pop("student", {}))
+    (other / CONFIG_NAME).write_text(json.dumps({**config, **changes}))
+    predictor = Predictor(other, threads=2)
     assert predictor.parallel == "operators" and predictor.workers == 1
     with pytest.raises(ConfigError, match="parallel must be one of"):
-        Predictor(teacher, parallel="rows")
+        Predictor(other, parallel="rows")
 
 
 def test_predictor_truncates_to_the_bundle_max_length(bundle_dir: Path):

@@ -9,7 +9,7 @@ input order. numpy only: the torch-free runtime uses it too.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from itertools import chain
 
 import numpy as np
@@ -65,13 +65,15 @@ def run_batched(
     on_batch: Callable[[int], object] | None = None,
     segments: Sequence[Sequence[int]] | None = None,
     workers: int = 1,
+    executor: Executor | None = None,
 ) -> np.ndarray:
     """`call(input_ids, attention_mask)` over length-sorted padded batches of `encoded` token
     id lists; returns its outputs `(len(encoded), width)` float32 in the input order.
     `on_batch(n)` is told how many texts each batch held (for a progress bar). With `segments`
     (a pair's token type ids, one list per text), `call` gets them padded as a third array.
     With `workers` > 1, up to that many batches are padded and called at once, in threads (for
-    a `call` that releases the GIL, as an onnxruntime session does); the outputs are the same."""
+    a `call` that releases the GIL, as an onnxruntime session does; `executor`: a pool to reuse,
+    else one per call), each run of `workers` batches `interleaved`; the outputs are the same."""
     out = np.zeros((len(encoded), width), dtype=np.float32)
     lengths = [len(ids) for ids in encoded]
 
@@ -83,7 +85,21 @@ def run_batched(
         return call(input_ids, attention_mask, token_type_ids)
 
     batches = length_batches(lengths, batch_size, max_tokens)
-    _scatter(out, batches, run, workers, on_batch)
+    if workers > 1:
+        batches = interleaved(batches, workers)
+    _scatter(out, batches, run, workers, on_batch, executor)
+    return out
+
+
+def interleaved(batches: Sequence[np.ndarray], workers: int) -> list[np.ndarray]:
+    """Each run of `workers` consecutive length-sorted batches dealt again, text by text, into
+    as many batches of the same sizes: batches that run at once then hold texts of alike
+    lengths, so none waits on a longer one (the padding stays what the run's longest gives)."""
+    out: list[np.ndarray] = []
+    for start in range(0, len(batches), workers):
+        group = batches[start : start + workers]
+        merged = np.concatenate(group)
+        out += [merged[offset :: len(group)] for offset in range(len(group))]
     return out
 
 
@@ -93,20 +109,21 @@ def _scatter(
     run: Callable[[np.ndarray], np.ndarray],
     workers: int,
     on_batch: Callable[[int], object] | None,
+    executor: Executor | None = None,
 ) -> None:
-    """`out[index] = run(index)` for each batch, in up to `workers` threads at once."""
+    """`out[index] = run(index)` for each batch, in up to `workers` threads at once (of
+    `executor`, or of a pool made for this call)."""
     if workers <= 1 or len(batches) <= 1:
         results: Iterable[np.ndarray] = map(run, batches)
-        for index, result in zip(batches, results, strict=True):
-            out[index] = result
-            if on_batch is not None:
-                on_batch(len(index))
-        return
-    with ThreadPoolExecutor(max_workers=min(workers, len(batches))) as pool:
-        for index, result in zip(batches, pool.map(run, batches), strict=True):
-            out[index] = result
-            if on_batch is not None:
-                on_batch(len(index))
+    elif executor is not None:
+        results = executor.map(run, batches)
+    else:
+        with ThreadPoolExecutor(max_workers=min(workers, len(batches))) as pool:
+            results = list(pool.map(run, batches))
+    for index, result in zip(batches, results, strict=True):
+        out[index] = result
+        if on_batch is not None:
+            on_batch(len(index))
 
 
 def run_batched_pairs(
@@ -118,6 +135,7 @@ def run_batched_pairs(
     pad_id: int,
     batch_size: int,
     workers: int = 1,
+    executor: Executor | None = None,
 ) -> np.ndarray:
     """`run_batched` for siamese pairs: `call(input_ids, attention_mask, pair_input_ids,
     pair_attention_mask)` over batches sorted by the longer text of each pair, each side
@@ -130,5 +148,8 @@ def run_batched_pairs(
         second = pad_batch([pair_encoded[i] for i in index], pad_id)
         return call(*first, *second)
 
-    _scatter(out, length_batches(lengths, batch_size), run, workers, None)
+    batches = length_batches(lengths, batch_size)
+    if workers > 1:
+        batches = interleaved(batches, workers)
+    _scatter(out, batches, run, workers, None, executor)
     return out
