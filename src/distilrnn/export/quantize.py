@@ -6,9 +6,9 @@ it arrives in (onnxruntime's dynamic quantisation scaled each batch's activation
 labels could flip with the batch size). Optionally the embedding is stored in 4-bit blocks
 (`GatherBlockQuantized`, also weight-only).
 
-A GRU also computes in int8 (`gru_int8`, `distilrnn.export.gru_int8`): its matrix products
-become onnxruntime's integer ones, with no scale shared between the rows of a batch, so it
-keeps that guarantee; an LSTM keeps float arithmetic."""
+A GRU and an LSTM also compute in int8 (`gru_int8`, `lstm_int8`: `distilrnn.export.gru_int8`,
+`distilrnn.export.lstm_int8`): their matrix products become onnxruntime's integer ones, with no
+scale shared between the rows of a batch, so they keep that guarantee."""
 
 from __future__ import annotations
 
