@@ -203,9 +203,9 @@ class Predictor:
         self.threads = threads
         self.config = read_bundle_config(self.bundle_dir)
         if parallel == "auto":  # a recurrent student's loop of small operators does not split
-            student = self.config.get("student") or {}
-            recurrent = self.config.get("model") == "student" and student.get("encoder", "rnn")
-            parallel = "batches" if recurrent == "rnn" else "operators"
+            encoder = (self.config.get("student") or {}).get("encoder", "rnn")
+            recurrent = self.config.get("model") == "student" and encoder == "rnn"
+            parallel = "batches" if recurrent else "operators"
         self.parallel = parallel
         # `batches`: that many one-thread calls at once; threads = 0 leaves it to onnxruntime
         self.workers = threads if parallel == "batches" and threads > 1 else 1
@@ -287,6 +287,13 @@ class Predictor:
         """Whether the bundle reads `(text, text_pair)` pairs."""
         return self.pair_design != "none"
 
+    def _wants_pairs(self) -> BundleError:
+        """The error for single texts given to a pair bundle."""
+        return BundleError(
+            f"{self.bundle_dir} reads pairs (pair_design {self.pair_design!r}): pass "
+            "(text, text_pair) tuples"
+        )
+
     def _split(self, inputs: Sequence[Any]) -> tuple[list[str], list[str] | None]:
         """Texts and second texts (None for single texts), checked against the bundle."""
         if isinstance(inputs, str):
@@ -296,10 +303,7 @@ class Predictor:
             raise DataError("no texts to classify: the input is empty")
         if set(map(type, inputs)) == {str}:  # the common case, checked in one C-level pass
             if self.is_pair:
-                raise BundleError(
-                    f"{self.bundle_dir} reads pairs (pair_design {self.pair_design!r}): pass "
-                    "(text, text_pair) tuples"
-                )
+                raise self._wants_pairs()
             return inputs, None
         pair = [isinstance(item, tuple | list) for item in inputs]
         if any(pair) and not all(pair):
@@ -315,10 +319,7 @@ class Predictor:
         if all(pair) and not self.is_pair:
             raise BundleError(f"{self.bundle_dir} reads single texts, not (text, text_pair) pairs")
         if not all(pair) and self.is_pair:
-            raise BundleError(
-                f"{self.bundle_dir} reads pairs (pair_design {self.pair_design!r}): pass "
-                "(text, text_pair) tuples"
-            )
+            raise self._wants_pairs()
         if all(pair):
             return [a for a, _ in inputs], [b for _, b in inputs]
         return inputs, None

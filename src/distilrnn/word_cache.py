@@ -115,7 +115,7 @@ class WordCacheEncoder:
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each text, as the tokenizer gives them."""
         cache = self._cache
-        prefix, suffix, content = self.prefix, self.suffix, self._content
+        prefix = self.prefix
         results: list[list[int] | None] = []
         slow: list[int] = []  # texts for the tokenizer itself
         unseen: list[int] = []  # texts with a word the cache lacks: after it learns them
@@ -133,10 +133,7 @@ class WordCacheEncoder:
                 unseen.append(index)
                 results.append(None)
                 continue
-            if content is not None and len(ids) - len(prefix) > content:
-                del ids[len(prefix) + content :]
-            ids += suffix
-            results.append(ids)
+            results.append(self._framed(ids))
         if unseen:
             self._learn(texts, unseen, results)
         if slow:
@@ -144,6 +141,14 @@ class WordCacheEncoder:
             for index, encoding in zip(slow, encodings, strict=True):
                 results[index] = encoding.ids
         return results  # type: ignore[return-value]
+
+    def _framed(self, ids: list[int]) -> list[int]:
+        """`ids` (the prefix, then the words' ids) cut to the content length, then the suffix."""
+        content, start = self._content, len(self.prefix)
+        if content is not None and len(ids) - start > content:
+            del ids[start + content :]
+        ids += self.suffix
+        return ids
 
     def _learn(
         self, texts: Sequence[str], unseen: list[int], results: list[list[int] | None]
@@ -159,16 +164,13 @@ class WordCacheEncoder:
         encodings = self._words.encode_batch(ordered, add_special_tokens=False)
         for rank, (word, encoding) in enumerate(zip(ordered, encodings, strict=True)):
             (cache if rank < room else extra)[word] = encoding.ids
-        prefix, suffix, content = self.prefix, self.suffix, self._content
+        prefix = self.prefix
         for index, words in zip(unseen, split, strict=True):
             ids = prefix.copy()
             for word in words:
                 piece = cache.get(word)
                 ids += extra[word] if piece is None else piece
-            if content is not None and len(ids) - len(prefix) > content:
-                del ids[len(prefix) + content :]
-            ids += suffix
-            results[index] = ids
+            results[index] = self._framed(ids)
 
 
 def _special_frame(tokenizer: Tokenizer) -> tuple[list[int] | None, list[int] | None]:

@@ -70,12 +70,8 @@ class FoldedStudent(nn.Module):
             getattr(self, f"table_{tap}")[ids[:, tap : tap + seq]] for tap in range(self.width)
         )
         encoder = self.student.encoder
-        states = encoder.activation(states)
         keep = keep.unsqueeze(-1).to(states.dtype)
-        for convolution in encoder.layers[1:]:
-            channels_first = (states * keep).transpose(1, 2)
-            states = encoder.activation(convolution(channels_first)).transpose(1, 2)
-        return states * keep, mask
+        return encoder.layers_from(1, encoder.activation(states), keep), mask
 
     def _pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         states, mask = self._states(input_ids, attention_mask)

@@ -304,7 +304,7 @@ class _GruRewrite:
         """The Scan body: state `(batch, hidden)` and this step's projected input, `(batch, 2 *
         hidden)` for z and r and `(batch, hidden)` for n -> the next state, twice (carried,
         and scanned out)."""
-        from onnx import TensorProto, helper
+        from onnx import helper
 
         step = f"{self.prefix}/step"
         state, x_zr, x_n = f"{step}/state", f"{step}/x_zr", f"{step}/x_n"
@@ -323,15 +323,12 @@ class _GruRewrite:
         next_state = self.add(nodes, "Add", [n, change])
         scanned = self.add(nodes, "Identity", [next_state])
 
-        def value(name: str, width: int) -> Any:  # (batch, width)
-            return helper.make_tensor_value_info(name, TensorProto.FLOAT, [None, width])
-
         hidden = self.hidden
         return helper.make_graph(
             nodes,
             step,
-            [value(state, hidden), value(x_zr, 2 * hidden), value(x_n, hidden)],
-            [value(next_state, hidden), value(scanned, hidden)],
+            [step_value(state, hidden), step_value(x_zr, 2 * hidden), step_value(x_n, hidden)],
+            [step_value(next_state, hidden), step_value(scanned, hidden)],
         )
 
     def quantize_rows(self, nodes: list[Any], x: str) -> tuple[str, str]:
@@ -415,6 +412,13 @@ class _GruRewrite:
         """Add `tensors` (name -> numpy value) to the main graph's initializers (the Scan body
         reads them from there), each once."""
         _add_initializers(self.graph, self.initializers, tensors)
+
+
+def step_value(name: str, width: int) -> Any:
+    """A Scan step's float input or output `name` of shape `(batch, width)`."""
+    from onnx import TensorProto, helper
+
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, [None, width])
 
 
 def _add_initializers(graph: Any, known: dict[str, Any], tensors: dict[str, Any]) -> None:

@@ -29,7 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from distilrnn.export.gru_int8 import _GruRewrite, attribute_reason, common_reason, rewrite_nodes
+from distilrnn.export.gru_int8 import (
+    _GruRewrite,
+    attribute_reason,
+    common_reason,
+    rewrite_nodes,
+    step_value,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +122,7 @@ class _LstmRewrite(_GruRewrite):
     def step_graph(self, r_int8: tuple[str, str], names: dict[str, str]) -> Any:
         """The Scan body: states `h`, `c` `(batch, hidden)` and this step's projected input
         `(batch, 4 * hidden)` -> the next `h` and `c` (carried) and `h` (scanned out)."""
-        from onnx import TensorProto, helper
+        from onnx import helper
 
         step = f"{self.prefix}/step"
         h, c, x = f"{step}/h", f"{step}/c", f"{step}/x"
@@ -135,13 +141,7 @@ class _LstmRewrite(_GruRewrite):
         next_h = self.add(nodes, "Mul", [o, self.add(nodes, "Tanh", [next_c])])
         scanned = self.add(nodes, "Identity", [next_h])
 
-        def value(name: str, width: int) -> Any:  # (batch, width)
-            return helper.make_tensor_value_info(name, TensorProto.FLOAT, [None, width])
-
         hidden = self.hidden
-        return helper.make_graph(
-            nodes,
-            step,
-            [value(h, hidden), value(c, hidden), value(x, 4 * hidden)],
-            [value(next_h, hidden), value(next_c, hidden), value(scanned, hidden)],
-        )
+        inputs = [step_value(h, hidden), step_value(c, hidden), step_value(x, 4 * hidden)]
+        outputs = [step_value(name, hidden) for name in (next_h, next_c, scanned)]
+        return helper.make_graph(nodes, step, inputs, outputs)

@@ -72,12 +72,19 @@ class ConvolutionalEncoder(nn.Module):
     def forward(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """`inputs` `(batch, seq, embedding_dim)` -> `(batch, seq, hidden_size)`."""
         keep = valid_positions(lengths, inputs.size(1)).unsqueeze(-1).to(inputs.dtype)
-        hidden_states = inputs
-        for index, convolution in enumerate(self.layers):
+        return self.layers_from(0, inputs, keep)
+
+    def layers_from(
+        self, first: int, hidden_states: torch.Tensor, keep: torch.Tensor
+    ) -> torch.Tensor:
+        """Layers `first`, `first + 1`, ... on `hidden_states` `(batch, seq, features)`, `keep`
+        `(batch, seq, 1)` 1.0 at valid positions; a bundle whose first layer is folded into its
+        table (`distilrnn.export.fold`) starts at 1."""
+        for index in range(first, len(self.layers)):
             if index > 0:
                 hidden_states = self.hidden_dropout(hidden_states)
             channels_first = (hidden_states * keep).transpose(1, 2)  # (batch, features, seq)
-            hidden_states = self.activation(convolution(channels_first)).transpose(1, 2)
+            hidden_states = self.activation(self.layers[index](channels_first)).transpose(1, 2)
         # Zero the states at the pads too: besides tidiness, this keeps the last Transpose from
         # feeding the attention pooling's MatMul directly. onnxruntime 1.32's optimiser fuses a
         # Transpose into a following 3-D x 1-D MatMul wrongly (a two-node graph is off by ~8
