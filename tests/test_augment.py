@@ -13,6 +13,7 @@ import pytest
 from distilrnn import pos
 from distilrnn.augmentation import (
     AugmentError,
+    HeldOutOverlap,
     PosVocabulary,
     augment,
     augment_sentence,
@@ -265,6 +266,40 @@ def test_extra_texts_that_are_validation_or_test_texts_stay_out(tmp_path: Path, 
     assert transfer[-2:] == ["a new text", "another one"]
     assert "a held-out sentence" not in transfer
     assert "1 lines of" in caplog.text and str(extra) in caplog.text
+
+
+def test_extra_texts_near_a_held_out_text_stay_out(tmp_path: Path, caplog):
+    held_out = ["the film is a sprawling , messy and ultimately rewarding look at grief"]
+    near = [
+        "A Sprawling , Messy And Ultimately Rewarding look",  # 8 words of it, another case
+        "is a sprawling , messy",  # 5 words found whole inside it
+        "her film is a sprawling , messy and ultimately rewarding tale",  # shares 9 words
+    ]
+    far = ["a sprawling film", "messy and rewarding grief", "the film is a quiet look at grief"]
+    extra = tmp_path / "extra.txt"
+    extra.write_text("\n".join(near + far) + "\n", encoding="utf-8")
+    settings = AugmentSettings(n_iter=2, p_pos=0.0, extra_text_file=str(extra))
+    train = REAL_SENTENCES[:3]
+    with caplog.at_level("WARNING"):
+        transfer = build_transfer_set(train, settings, None, MASK, progress=False, held_out=held_out)
+    assert transfer[-3:] == far
+    assert not set(near) & set(transfer)
+    assert "3 lines of" in caplog.text and "augment.extra_overlap" in caplog.text
+
+    exact_only = AugmentSettings(n_iter=2, p_pos=0.0, extra_text_file=str(extra), extra_overlap=0)
+    transfer = build_transfer_set(train, exact_only, None, MASK, progress=False, held_out=held_out)
+    assert transfer[-6:] == near + far
+
+
+def test_held_out_overlap_counts_words_not_characters():
+    overlap = HeldOutOverlap(["one two three four five six"], 4)
+    assert overlap.touches("one two three four")
+    assert overlap.touches("x three four five six y")
+    assert not overlap.touches("one two three")  # shorter than 4 words: only if equal
+    assert not overlap.touches("one two three fourteen")
+    assert HeldOutOverlap(["a b"], 4).touches("a  b")  # equal, spaces collapsed
+    with pytest.raises(ConfigError, match=r"augment\.extra_overlap"):
+        AugmentSettings(extra_overlap=-1)
 
 
 def test_pipeline_keeps_the_split_texts_out_of_the_extra_texts(tmp_path: Path, monkeypatch):

@@ -49,6 +49,47 @@ def read_extra_texts(path: Path) -> list[str]:
     return texts
 
 
+class HeldOutOverlap:
+    """Which extra texts come too near the validation and test texts (`augment.extra_overlap`).
+
+    A text is near when it equals a held-out text (spaces collapsed), shares a run of `n` words
+    with one, or, shorter than `n` words but at least `MIN_CONTAINED` long, is found whole inside
+    one; words compare lower-cased. With `n = 0` only equal texts are near. A treebank's phrases
+    are fragments of its sentences, so another task's training phrases can hold a test
+    sentence's words without being equal to it; those fragments stay out of the transfer set.
+    """
+
+    MIN_CONTAINED = 4
+
+    def __init__(self, held_out: Iterable[str], n: int) -> None:
+        self.n = n
+        self.equal = {" ".join(text.split()) for text in held_out}
+        self.grams: set[tuple[str, ...]] = set()
+        if n <= 0:
+            return
+        for text in self.equal:
+            words = tuple(text.lower().split())
+            for size in range(min(self.MIN_CONTAINED, n), n + 1):
+                self.grams.update(words[i : i + size] for i in range(len(words) - size + 1))
+
+    @property
+    def rule(self) -> str:
+        if self.n <= 0:
+            return "nothing else"
+        return f"a run of {self.n} words (augment.extra_overlap)"
+
+    def touches(self, text: str) -> bool:
+        words = text.split()
+        if " ".join(words) in self.equal:
+            return True
+        if self.n <= 0:
+            return False
+        words = tuple(word.lower() for word in words)
+        if len(words) < self.n:
+            return len(words) >= min(self.MIN_CONTAINED, self.n) and words in self.grams
+        return any(words[i : i + self.n] in self.grams for i in range(len(words) - self.n + 1))
+
+
 def build_transfer_set(
     train_texts: list[str],
     settings: AugmentSettings,
@@ -60,8 +101,9 @@ def build_transfer_set(
     held_out: Iterable[str] = (),
 ) -> list[str] | list[tuple[str, str]]:
     """Generated samples plus the extra texts, none repeated and none equal to a training text.
-    An extra text equal to a `held_out` text (the validation and test texts) is dropped: what a
-    student is chosen and scored on never enters its transfer set.
+    An extra text equal to a `held_out` text (the validation and test texts), or sharing a run of
+    `settings.extra_overlap` words with one (`HeldOutOverlap`), is dropped: what a student is
+    chosen and scored on never enters its transfer set.
 
     The training texts themselves are not included (the caller puts them first). POS tags are
     cached in `cache_dir/pos_tags.json` (no cache without `cache_dir`). With `p_pos = 0` no word
@@ -95,20 +137,21 @@ def build_transfer_set(
         return samples
     extra_path = Path(os.path.expandvars(os.path.expanduser(settings.extra_text_file)))
     seen = {" ".join(text.split()) for text in train_texts} | set(samples)
-    withheld = {" ".join(text.split()) for text in held_out}
+    overlaps = HeldOutOverlap(held_out, settings.extra_overlap)
     extra, dropped = [], 0
     for text in read_extra_texts(extra_path):
-        if text in withheld:
+        if overlaps.touches(text):
             dropped += 1
         elif text not in seen:
             seen.add(text)
             extra.append(text)
     if dropped:
         logger.warning(
-            "augment.extra_text_file: %d lines of %s are validation or test texts; they are left "
-            "out of the transfer set",
+            "augment.extra_text_file: %d lines of %s are validation or test texts or share %s "
+            "with one; they are left out of the transfer set",
             dropped,
             extra_path,
+            overlaps.rule,
         )
     logger.info("%d extra texts from %s added to the transfer set", len(extra), extra_path)
     return samples + extra

@@ -307,7 +307,14 @@ class AugmentSettings:
     extra_text_file: str = setting(
         "",
         "A file of extra unlabelled texts (one per line) added to the transfer set; lines equal "
-        "to a validation or test text are left out (with a warning).",
+        "to a validation or test text, or too near one (`extra_overlap`), are left out (with a "
+        "warning).",
+    )
+    extra_overlap: int = setting(
+        8,
+        "Lines of `extra_text_file` that share a run of this many words with a validation or "
+        "test text are left out, as are lines of 4 words or more found whole inside one (words "
+        "compared lower-cased); 0 leaves out exact copies only.",
     )
     spacy_model: str = setting(
         "en_core_web_sm",
@@ -329,6 +336,7 @@ class AugmentSettings:
         require_choice(self.mask_mode, ("word", "whole_word"), "augment.mask_mode")
         require(self.workers >= 1, "augment.workers", "must be >= 1")
         require(self.seed >= 0, "augment.seed", "must be >= 0")
+        require(self.extra_overlap >= 0, "augment.extra_overlap", "must be >= 0 (0: exact copies)")
 
 
 @dataclass

@@ -305,8 +305,9 @@ class Pipeline:
         """The transfer set: the training texts (with labels), then generated ones (label -1)."""
         cfg = self.config
         data = self.data()
-        settings = fingerprinted(cfg.augment)
         extra_file = cfg.augment.extra_text_file
+        # how near an extra text may come to the held-out ones matters only with extra texts
+        settings = fingerprinted(cfg.augment, drop=() if extra_file else ("extra_overlap",))
         extra = Path(os.path.expandvars(os.path.expanduser(extra_file))) if extra_file else None
         inputs = [
             data,

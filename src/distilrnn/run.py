@@ -77,8 +77,9 @@ RUN_FORMAT = "distilrnn-run"
 #    when a stage is reused (`distilrnn.stages.SETTINGS_ADDED_AFTER`). 2: run.json and
 #    versioned records. 3: sentence pairs and regression (data.text_pair_column, task_type,
 #    metrics; student.pair_design). 4: students beyond the RNN, teacher ensembles and
-#    representation distillation (the settings `SETTINGS_ADDED_AFTER[3]` lists).
-RUN_VERSION = 4
+#    representation distillation (the settings `SETTINGS_ADDED_AFTER[3]` lists). 5: extra texts
+#    near a validation or test text left out (augment.extra_overlap).
+RUN_VERSION = 5
 MARKER_NAME = "run.json"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 

@@ -83,6 +83,7 @@ SETTINGS_ADDED_AFTER: dict[int, dict[str, dict[str, Any]]] = {
             "kernel_size": 3,
         },
     },
+    4: {"augment": {"extra_overlap": 0}},  # extra texts near a held-out text left out
 }
 
 
