@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${TASK:?set TASK to subj or mpqa}" "${DATA:?set DATA to the folder of the task folders}"
-: "${RUN_DIR:?set RUN_DIR to the task's finished run folder}"
+: "${RUN_DIR:?set RUN_DIR to the finished run folder of the task}"
 DATA=$(realpath "$DATA")
 export SUBJ_DIR=$DATA/subj MPQA_DIR=$DATA/mpqa HF_HUB_OFFLINE=1
 BIN=${BIN:-.venv/bin}
