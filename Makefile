@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup need-data quick full mrpc stsb subj mpqa test lint
+.PHONY: setup need-data quick full mrpc stsb subj mpqa subj-other mpqa-other test lint
 
 setup: $(VENV)/.installed
 
@@ -49,6 +49,14 @@ subj mpqa: setup
 		--set run_dir=$(RUNS)/$@
 	mkdir -p docs/$@
 	cp $(RUNS)/$@/report.md $(RUNS)/$@/results.json $(RUNS)/$@/*.png docs/$@/
+
+# The same tasks with the other tasks' training texts as unlabelled text (after `make TASK`):
+# RUNS/TASK-other reuses TASK's teacher; its report goes to docs/TASK/other-text/
+subj-other mpqa-other: setup
+	TASK=$(@:-other=) DATA=$(DATA) RUN_DIR=$(RUNS)/$(@:-other=) BIN=$(BIN) \
+		bash benchmarks/other_text.sh
+	mkdir -p docs/$(@:-other=)/other-text
+	cp $(RUNS)/$@/report.md $(RUNS)/$@/results.json $(RUNS)/$@/*.png docs/$(@:-other=)/other-text/
 
 lint: setup
 	$(BIN)/ruff format --check src tests benchmarks

@@ -66,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     partial = args.out.with_name(args.out.name + ".tmp")
     partial.write_text("".join(f"{text}\n" for text in lines), encoding="utf-8")
     partial.rename(args.out)
-    print(f"{args.out}: {len(lines):,} texts ({', '.join(f'{t} {n:,}' for t, n in counts.items())})")
+    print(
+        f"{args.out}: {len(lines):,} texts ({', '.join(f'{t} {n:,}' for t, n in counts.items())})"
+    )
     return 0
 
 

@@ -281,7 +281,9 @@ def test_extra_texts_near_a_held_out_text_stay_out(tmp_path: Path, caplog):
     settings = AugmentSettings(n_iter=2, p_pos=0.0, extra_text_file=str(extra))
     train = REAL_SENTENCES[:3]
     with caplog.at_level("WARNING"):
-        transfer = build_transfer_set(train, settings, None, MASK, progress=False, held_out=held_out)
+        transfer = build_transfer_set(
+            train, settings, None, MASK, progress=False, held_out=held_out
+        )
     assert transfer[-3:] == far
     assert not set(near) & set(transfer)
     assert "3 lines of" in caplog.text and "augment.extra_overlap" in caplog.text
