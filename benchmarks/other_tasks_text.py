@@ -12,34 +12,29 @@ out any line near a validation or test text of the task (`augment.extra_overlap`
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from collections import Counter
 from pathlib import Path
 
-# task -> (columns holding text, whether the file has a header line, file encoding)
+from distilrnn.atomic import write_atomically
+from distilrnn.errors import DataError
+from distilrnn.readers import read_delimited
+
+# task -> (the columns holding text: header names, or 0-based positions without a header line)
 SOURCES = {
-    "sst2": ([0], True, "utf-8"),
-    "mrpc": ([3, 4], True, "utf-8-sig"),
-    "stsb": ([7, 8], True, "utf-8"),
-    "subj": ([1], False, "utf-8"),
-    "mpqa": ([1], False, "utf-8"),
+    "sst2": ("sentence",),
+    "mrpc": ("#1 String", "#2 String"),
+    "stsb": ("sentence1", "sentence2"),
+    "subj": ("1",),
+    "mpqa": ("1",),
 }
 
 
-def training_texts(folder: Path, columns: list[int], header: bool, encoding: str) -> list[str]:
-    path = folder / "train.tsv"
-    if not path.is_file():
-        raise SystemExit(f"error: {path} does not exist")
-    texts = []
-    with path.open(encoding=encoding, newline="") as handle:
-        rows = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-        for number, row in enumerate(rows, start=1):
-            if header and number == 1:
-                continue
-            if len(row) <= max(columns):
-                raise SystemExit(f"error: {path}, line {number}: {len(row)} columns, expected more")
-            texts.extend(" ".join(row[c].split()) for c in columns)
+def training_texts(path: Path, columns: tuple[str, ...]) -> list[str]:
+    """The texts of `columns` in a training file, spaces collapsed, empty ones left out."""
+    header = not all(column.isdigit() for column in columns)
+    rows = read_delimited(path, "\t", False, columns, header=header)
+    texts = (" ".join(text.split()) for _, values in rows for text in values)
     return [text for text in texts if text]
 
 
@@ -54,18 +49,23 @@ def main(argv: list[str] | None = None) -> int:
     seen: set[str] = set()
     counts: Counter[str] = Counter()
     lines = []
-    for task, (columns, header, encoding) in SOURCES.items():
+    for task, columns in SOURCES.items():
         if task == args.task:
             continue
-        for text in training_texts(args.data / task, columns, header, encoding):
+        path = args.data / task / "train.tsv"
+        if not path.is_file():
+            raise SystemExit(f"error: {path} does not exist")
+        try:
+            texts = training_texts(path, columns)
+        except DataError as error:
+            raise SystemExit(f"error: {error}") from None
+        for text in texts:
             if text not in seen:
                 seen.add(text)
                 lines.append(text)
                 counts[task] += 1
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    partial = args.out.with_name(args.out.name + ".tmp")
-    partial.write_text("".join(f"{text}\n" for text in lines), encoding="utf-8")
-    partial.rename(args.out)
+    body = "".join(f"{text}\n" for text in lines)
+    write_atomically(args.out, lambda tmp: tmp.write_text(body, encoding="utf-8"))
     print(
         f"{args.out}: {len(lines):,} texts ({', '.join(f'{t} {n:,}' for t, n in counts.items())})"
     )

@@ -63,20 +63,20 @@ class HeldOutOverlap:
 
     def __init__(self, held_out: Iterable[str], n: int) -> None:
         self.n = n
+        self.shortest = min(self.MIN_CONTAINED, n)  # the fewest words a contained text has
         self.equal = {" ".join(text.split()) for text in held_out}
         self.grams: set[tuple[str, ...]] = set()
-        if n <= 0:
-            return
-        for text in self.equal:
+        for text in self.equal if n > 0 else ():
             words = tuple(text.lower().split())
-            for size in range(min(self.MIN_CONTAINED, n), n + 1):
+            for size in range(self.shortest, n + 1):
                 self.grams.update(words[i : i + size] for i in range(len(words) - size + 1))
 
     @property
     def rule(self) -> str:
+        """What besides equality makes a text near, for a warning."""
         if self.n <= 0:
-            return "nothing else"
-        return f"a run of {self.n} words (augment.extra_overlap)"
+            return "(augment.extra_overlap = 0: equal texts only)"
+        return f"or share a run of {self.n} words with one (augment.extra_overlap)"
 
     def touches(self, text: str) -> bool:
         words = text.split()
@@ -86,7 +86,7 @@ class HeldOutOverlap:
             return False
         words = tuple(word.lower() for word in words)
         if len(words) < self.n:
-            return len(words) >= min(self.MIN_CONTAINED, self.n) and words in self.grams
+            return len(words) >= self.shortest and words in self.grams
         return any(words[i : i + self.n] in self.grams for i in range(len(words) - self.n + 1))
 
 
@@ -147,8 +147,8 @@ def build_transfer_set(
             extra.append(text)
     if dropped:
         logger.warning(
-            "augment.extra_text_file: %d lines of %s are validation or test texts or share %s "
-            "with one; they are left out of the transfer set",
+            "augment.extra_text_file: %d lines of %s are validation or test texts %s; they are "
+            "left out of the transfer set",
             dropped,
             extra_path,
             overlaps.rule,
