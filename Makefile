@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup need-data quick full mrpc stsb subj mpqa subj-other mpqa-other test lint
+.PHONY: setup need-data quick full mrpc stsb subj mpqa subj-other mpqa-other subj-ensemble mpqa-ensemble test lint
 
 setup: $(VENV)/.installed
 
@@ -57,6 +57,14 @@ subj-other mpqa-other: setup
 		bash benchmarks/other_text.sh
 	mkdir -p docs/$(@:-other=)/other-text
 	cp $(RUNS)/$@/report.md $(RUNS)/$@/results.json $(RUNS)/$@/*.png docs/$(@:-other=)/other-text/
+
+# The same texts labelled by a three-teacher ensemble (the teacher and seeds 1, 2; after
+# `make TASK-other`): RUNS/TASK-ensemble; its report goes to docs/TASK/ensemble/
+subj-ensemble mpqa-ensemble: setup
+	ENSEMBLE_SEEDS="1, 2" TASK=$(@:-ensemble=) DATA=$(DATA) RUN_DIR=$(RUNS)/$(@:-ensemble=) \
+		BIN=$(BIN) bash benchmarks/other_text.sh
+	mkdir -p docs/$(@:-ensemble=)/ensemble
+	cp $(RUNS)/$@/report.md $(RUNS)/$@/results.json $(RUNS)/$@/*.png docs/$(@:-ensemble=)/ensemble/
 
 lint: setup
 	$(BIN)/ruff format --check src tests benchmarks

@@ -3,9 +3,14 @@
 #   RUN_DIR-other: the same teacher as RUN_DIR (its stages and baseline students copied, not
 #   retrained), the Tang transfer set plus the other tasks' training sentences
 #   (benchmarks/other_tasks_text.py; augment.extra_text_file, labels never read), then the
-#   variants named in VARIANTS over their seeds.
+#   variants named in VARIANTS over their seeds (SEEDS, e.g. "0, 1, 2, 3, 4"; the config's
+#   otherwise).
+#   With ENSEMBLE_SEEDS (e.g. "1, 2"): RUN_DIR-ensemble instead, where the teacher and extra
+#   teachers fine-tuned with those seeds label the same texts as an ensemble
+#   (teacher.ensemble_seeds; label.ensemble, probabilities by default).
 #
 #   TASK=subj DATA=../shared/data RUN_DIR=$HOME/distilrnn-runs/subj bash benchmarks/other_text.sh
+#   ENSEMBLE_SEEDS="1, 2" TASK=subj DATA=... RUN_DIR=... bash benchmarks/other_text.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${TASK:?set TASK to subj or mpqa}" "${DATA:?set DATA to the folder of the task folders}"
@@ -14,17 +19,27 @@ DATA=$(realpath "$DATA")
 export SUBJ_DIR=$DATA/subj MPQA_DIR=$DATA/mpqa HF_HUB_OFFLINE=1
 BIN=${BIN:-.venv/bin}
 CONFIG=configs/$TASK.toml
-OTHER=$RUN_DIR-other
+TEXT=$RUN_DIR-other.txt
 VARIANTS=${VARIANTS:-kl-tuned-lstm-augmented}
+sets=(--set "augment.extra_text_file=\"$TEXT\"")
+[ -z "${SEEDS:-}" ] || sets+=(--set "student.seeds=[$SEEDS]")
+reuse=(run.json data teacher calibration)  # the same teacher: reuse, not retrain
+OUT=$RUN_DIR-other
+if [ -n "${ENSEMBLE_SEEDS:-}" ]; then
+    OUT=$RUN_DIR-ensemble
+    sets+=(--set "teacher.ensemble_seeds=[$ENSEMBLE_SEEDS]")
+    reuse=(run.json data teacher)  # calibration is fitted again, on the ensemble
+fi
 
-[ -e "$OTHER.txt" ] || "$BIN/python" benchmarks/other_tasks_text.py --data "$DATA" --task "$TASK" --out "$OTHER.txt"
-mkdir -p "$OTHER/students"
-for stage in run.json data teacher calibration; do  # the same teacher: reuse, not retrain
-    [ -e "$OTHER/$stage" ] || cp -r "$RUN_DIR/$stage" "$OTHER/"
+[ -e "$TEXT" ] || "$BIN/python" benchmarks/other_tasks_text.py --data "$DATA" --task "$TASK" --out "$TEXT"
+mkdir -p "$OUT/students"
+for stage in "${reuse[@]}"; do
+    [ -e "$OUT/$stage" ] || cp -r "$RUN_DIR/$stage" "$OUT/"
 done
-[ -e "$OTHER/students/baseline-lstm" ] || cp -r "$RUN_DIR/students/baseline-lstm" "$OTHER/students/"
+# The transfer set with the other texts, when RUN_DIR-other has built it already
+[ -e "$OUT/augment" ] || [ ! -e "$RUN_DIR-other/augment" ] || cp -r "$RUN_DIR-other/augment" "$OUT/"
+[ -e "$OUT/students/baseline-lstm" ] || cp -r "$RUN_DIR/students/baseline-lstm" "$OUT/students/"
 args=()
 for variant in $VARIANTS; do args+=(--variant "$variant"); done
-"$BIN/distilrnn" student "$CONFIG" --run-dir "$OTHER" --jobs "${JOBS:-2}" \
-    --set "augment.extra_text_file=\"$OTHER.txt\"" "${args[@]}"
-"$BIN/distilrnn" report "$CONFIG" --run-dir "$OTHER" --set "augment.extra_text_file=\"$OTHER.txt\""
+"$BIN/distilrnn" student "$CONFIG" --run-dir "$OUT" --jobs "${JOBS:-2}" "${sets[@]}" "${args[@]}"
+"$BIN/distilrnn" report "$CONFIG" --run-dir "$OUT" "${sets[@]}"
