@@ -43,28 +43,28 @@ stsb: setup
 	$(BIN)/distilrnn predict-file $(DATA)/stsb/test.tsv docs/stsb/test-predictions.tsv \
 		configs/stsb.toml --set run_dir=$(RUNS)/stsb --overwrite
 
+# A run folder's report, results and plots into a docs folder: $(call copy-report,RUN,DOCS)
+copy-report = mkdir -p $(2) && cp $(RUNS)/$(1)/report.md $(RUNS)/$(1)/results.json $(RUNS)/$(1)/*.png $(2)/
+
 # SentEval single-sentence tasks end to end; the report, its plots and results go to docs/TASK/
 subj mpqa: setup
 	$(shell echo $@ | tr a-z A-Z)_DIR=$(DATA)/$@ $(BIN)/distilrnn run configs/$@.toml \
 		--set run_dir=$(RUNS)/$@
-	mkdir -p docs/$@
-	cp $(RUNS)/$@/report.md $(RUNS)/$@/results.json $(RUNS)/$@/*.png docs/$@/
+	$(call copy-report,$@,docs/$@)
 
 # The same tasks with the other tasks' training texts as unlabelled text (after `make TASK`):
 # RUNS/TASK-other reuses TASK's teacher; its report goes to docs/TASK/other-text/
 subj-other mpqa-other: setup
 	TASK=$(@:-other=) DATA=$(DATA) RUN_DIR=$(RUNS)/$(@:-other=) BIN=$(BIN) \
 		bash benchmarks/other_text.sh
-	mkdir -p docs/$(@:-other=)/other-text
-	cp $(RUNS)/$@/report.md $(RUNS)/$@/results.json $(RUNS)/$@/*.png docs/$(@:-other=)/other-text/
+	$(call copy-report,$@,docs/$(@:-other=)/other-text)
 
 # The same texts labelled by a three-teacher ensemble (the teacher and seeds 1, 2; after
 # `make TASK-other`): RUNS/TASK-ensemble; its report goes to docs/TASK/ensemble/
 subj-ensemble mpqa-ensemble: setup
 	ENSEMBLE_SEEDS="1, 2" TASK=$(@:-ensemble=) DATA=$(DATA) RUN_DIR=$(RUNS)/$(@:-ensemble=) \
 		BIN=$(BIN) bash benchmarks/other_text.sh
-	mkdir -p docs/$(@:-ensemble=)/ensemble
-	cp $(RUNS)/$@/report.md $(RUNS)/$@/results.json $(RUNS)/$@/*.png docs/$(@:-ensemble=)/ensemble/
+	$(call copy-report,$@,docs/$(@:-ensemble=)/ensemble)
 
 lint: setup
 	$(BIN)/ruff format --check src tests benchmarks

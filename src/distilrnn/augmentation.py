@@ -66,7 +66,9 @@ class HeldOutOverlap:
         self.shortest = min(self.MIN_CONTAINED, n)  # the fewest words a contained text has
         self.equal = {" ".join(text.split()) for text in held_out}
         self.grams: set[tuple[str, ...]] = set()
-        for text in self.equal if n > 0 else ():
+        if n <= 0:
+            return
+        for text in self.equal:
             words = tuple(text.lower().split())
             for size in range(self.shortest, n + 1):
                 self.grams.update(words[i : i + size] for i in range(len(words) - size + 1))
