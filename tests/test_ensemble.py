@@ -144,6 +144,10 @@ def test_an_ensemble_run_distils_the_members_combined_logits(task_dir, tiny_teac
     Pipeline(load_config(None, single)).run(until="label")
     single_labels = np.asarray(load_labelled(only_shards(run_dir))["teacher_logits"])
     teacher_record = json.loads((run_dir / "teacher" / "stage.json").read_text())
+    single_caches = sorted((run_dir / ".work" / "member-logits").iterdir())
+    single_cache_times = {p: p.stat().st_mtime_ns for p in single_caches[0].iterdir()}
+    cached = np.concatenate([np.load(p) for p in sorted(single_caches[0].glob("shard-*.npy"))])
+    np.testing.assert_array_equal(cached, single_labels)
 
     overrides = [*single, "teacher.ensemble_seeds=[7]"]
     pipeline = Pipeline(load_config(None, overrides))
@@ -157,6 +161,11 @@ def test_an_ensemble_run_distils_the_members_combined_logits(task_dir, tiny_teac
 
     labels = np.asarray(out.labelled["teacher_logits"])
     assert not np.allclose(labels, single_labels, atol=1e-4)
+    # the single teacher's own logits were kept and serve the ensemble: only the member ran
+    (main_cache,) = single_caches
+    caches = sorted((run_dir / ".work" / "member-logits").iterdir())
+    assert len(caches) == 2 and main_cache in caches  # the main teacher's and the member's
+    assert {p: p.stat().st_mtime_ns for p in main_cache.iterdir()} == single_cache_times
     texts = list(out.labelled["text"])
     folders = [run_dir / "teacher" / "model", run_dir / "teacher-seed-7" / "model"]
     members = TeacherEnsemble.from_pretrained(folders, max_length=16)
@@ -202,6 +211,55 @@ def test_an_ensemble_run_distils_the_members_combined_logits(task_dir, tiny_teac
     predicted = [line.split("\t")[column] for line in lines[1:]]
     names = task.label_names
     assert predicted == [names[i] for i in members.logits(TEXTS).argmax(-1)]
+
+
+def test_ensemble_labelling_runs_only_the_members_it_has_not_cached(two_members, tmp_path):
+    from datasets import Dataset
+
+    from distilrnn.labeling import label_with_teacher
+
+    _, members = two_members
+    calls = {0: 0, 1: 0}
+
+    class Counted:
+        def __init__(self, teacher, index):
+            self.teacher, self.index = teacher, index
+
+        def __getattr__(self, name):
+            return getattr(self.teacher, name)
+
+        def logits(self, texts, **kwargs):
+            calls[self.index] += 1
+            return self.teacher.logits(texts, **kwargs)
+
+    ensemble = TeacherEnsemble(members)
+    ensemble.members = [Counted(m, i) for i, m in enumerate(members)]
+    dataset = Dataset.from_dict({"text": TEXTS})
+    caches = [tmp_path / "cache-a", tmp_path / "cache-b"]
+    label = dict(batch_size=2, shard_size=2, member_caches=caches)
+    first = label_with_teacher(ensemble, dataset, tmp_path / "first", **label)
+    expected = TeacherEnsemble(members).logits(TEXTS)
+    np.testing.assert_allclose(np.asarray(first["teacher_logits"]), expected, rtol=1e-5, atol=1e-6)
+    assert calls == {0: 3, 1: 3}  # three shards, each member once per shard
+    assert sorted(p.name for p in caches[0].iterdir()) == [f"shard-0000{n}.npy" for n in range(3)]
+
+    # a new ensemble over the same texts: one member's shard lost, another's damaged
+    (caches[1] / "shard-00001.npy").unlink()
+    (caches[0] / "shard-00002.npy").write_bytes(b"not an array")
+    second = label_with_teacher(ensemble, dataset, tmp_path / "second", **label)
+    assert calls == {0: 4, 1: 4}  # only the missing and the damaged shard ran again
+    np.testing.assert_array_equal(
+        np.asarray(second["teacher_logits"]), np.asarray(first["teacher_logits"])
+    )
+    with pytest.raises(ValueError, match="1 folders for 2 teacher"):
+        label_with_teacher(
+            ensemble,
+            dataset,
+            tmp_path / "third",
+            batch_size=2,
+            shard_size=2,
+            member_caches=caches[:1],
+        )
 
 
 def only_shards(run_dir):

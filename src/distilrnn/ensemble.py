@@ -225,6 +225,11 @@ class TeacherEnsemble:
             for member in self.members
         ]
 
+    def combined(self, member_logits: Sequence[np.ndarray]) -> np.ndarray:
+        """The ensemble's logits from its members' own (`member_logits`, model order), combined
+        as this ensemble combines them (`combine_logits`)."""
+        return combine_logits(member_logits, self.combine)
+
     def logits(
         self,
         texts: Sequence[Input],
@@ -256,7 +261,7 @@ class TeacherEnsemble:
             bar.update(len(texts))
             if progress is True:
                 bar.close()
-        return combine_logits(members, self.combine)
+        return self.combined(members)
 
     def evaluate(
         self,

@@ -11,7 +11,10 @@ With `precision` bf16 / fp16 the teacher runs under autocast (`distilrnn.trainin
 
 `label_texts` labels with one model and its tokenizer; `label_with_teacher` with a teacher
 object, which may be a `distilrnn.ensemble.TeacherEnsemble`: its shards hold the members'
-combined logits.
+combined logits. Given `member_caches`, `label_with_teacher` also keeps each member's own logits
+of each shard (`<cache>/shard-NNNNN.npy`) and reads them back instead of running that member
+again, so an ensemble that gains a member, combines another way, or grows from a single teacher
+runs only the teachers that have not read those texts.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from distilrnn import distributed
+from distilrnn.atomic import write_atomically
 from distilrnn.batching import run_batched
 from distilrnn.errors import MissingFileError
 from distilrnn.inputs import columns, encode_joint
@@ -146,7 +150,9 @@ def label_texts(
     Returns the memory-mapped concatenation of all shards.
     """
 
-    def logits_of(texts: list[str], pairs: list[str] | None, progress: tqdm) -> np.ndarray:
+    def logits_of(
+        number: int, texts: list[str], pairs: list[str] | None, progress: tqdm
+    ) -> np.ndarray:
         return predict_logits(
             model,
             tokenizer,
@@ -173,13 +179,26 @@ def label_with_teacher(
     device: torch.device | str = "cpu",
     max_tokens: int = 0,
     precision: str = "fp32",
+    member_caches: Sequence[Path] | None = None,
 ) -> Dataset:
     """`label_texts` with a teacher object: a `distilrnn.teacher.Teacher`, or a
     `distilrnn.ensemble.TeacherEnsemble` whose combined logits are recorded. Same shards,
-    same resumption, same split across ranks."""
+    same resumption, same split across ranks.
 
-    def logits_of(texts: list[str], pairs: list[str] | None, progress: tqdm) -> np.ndarray:
-        return teacher.logits(
+    `member_caches`: one folder per member (the teacher itself, or the ensemble's members in
+    order), each only ever holding that member's logits of these texts labelled with these
+    settings (shard size included). A member's shard found there is read instead of computed;
+    one computed is saved there (atomically) before the shard is combined."""
+    members = list(getattr(teacher, "members", [teacher]))
+    if member_caches is not None and len(member_caches) != len(members):
+        raise ValueError(
+            f"member_caches: {len(member_caches)} folders for {len(members)} teacher(s)"
+        )
+
+    def run(
+        model: LogitSource, texts: list[str], pairs: list[str] | None, progress: bool | tqdm
+    ) -> np.ndarray:
+        return model.logits(
             texts,
             text_pairs=pairs,
             batch_size=batch_size,
@@ -189,18 +208,62 @@ def label_with_teacher(
             precision=precision,
         )
 
+    def logits_of(
+        number: int, texts: list[str], pairs: list[str] | None, progress: tqdm
+    ) -> np.ndarray:
+        if member_caches is None:
+            return run(teacher, texts, pairs, progress)
+        found = []
+        for member, cache in zip(members, member_caches, strict=True):
+            path = cache / f"shard-{number:05d}.npy"
+            logits = cached_logits(path, len(texts))
+            if logits is None:
+                logits = run(member, texts, pairs, False)
+                save_logits(path, logits)
+            found.append(logits)
+        progress.update(len(texts))
+        combine = getattr(teacher, "combined", None)
+        return combine(found) if combine is not None else found[0]
+
     return label_shards(dataset, output_dir, shard_size, logits_of)
+
+
+def cached_logits(path: Path, rows: int) -> np.ndarray | None:
+    """The logits saved at `path` (`save_logits`), or None when there are none or they are not
+    a sound `(rows, labels)` float32 array of finite values (a damaged file is computed again)."""
+    try:
+        logits = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    sound = (
+        logits.dtype == np.float32
+        and logits.ndim == 2
+        and logits.shape[0] == rows
+        and bool(np.isfinite(logits).all())
+    )
+    return logits if sound else None
+
+
+def save_logits(path: Path, logits: np.ndarray) -> None:
+    """Save one member's logits of one shard as `.npy`, atomically (a killed run leaves either
+    the whole file or none)."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.save(handle, np.asarray(logits, dtype=np.float32), allow_pickle=False)
+
+    write_atomically(path, write)
 
 
 def label_shards(
     dataset: Dataset,
     output_dir: Path,
     shard_size: int,
-    logits_of: Callable[[list[str], list[str] | None, tqdm], np.ndarray],
+    logits_of: Callable[[int, list[str], list[str] | None, tqdm], np.ndarray],
 ) -> Dataset:
-    """The shard loop of `label_texts`: `logits_of(texts, pairs, progress)` gives a shard's
-    `(n, num_labels)` logits (and advances `progress` by n); each shard is saved atomically as
-    it finishes, this rank's missing shards only."""
+    """The shard loop of `label_texts`: `logits_of(number, texts, pairs, progress)` gives shard
+    `number`'s `(n, num_labels)` logits (and advances `progress` by n); each shard is saved
+    atomically as it finishes, this rank's missing shards only."""
     shard_dir = output_dir / "shards"
     shard_dir.mkdir(parents=True, exist_ok=True)
     starts = range(0, len(dataset), shard_size)
@@ -214,7 +277,7 @@ def label_shards(
         if not path.is_dir():
             part = dataset.select(range(start, min(start + shard_size, len(dataset))))
             texts, pairs = columns(part)
-            logits = logits_of(texts, pairs, progress)
+            logits = logits_of(number, texts, pairs, progress)
             part = part.add_column("teacher_logits", [row for row in logits])
             tmp = path.with_name(path.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)

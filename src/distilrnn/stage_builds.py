@@ -43,6 +43,7 @@ from distilrnn.run import (
 from distilrnn.stages import (
     Built,
     Stage,
+    fingerprint,
     fingerprinted,
     resolve,
 )
@@ -249,8 +250,9 @@ def build_label(
 ) -> None:
     """Label the texts' missing shards (a damaged shard is dropped first and labelled
     again; the others are kept), with the teacher, or the teacher ensemble's combined logits
-    when there is one."""
-    from distilrnn.labeling import label_texts, label_with_teacher
+    when there is one. Each teacher's own logits are kept in `member_caches` and read back
+    where a teacher has labelled a shard before (cleared when the stage is forced)."""
+    from distilrnn.labeling import label_with_teacher
     from distilrnn.training import resolve_precision
 
     cfg = pipeline.config
@@ -266,37 +268,33 @@ def build_label(
     distributed.barrier()  # the shards left are sound before any rank looks for its own
     precision = resolve_precision(cfg.label.precision, pipeline.device)
     started = time.perf_counter()
+    readers = [teacher, *(pipeline.teacher_members() if ensemble is not None else [])]
+    caches = member_caches(pipeline, readers, texts, settings)
+    if distributed.is_main() and stage.name in pipeline.ledger.force:
+        for cache in caches:  # a forced relabel runs every teacher again
+            shutil.rmtree(cache, ignore_errors=True)
+    distributed.barrier()
     if ensemble is not None:
-        extra = [member.value.model_dir for member in pipeline.teacher_members()]
-        members = [teacher.value.model_dir, *extra]
-        label_with_teacher(
-            TeacherEnsemble.from_pretrained(
-                members, combine=cfg.label.ensemble, max_length=cfg.teacher.max_length
-            ),
-            texts.value,
-            shards,
-            batch_size=cfg.label.batch_size,
-            shard_size=cfg.label.shard_size,
-            device=pipeline.device,
-            max_tokens=cfg.label.max_tokens,
-            precision=precision,
+        labeller: Teacher | TeacherEnsemble = TeacherEnsemble.from_pretrained(
+            [reader.value.model_dir for reader in readers],
+            combine=cfg.label.ensemble,
+            max_length=cfg.teacher.max_length,
         )
     else:
-        model = Teacher.from_pretrained(
+        labeller = Teacher.from_pretrained(
             str(teacher.value.model_dir), max_length=cfg.teacher.max_length
         )
-        label_texts(
-            model.model,
-            model.tokenizer,
-            texts.value,
-            shards,
-            cfg.label.batch_size,
-            cfg.label.shard_size,
-            cfg.teacher.max_length,
-            pipeline.device,
-            cfg.label.max_tokens,
-            precision,
-        )
+    label_with_teacher(
+        labeller,
+        texts.value,
+        shards,
+        batch_size=cfg.label.batch_size,
+        shard_size=cfg.label.shard_size,
+        device=pipeline.device,
+        max_tokens=cfg.label.max_tokens,
+        precision=precision,
+        member_caches=caches,
+    )
     if not distributed.is_main():
         return
     seconds = time.perf_counter() - started
@@ -305,6 +303,20 @@ def build_label(
         {"texts": len(texts.value), "seconds_this_run": seconds},
     )
     stage.finish(settings)
+
+
+def member_caches(
+    pipeline: Pipeline, teachers: list[Built], texts: Built, settings: dict[str, Any]
+) -> list[Path]:
+    """Where each teacher keeps its own logits of `texts` labelled with `settings`
+    (`distilrnn.labeling.label_with_teacher`): `.work/member-logits/<fingerprint>`, one folder
+    per teacher, texts and settings, so that a single teacher's labels serve the ensemble that
+    later includes it, and an ensemble's the ensemble that gains or drops a member."""
+    root = pipeline.folder.work_dir / "member-logits"
+    return [
+        root / fingerprint("member-logits", t.fingerprint, texts.fingerprint, settings)[:16]
+        for t in teachers
+    ]
 
 
 def label_settings(pipeline: Pipeline) -> dict[str, Any]:
