@@ -38,6 +38,11 @@ for stage in "${reuse[@]}"; do
 done
 # The transfer set with the other texts, when RUN_DIR-other has built it already
 [ -e "$OUT/augment" ] || [ ! -e "$RUN_DIR-other/augment" ] || cp -r "$RUN_DIR-other/augment" "$OUT/"
+# ... and the main teacher's own logits of it, so that the ensemble runs only its extra members
+if [ -n "${ENSEMBLE_SEEDS:-}" ] && [ -d "$RUN_DIR-other/.work/member-logits" ]; then
+    mkdir -p "$OUT/.work"
+    [ -e "$OUT/.work/member-logits" ] || cp -r "$RUN_DIR-other/.work/member-logits" "$OUT/.work/"
+fi
 [ -e "$OUT/students/baseline-lstm" ] || cp -r "$RUN_DIR/students/baseline-lstm" "$OUT/students/"
 args=()
 for variant in $VARIANTS; do args+=(--variant "$variant"); done
