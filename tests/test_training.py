@@ -1,6 +1,7 @@
 """Shared Trainer settings: a diverging training stops with a named error, and a killed
 training resumes from its last complete checkpoint."""
 
+import json
 import logging
 import shutil
 
@@ -9,7 +10,7 @@ import pytest
 from distilrnn.config import DataConfig, StudentSettings
 from distilrnn.data import load_task
 from distilrnn.errors import StudentError, TeacherError
-from distilrnn.training import checkpoint_complete, last_complete_checkpoint
+from distilrnn.training import TrainingClock, checkpoint_complete, last_complete_checkpoint
 
 
 def _student_settings(**changes):
@@ -101,6 +102,9 @@ def test_resume_skips_a_half_written_checkpoint_and_training_finishes(
     assert not broken.exists()  # removed, so the resumed training writes it afresh
 
     _half_written_copy(complete, 4)
+    clock = complete / TrainingClock.FILE  # each checkpoint keeps the seconds run up to it
+    assert 0 < json.loads(clock.read_text())["seconds"] < 600
+    clock.write_text(json.dumps({"seconds": 1000.0}))  # as if the first run had taken longer
     with caplog.at_level(logging.INFO):
         _, metrics, _ = fit_student(
             _student_settings(objective="ce", eval_steps=1, epochs=2), 0, *args
@@ -110,6 +114,37 @@ def test_resume_skips_a_half_written_checkpoint_and_training_finishes(
     steps = [entry["step"] for entry in metrics["log_history"] if "eval_accuracy" in entry]
     assert steps == [1, 2, 3, 4, 5, 6]  # steps 1-3 from the resumed state, 4-6 trained now
     assert all(checkpoint_complete(path) for path in _checkpoints(work_dir))
+    # the seconds before the kill count: a resumed training reports its whole time
+    assert 1000 < metrics["train_seconds"] < 1600
+    assert "train_seconds_counted_from" not in metrics
+
+
+def test_a_checkpoint_without_its_seconds_is_resumed_and_says_what_was_counted(
+    tiny_teacher_dir, task_dir, tmp_path
+):
+    from distilrnn.distillation import fit_student
+    from distilrnn.teacher import load_tokenizer
+
+    task = load_task(DataConfig(path=str(task_dir)))
+    tokenizer = load_tokenizer(str(tiny_teacher_dir))
+    work_dir = tmp_path / "work"
+    args = (task.splits["train"], task, tiny_teacher_dir, tokenizer, work_dir)
+    fit_student(_student_settings(objective="ce", eval_steps=1), 0, *args)
+    for checkpoint in _checkpoints(work_dir):  # as a checkpoint written before the clock
+        (checkpoint / TrainingClock.FILE).unlink()
+    _, metrics, _ = fit_student(_student_settings(objective="ce", eval_steps=1, epochs=2), 0, *args)
+    assert metrics["train_seconds_counted_from"] == "checkpoint-3"
+    assert 0 < metrics["train_seconds"] < 600
+
+
+@pytest.mark.parametrize("saved", [None, "not json", '{"seconds": "soon"}', '{"seconds": -5}'])
+def test_a_clock_without_sound_seconds_counts_from_zero_and_says_so(tmp_path, saved):
+    if saved is not None:
+        (tmp_path / TrainingClock.FILE).write_text(saved)
+    clock = TrainingClock(tmp_path)
+    assert not clock.known
+    assert 0 <= clock.seconds < 60
+    assert TrainingClock(None).known
 
 
 def test_a_checkpoint_with_truncated_weights_is_not_complete(tiny_teacher_dir, task_dir, tmp_path):

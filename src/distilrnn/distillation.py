@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -40,6 +39,7 @@ from distilrnn.student.build import build_student, start_from
 from distilrnn.teacher import Teacher
 from distilrnn.training import (
     FiniteTrainingCallback,
+    TrainingClock,
     last_complete_checkpoint,
     non_finite_parameters,
     selection_arguments,
@@ -321,9 +321,10 @@ def fit_student(
     last = last_complete_checkpoint(work_dir)
     if last:
         logger.info("student %s seed %d: resuming from %s", name, seed, last.name)
-    started = time.perf_counter()
+    clock = TrainingClock(last)
+    trainer.add_callback(clock)
     result = trainer.train(resume_from_checkpoint=str(last) if last else None)
-    seconds = time.perf_counter() - started
+    seconds = clock.seconds
     model = trainer.model
     projection = model.projection if isinstance(model, ProjectedStudent) else None
     model = model.student if isinstance(model, ProjectedStudent) else model
@@ -336,6 +337,8 @@ def fit_student(
     metrics: dict[str, Any] = {
         "settings": asdict(settings),
         "train_seconds": seconds,
+        # resumed from a checkpoint without its seconds: only those from it on are counted
+        **({} if clock.known or last is None else {"train_seconds_counted_from": last.name}),
         "seconds_per_epoch": seconds / settings.epochs,
         "train_runtime": result.metrics.get("train_runtime"),
         "train_examples": len(train_set),

@@ -12,7 +12,6 @@ import dataclasses
 import logging
 import shutil
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ from distilrnn.labeling import predict_logits
 from distilrnn.metrics import CLASSIFICATION, REGRESSION, check_metrics, labelled_mask, scores
 from distilrnn.training import (
     FiniteTrainingCallback,
+    TrainingClock,
     last_complete_checkpoint,
     reporting_integrations,
     resolve_precision,
@@ -377,12 +377,15 @@ def _finetune(
     last = last_complete_checkpoint(work_dir)
     if last:
         logger.info("resuming teacher fine-tuning from %s", last)
-    started = time.perf_counter()
+    clock = TrainingClock(last)
+    trainer.add_callback(clock)
     result = trainer.train(resume_from_checkpoint=str(last) if last else None)
-    seconds = time.perf_counter() - started
+    seconds = clock.seconds
     teacher = Teacher(trainer.model, tokenizer, max_length=config.max_length, name=config.model)
     teacher.metrics = {
         "train_seconds": seconds,
+        # resumed from a checkpoint without its seconds: only those from it on are counted
+        **({} if clock.known or last is None else {"train_seconds_counted_from": last.name}),
         "train_runtime": result.metrics.get("train_runtime"),
         "epochs": config.epochs,
         "best_checkpoint": trainer.state.best_model_checkpoint,

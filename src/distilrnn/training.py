@@ -1,7 +1,8 @@
 """The `Trainer` settings teacher fine-tuning and student training share: tokenising a split,
 the accuracy metric, evaluation and checkpoints every epoch with the best kept, where training
-logs go (`report_to`), stopping a training that diverges (`FiniteTrainingCallback`), and the
-checkpoint a killed training resumes from (`last_complete_checkpoint`).
+logs go (`report_to`), stopping a training that diverges (`FiniteTrainingCallback`), the
+checkpoint a killed training resumes from (`last_complete_checkpoint`), and its seconds counted
+across resumes (`TrainingClock`).
 
 transformers' `Trainer` owns both loops (dynamic padding, length-grouped batches, evaluation,
 checkpoints, resume, best-model selection, experiment tracking); this module only configures it.
@@ -14,6 +15,7 @@ import logging
 import math
 import re
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from transformers.integrations import TensorBoardCallback, is_tensorboard_availa
 from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
 
 from distilrnn import distributed
+from distilrnn.atomic import write_json_atomic
 from distilrnn.config import PRECISIONS
 from distilrnn.errors import ConfigError, DistilrnnError
 from distilrnn.inputs import PAIR_COLUMN, encode_student
@@ -244,6 +247,38 @@ class FiniteTrainingCallback(TrainerCallback):
         # with several ranks, each has loaded the best checkpoint before rank 0 goes on to
         # remove the checkpoints (the Trainer waits only before loading it)
         distributed.barrier()
+
+
+class TrainingClock(TrainerCallback):
+    """Seconds a training has run, counted across resumes: each checkpoint keeps the seconds run
+    up to it (`training_seconds.json`, written after the Trainer's files), and a training
+    resumed from one (`resumed_from`) counts on from them. `known` is False when the checkpoint
+    resumed from has no such file (written before the clock, or lost): its seconds are not in
+    `seconds` then."""
+
+    FILE = "training_seconds.json"
+
+    def __init__(self, resumed_from: Path | None = None):
+        self.before, self.known = 0.0, True
+        if resumed_from is not None:
+            try:
+                saved = json.loads((Path(resumed_from) / self.FILE).read_text(encoding="utf-8"))
+                self.before = float(saved["seconds"])
+            except (OSError, ValueError, KeyError, TypeError):
+                self.known = False
+            if not math.isfinite(self.before) or self.before < 0:
+                self.before, self.known = 0.0, False
+        self.started = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        """Seconds of training so far: before the resume, and since."""
+        return self.before + time.perf_counter() - self.started
+
+    def on_save(self, args, state, control, **kwargs):
+        checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if distributed.is_main() and checkpoint.is_dir():
+            write_json_atomic(checkpoint / self.FILE, {"seconds": self.seconds})
 
 
 # resuming ------------------------------------------------------------------------------------
