@@ -167,3 +167,47 @@ def test_groups_split_on_the_objective_and_the_cell():
     assert group_variants(config, "baselines") == ["ce-lstm", "ce-gru"]
     assert group_variants(config, "baselines", rnn="gru") == ["ce-gru"]
     assert group_variants(config, "distilled") == ["kl"]
+
+
+POOL_PARENT = """
+import concurrent.futures, multiprocessing, os, time
+from distilrnn.jobs import _start_worker
+if __name__ == "__main__":
+    pool = concurrent.futures.ProcessPoolExecutor(
+        1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+        initargs=(1, 30, os.getpid()))
+    worker = pool.submit(os.getpid).result()
+    pool.submit(time.sleep, 120)
+    print(worker, flush=True)
+    time.sleep(120)
+"""
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie waiting to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_worker_ends_when_its_parent_is_killed(tmp_path):
+    import signal
+    import time
+
+    parent = subprocess.Popen(
+        [sys.executable, "-c", POOL_PARENT], stdout=subprocess.PIPE, text=True, cwd=tmp_path
+    )
+    try:
+        worker = int(parent.stdout.readline())
+        assert _running(worker)
+        parent.send_signal(signal.SIGKILL)  # no handler of the parent's runs: the kernel acts
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while _running(worker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _running(worker)
+    finally:
+        parent.kill()

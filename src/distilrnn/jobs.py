@@ -13,9 +13,12 @@ is not finished waits for it: a job is started only once its parent's job has fi
 from __future__ import annotations
 
 import concurrent.futures as futures
+import ctypes
 import logging
 import multiprocessing
 import os
+import signal
+import sys
 from dataclasses import dataclass, field
 
 from distilrnn.config import RunConfig
@@ -26,6 +29,7 @@ from distilrnn.variants import chain
 logger = logging.getLogger(__name__)
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h): the signal a process gets when its parent dies
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,7 @@ def _run_jobs(pipeline, planned: list[Job], jobs: int, threads: int) -> None:
         max(1, min(jobs, len(planned))),
         mp_context=context,
         initializer=_start_worker,
-        initargs=(threads, level),
+        initargs=(threads, level, os.getpid()),
     ) as pool:
         while waiting or running:
             if not failures:
@@ -167,9 +171,12 @@ def _raise_failure(failures: list[tuple[Job, BaseException]]) -> None:
     raise RuntimeError(f"{where}: the worker failed{others}") from error
 
 
-def _start_worker(threads: int, level: int) -> None:
-    """A worker's set-up: `threads` threads for torch and the libraries under it (set before
-    torch is imported here), and logging at the parent's level, each line naming the process."""
+def _start_worker(threads: int, level: int, parent: int | None = None) -> None:
+    """A worker's set-up: it ends with its `parent` process (`_end_with_parent`), `threads`
+    threads for torch and the libraries under it (set before torch is imported here), and
+    logging at the parent's level, each line naming the process."""
+    if parent is not None:
+        _end_with_parent(parent)
     for name in THREAD_VARIABLES:
         os.environ[name] = str(threads)
     import torch
@@ -178,6 +185,22 @@ def _start_worker(threads: int, level: int) -> None:
     logging.basicConfig(level=level, format="[%(processName)s] %(message)s", force=True)
     for noisy in ("httpx", "urllib3", "filelock", "datasets", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _end_with_parent(parent: int) -> None:
+    """On Linux, have the kernel send this worker SIGTERM when the process that started it ends,
+    killed included (`prctl(PR_SET_PDEATHSIG)`): `kill <pid>` of `distilrnn student --jobs N`
+    then stops its students too instead of leaving them training on. Elsewhere nothing (a
+    worker there ends when the pool finds its parent gone)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent ended before the request was in place
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _train_job(
