@@ -265,3 +265,20 @@ def test_ensemble_labelling_runs_only_the_members_it_has_not_cached(two_members,
 def only_shards(run_dir):
     (shards,) = sorted((run_dir / "labels").glob("logits-*"))
     return shards
+
+
+def test_shared_progress_moves_by_whole_texts_over_its_teachers():
+    from distilrnn.labeling import SharedProgress
+
+    class Bar:
+        n = 0
+
+        def update(self, n):
+            assert isinstance(n, int) and n > 0
+            self.n += n
+
+    bar = Bar()
+    share = SharedProgress(bar, 3)
+    for n in (4, 1, 1, 6, 6, 6, 6):  # batches of three teachers reading the same 10 texts
+        share.update(n)
+    assert bar.n == 30 // 3

@@ -214,18 +214,35 @@ def label_with_teacher(
         if member_caches is None:
             return run(teacher, texts, pairs, progress)
         found = []
+        share = SharedProgress(progress, len(members))
         for member, cache in zip(members, member_caches, strict=True):
             path = cache / f"shard-{number:05d}.npy"
             logits = cached_logits(path, len(texts))
             if logits is None:
-                logits = run(member, texts, pairs, False)
+                logits = run(member, texts, pairs, share)  # type: ignore[arg-type]
                 save_logits(path, logits)
+            else:
+                share.update(len(texts))
             found.append(logits)
-        progress.update(len(texts))
         combine = getattr(teacher, "combined", None)
         return combine(found) if combine is not None else found[0]
 
     return label_shards(dataset, output_dir, shard_size, logits_of)
+
+
+class SharedProgress:
+    """A progress bar over texts that `parts` teachers each read: `update(n)` (n texts read by
+    one of them) advances it by whole texts, n / parts of them, carrying the remainder."""
+
+    def __init__(self, bar: tqdm, parts: int):
+        self.bar, self.parts, self.read, self.shown = bar, parts, 0, 0
+
+    def update(self, n: int) -> None:
+        self.read += n
+        whole = self.read // self.parts
+        if whole > self.shown:
+            self.bar.update(whole - self.shown)
+            self.shown = whole
 
 
 def cached_logits(path: Path, rows: int) -> np.ndarray | None:
